@@ -1,0 +1,101 @@
+/**
+ * The archive: one interface, two backends (DuckDB, the embedded default, and PostgreSQL).
+ * The sync pipeline writes through it; the exporters and the query/status commands read through it.
+ */
+import type { FileRecord, HistoryRecord, RunRecord, SystemMetricsRecord } from "../model/records.js";
+
+/** What the archive remembers of one run between syncs (table sync_state). */
+export interface RunSyncState {
+  entity: string;
+  project: string;
+  run_id: string;
+  /** W&B state at the last sync. */
+  state: string | null;
+  heartbeat_at: string | null;
+  /** Last history step stored (-1 when none). */
+  last_step: number;
+  /** True when the run's history was read to the end of what W&B had (false after --runs-only). */
+  history_complete: boolean;
+  /** Hash of the parts of the run that, when changed, make a finished run worth re-reading. */
+  fingerprint: string;
+  deleted: boolean;
+  /** ISO-8601 UTC of the sync that wrote this state. */
+  synced_at: string;
+  /** JSON of the selection (history keys, step range, samples...) the stored history was read with. */
+  selection: string;
+}
+
+export interface HistoryWrite {
+  /** Delete all stored history of the run before writing (force refresh, changed selection). */
+  replace: boolean;
+  /** Otherwise rows with step >= fromStep are deleted first, so a retried append never duplicates. */
+  fromStep: number;
+  batches: AsyncIterable<HistoryRecord[]> | Iterable<HistoryRecord[]>;
+}
+
+export interface RunWrite {
+  record: RunRecord;
+  state: RunSyncState;
+  history?: HistoryWrite;
+  /** When given, replaces the run's stored system metrics. */
+  systemMetrics?: SystemMetricsRecord[];
+  /** When given, replaces the run's file rows. */
+  files?: FileRecord[];
+}
+
+export interface QueryResult {
+  columns: string[];
+  rows: unknown[][];
+}
+
+export interface ProjectStatus {
+  entity: string;
+  project: string;
+  runs: number;
+  runsByState: Record<string, number>;
+  deletedRuns: number;
+  historyRows: number;
+  lastSyncAt: string | null;
+}
+
+export interface ArchiveStatus {
+  kind: ArchiveKind;
+  location: string;
+  schemaVersion: number;
+  projects: ProjectStatus[];
+}
+
+export type ArchiveKind = "duckdb" | "postgres";
+
+export interface SyncLogEntry {
+  entity: string;
+  project: string;
+  started_at: string;
+  finished_at: string;
+  runs_seen: number;
+  runs_written: number;
+  history_rows: number;
+  requests: number;
+  options: string;
+}
+
+export interface Archive {
+  readonly kind: ArchiveKind;
+  /** File path or URL with any password removed. */
+  readonly location: string;
+  /** Sync state of every run of a project, keyed by run_id (deleted runs included). */
+  loadSyncState(entity: string, project: string): Promise<Map<string, RunSyncState>>;
+  /**
+   * Writes a run's record, its history rows, system metrics, files and sync state in ONE transaction: after a crash
+   * the archive holds either the run as it was before or the run as it is now, never a mix.
+   */
+  writeRun(write: RunWrite): Promise<{ historyRows: number }>;
+  /** Records and states of many runs in one transaction (runs-only syncs); history is left as it is. */
+  writeRunRecords(items: { record: RunRecord; state: RunSyncState }[]): Promise<void>;
+  /** Marks runs deleted on the server (rows kept, runs.deleted = true, sync_state.deleted = true). */
+  markDeleted(entity: string, project: string, runIds: string[]): Promise<void>;
+  logSync(entry: SyncLogEntry): Promise<void>;
+  query(sql: string): Promise<QueryResult>;
+  status(): Promise<ArchiveStatus>;
+  close(): Promise<void>;
+}

@@ -1,0 +1,273 @@
+/**
+ * JSON values as dr-wandb keeps them, and the two text encodings it speaks.
+ *
+ * - W&B encoding (what the server sends inside history/events strings): JSON plus the bare tokens `NaN`,
+ *   `Infinity` and `-Infinity`. {@link parseWandbJson} reads it; integers beyond 2^53 come back as `bigint` so that
+ *   no digit is lost.
+ * - Strict encoding (what dr-wandb writes to JSON/JSONB columns and JSONL files): standard JSON in which a
+ *   non-finite float is written as the string "NaN", "Infinity" or "-Infinity" (PostgreSQL's float8 and DuckDB's
+ *   DOUBLE both cast those strings back), and a bigint as its exact integer literal. {@link stringifyStrict}.
+ */
+
+export type JsonValue = null | boolean | number | bigint | string | JsonValue[] | JsonObject;
+export interface JsonObject {
+  [key: string]: JsonValue;
+}
+
+export class JsonSyntaxError extends Error {
+  override name = "JsonSyntaxError";
+  constructor(
+    message: string,
+    readonly position: number,
+  ) {
+    super(`${message} at position ${position}`);
+  }
+}
+
+// A text needs the slow parser only if it may hold a non-finite token or an integer too long for a double.
+const NEEDS_TOLERANT = /NaN|Infinity|\d{16,}/;
+
+/** Parses W&B JSON: standard JSON plus NaN/Infinity/-Infinity tokens; unsafe integers become bigint. */
+export function parseWandbJson(text: string): JsonValue {
+  if (!NEEDS_TOLERANT.test(text)) {
+    try {
+      return JSON.parse(text) as JsonValue;
+    } catch {
+      // fall through to the tolerant parser, which gives a positioned error
+    }
+  }
+  return new TolerantParser(text).parseDocument();
+}
+
+/** Like {@link parseWandbJson}, but a JSON string that does not parse is returned as the string itself. */
+export function parseJsonStringField(value: unknown): JsonValue {
+  if (value === null || value === undefined) return null;
+  if (typeof value !== "string") return value as JsonValue;
+  try {
+    return parseWandbJson(value);
+  } catch {
+    return value;
+  }
+}
+
+class TolerantParser {
+  private i = 0;
+  constructor(private readonly s: string) {}
+
+  parseDocument(): JsonValue {
+    this.ws();
+    const v = this.value();
+    this.ws();
+    if (this.i !== this.s.length) throw new JsonSyntaxError("unexpected trailing text", this.i);
+    return v;
+  }
+
+  private ws(): void {
+    const s = this.s;
+    while (this.i < s.length) {
+      const c = s.charCodeAt(this.i);
+      if (c === 32 || c === 9 || c === 10 || c === 13) this.i++;
+      else break;
+    }
+  }
+
+  private value(): JsonValue {
+    const s = this.s;
+    const c = s[this.i];
+    switch (c) {
+      case "{":
+        return this.object();
+      case "[":
+        return this.array();
+      case '"':
+        return this.string();
+      case "t":
+        return this.literal("true", true);
+      case "f":
+        return this.literal("false", false);
+      case "n":
+        return this.literal("null", null);
+      case "N":
+        return this.literal("NaN", Number.NaN);
+      case "I":
+        return this.literal("Infinity", Number.POSITIVE_INFINITY);
+      default:
+        if (c === "-" && s.startsWith("-Infinity", this.i)) return this.literal("-Infinity", Number.NEGATIVE_INFINITY);
+        if (c === "-" || (c !== undefined && c >= "0" && c <= "9")) return this.number();
+        throw new JsonSyntaxError(c === undefined ? "unexpected end of text" : `unexpected character '${c}'`, this.i);
+    }
+  }
+
+  private literal<T extends JsonValue>(word: string, v: T): T {
+    if (!this.s.startsWith(word, this.i)) throw new JsonSyntaxError(`expected '${word}'`, this.i);
+    this.i += word.length;
+    return v;
+  }
+
+  private number(): number | bigint {
+    const s = this.s;
+    const start = this.i;
+    if (s[this.i] === "-") this.i++;
+    let isInt = true;
+    while (this.i < s.length) {
+      const ch = s[this.i]!;
+      if (ch >= "0" && ch <= "9") this.i++;
+      else if (ch === "." || ch === "e" || ch === "E" || ch === "+" || ch === "-") {
+        isInt = false;
+        this.i++;
+      } else break;
+    }
+    const text = s.slice(start, this.i);
+    const n = Number(text);
+    if (text === "-" || Number.isNaN(n)) throw new JsonSyntaxError(`bad number '${text}'`, start);
+    if (isInt && !Number.isSafeInteger(n)) return BigInt(text);
+    return n;
+  }
+
+  private string(): string {
+    const s = this.s;
+    const start = this.i;
+    // Find the closing quote, then let JSON.parse handle escapes exactly.
+    let j = this.i + 1;
+    while (j < s.length) {
+      const ch = s.charCodeAt(j);
+      if (ch === 92) j += 2;
+      else if (ch === 34) break;
+      else j++;
+    }
+    if (j >= s.length) throw new JsonSyntaxError("unterminated string", start);
+    this.i = j + 1;
+    const raw = s.slice(start, this.i);
+    try {
+      return JSON.parse(raw) as string;
+    } catch {
+      // W&B tolerates raw control characters (Python strict=False); escape them and retry.
+      // biome-ignore lint/suspicious/noControlCharactersInRegex: deliberate
+      const fixed = raw.replace(/[\u0000-\u001f]/g, (m) => `\\u${m.charCodeAt(0).toString(16).padStart(4, "0")}`);
+      try {
+        return JSON.parse(fixed) as string;
+      } catch {
+        throw new JsonSyntaxError("bad string", start);
+      }
+    }
+  }
+
+  private array(): JsonValue[] {
+    this.i++;
+    const out: JsonValue[] = [];
+    this.ws();
+    if (this.s[this.i] === "]") {
+      this.i++;
+      return out;
+    }
+    for (;;) {
+      this.ws();
+      out.push(this.value());
+      this.ws();
+      const c = this.s[this.i];
+      if (c === ",") this.i++;
+      else if (c === "]") {
+        this.i++;
+        return out;
+      } else throw new JsonSyntaxError("expected ',' or ']'", this.i);
+    }
+  }
+
+  private object(): JsonObject {
+    this.i++;
+    const out: JsonObject = {};
+    this.ws();
+    if (this.s[this.i] === "}") {
+      this.i++;
+      return out;
+    }
+    for (;;) {
+      this.ws();
+      if (this.s[this.i] !== '"') throw new JsonSyntaxError("expected a key", this.i);
+      const k = this.string();
+      this.ws();
+      if (this.s[this.i] !== ":") throw new JsonSyntaxError("expected ':'", this.i);
+      this.i++;
+      this.ws();
+      // defineProperty-free assignment is safe: "__proto__" as a key must stay data, so use a guard.
+      const v = this.value();
+      if (k === "__proto__") Object.defineProperty(out, k, { value: v, enumerable: true, writable: true });
+      else out[k] = v;
+      this.ws();
+      const c = this.s[this.i];
+      if (c === ",") this.i++;
+      else if (c === "}") {
+        this.i++;
+        return out;
+      } else throw new JsonSyntaxError("expected ',' or '}'", this.i);
+    }
+  }
+}
+
+function nonFinite(n: number): string {
+  return Number.isNaN(n) ? "NaN" : n > 0 ? "Infinity" : "-Infinity";
+}
+
+function stringifyWith(v: JsonValue, nf: (n: number) => string): string {
+  switch (typeof v) {
+    case "number":
+      return Number.isFinite(v) ? JSON.stringify(v) : nf(v);
+    case "bigint":
+      return v.toString();
+    case "string":
+      return JSON.stringify(v);
+    case "boolean":
+      return v ? "true" : "false";
+    case "object": {
+      if (v === null) return "null";
+      if (Array.isArray(v)) return `[${v.map((x) => stringifyWith(x, nf)).join(",")}]`;
+      const parts: string[] = [];
+      for (const k of Object.keys(v)) {
+        const x = v[k];
+        if (x === undefined) continue;
+        parts.push(`${JSON.stringify(k)}:${stringifyWith(x, nf)}`);
+      }
+      return `{${parts.join(",")}}`;
+    }
+    default:
+      return "null";
+  }
+}
+
+/** Strict JSON: NaN/±Infinity as the strings "NaN"/"Infinity"/"-Infinity", bigints as exact integers. */
+export function stringifyStrict(v: JsonValue): string {
+  return stringifyWith(v, (n) => `"${nonFinite(n)}"`);
+}
+
+/** W&B/Python-style JSON: NaN/±Infinity as bare tokens, bigints as exact integers. */
+export function stringifyWandb(v: JsonValue): string {
+  return stringifyWith(v, nonFinite);
+}
+
+/** True if the value is a plain JSON object (not an array, not null). */
+export function isJsonObject(v: unknown): v is JsonObject {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+/** Numeric equality that treats NaN as equal to NaN and a bigint as equal to the same integer as a number. */
+export function jsonEquals(a: JsonValue, b: JsonValue): boolean {
+  if (typeof a === "number" && typeof b === "number") return Object.is(a, b) || a === b;
+  if (typeof a === "bigint" || typeof b === "bigint") {
+    if ((typeof a === "bigint" || typeof a === "number") && (typeof b === "bigint" || typeof b === "number")) {
+      try {
+        return BigInt(a) === BigInt(b);
+      } catch {
+        return false;
+      }
+    }
+    return false;
+  }
+  if (Array.isArray(a)) return Array.isArray(b) && a.length === b.length && a.every((x, i) => jsonEquals(x, b[i]!));
+  if (isJsonObject(a)) {
+    if (!isJsonObject(b)) return false;
+    const ka = Object.keys(a);
+    if (ka.length !== Object.keys(b).length) return false;
+    return ka.every((k) => k in b && jsonEquals(a[k]!, b[k]!));
+  }
+  return a === b;
+}

@@ -1,0 +1,163 @@
+/**
+ * The records dr-wandb stores and exports. Field names are the original dr_wandb's (snake_case), so a user of
+ * the Python tool finds the same names in the pickle, Parquet, JSONL and SQL outputs.
+ */
+import { isJsonObject, type JsonObject, type JsonValue } from "./json.js";
+
+export interface RunRecord {
+  entity: string;
+  project: string;
+  /** The short W&B run id (W&B `name`). */
+  run_id: string;
+  /** The human-readable name (W&B `displayName`). */
+  run_name: string | null;
+  state: string | null;
+  /** ISO-8601 UTC with a trailing Z. */
+  created_at: string;
+  heartbeat_at: string | null;
+  config: JsonObject;
+  summary: JsonObject;
+  /** The run's wandb-metadata.json (empty object when the run has none). */
+  wandb_metadata: JsonObject;
+  system_metrics: JsonObject;
+  /** The raw run record as W&B returned it (JSON-string fields decoded, config still wrapped). */
+  system_attrs: JsonObject;
+  /** {sweep_id, sweep_name, sweep_url, ...} when the run belongs to a sweep; empty object otherwise. */
+  sweep_info: JsonObject;
+  tags: string[];
+  group: string | null;
+  job_type: string | null;
+  /** The username of the run's author. */
+  user: string | null;
+  notes: string | null;
+  commit: string | null;
+  history_keys: JsonValue;
+  /** historyKeys.lastStep; -1 for a run without history. */
+  last_history_step: number;
+  storage_id: string;
+}
+
+/** The columns of a run record that are neither JSON nor lists, in export order. */
+export const RUN_SCALAR_COLUMNS = [
+  "run_id",
+  "run_name",
+  "state",
+  "project",
+  "entity",
+  "created_at",
+  "heartbeat_at",
+  "group",
+  "job_type",
+  "user",
+  "notes",
+  "commit",
+  "last_history_step",
+  "storage_id",
+] as const;
+
+/** The JSON components of a run record, as in the original's runs_metadata_{component}.parquet files. */
+export const RUN_JSON_COMPONENTS = [
+  "config",
+  "summary",
+  "wandb_metadata",
+  "system_metrics",
+  "system_attrs",
+  "sweep_info",
+] as const;
+
+export interface HistoryRecord {
+  run_id: string;
+  step: number;
+  /** `_timestamp` as Unix seconds (float), or null. Writers turn it into a UTC timestamp. */
+  timestamp: number | null;
+  /** `_runtime` in seconds, or null. */
+  runtime: number | null;
+  /** `_wandb`, or an empty object. */
+  wandb_metadata: JsonValue;
+  /** Every key not starting with `_`. */
+  metrics: JsonObject;
+  /** The other `_` keys (not `_step`, `_timestamp`, `_runtime`, `_wandb`), kept rather than dropped. */
+  extra: JsonObject;
+}
+
+/** The fixed (non-metric) columns of a history row, in export order. */
+export const HISTORY_FIXED_COLUMNS = ["run_id", "step", "timestamp", "runtime", "wandb_metadata", "extra"] as const;
+
+export interface SystemMetricsRecord {
+  run_id: string;
+  timestamp: number | null;
+  runtime: number | null;
+  metrics: JsonObject;
+}
+
+export interface FileRecord {
+  entity: string;
+  project: string;
+  run_id: string;
+  name: string;
+  size: number;
+  md5: string | null;
+  updated_at: string | null;
+  /** Path relative to the output folder, or null when the file was listed but not downloaded. */
+  local_path: string | null;
+}
+
+function asNumber(v: JsonValue | undefined): number | null {
+  if (typeof v === "number") return v;
+  if (typeof v === "bigint") return Number(v);
+  if (typeof v === "string" && v.trim() !== "" && !Number.isNaN(Number(v))) return Number(v);
+  return null;
+}
+
+/** Normalises a W&B step (which may arrive as a float such as 10.0) to an integer. */
+export function normaliseStep(v: JsonValue | undefined): number | null {
+  const n = asNumber(v);
+  if (n === null || !Number.isFinite(n)) return null;
+  return Math.round(n);
+}
+
+/** Splits one raw W&B history row into a HistoryRecord. Returns null for a row without a usable `_step`. */
+export function toHistoryRecord(runId: string, row: JsonObject): HistoryRecord | null {
+  const step = normaliseStep(row._step);
+  if (step === null) return null;
+  const metrics: JsonObject = {};
+  const extra: JsonObject = {};
+  for (const k of Object.keys(row)) {
+    const v = row[k]!;
+    if (!k.startsWith("_")) metrics[k] = v;
+    else if (k !== "_step" && k !== "_timestamp" && k !== "_runtime" && k !== "_wandb") extra[k] = v;
+  }
+  const wm = row._wandb;
+  return {
+    run_id: runId,
+    step,
+    timestamp: asNumber(row._timestamp),
+    runtime: asNumber(row._runtime),
+    wandb_metadata: wm === undefined ? {} : wm,
+    metrics,
+    extra,
+  };
+}
+
+/** Turns one system-metrics event row into a record (every key except `_timestamp`/`_runtime` is a metric). */
+export function toSystemMetricsRecord(runId: string, row: JsonObject): SystemMetricsRecord {
+  const metrics: JsonObject = {};
+  for (const k of Object.keys(row)) if (k !== "_timestamp" && k !== "_runtime") metrics[k] = row[k]!;
+  return { run_id: runId, timestamp: asNumber(row._timestamp), runtime: asNumber(row._runtime), metrics };
+}
+
+/** W&B timestamps come without a zone and mean UTC; this gives ISO-8601 with a Z (or the input if unparsable). */
+export function toUtcIso(s: string | null | undefined): string | null {
+  if (s === null || s === undefined || s === "") return null;
+  const hasZone = /(?:Z|[+-]\d{2}:?\d{2})$/.test(s);
+  const d = new Date(hasZone ? s : `${s}Z`);
+  return Number.isNaN(d.getTime()) ? s : d.toISOString();
+}
+
+export function lastStepOf(historyKeys: JsonValue): number {
+  if (isJsonObject(historyKeys)) {
+    const n = normaliseStep(historyKeys.lastStep);
+    if (n !== null) return n;
+  }
+  return -1;
+}

@@ -1,0 +1,135 @@
+/**
+ * What the W&B client hands to the rest of dr-wandb: decoded, typed, nothing lost.
+ * Raw wire shapes stay inside src/wandb; everything exported here is already decoded.
+ */
+import type { JsonObject, JsonValue } from "../model/json.js";
+
+/** A run as listed with the full run fragment (config, summary and system metrics decoded). */
+export interface WandbRun {
+  /** Storage id (W&B `id`, base64 of "Run:v1:<name>:<project>:<entity>"). */
+  storageId: string;
+  /** The short run id used in URLs (W&B `name`, the SDK's `run.id`). */
+  name: string;
+  displayName: string | null;
+  entity: string;
+  project: string;
+  state: string | null;
+  tags: string[];
+  group: string | null;
+  jobType: string | null;
+  sweepName: string | null;
+  commit: string | null;
+  readOnly: boolean | null;
+  /** ISO-8601 as W&B sent it (normally without a zone, meaning UTC). */
+  createdAt: string;
+  heartbeatAt: string | null;
+  description: string | null;
+  notes: string | null;
+  user: { name: string | null; username: string | null } | null;
+  /** Config unwrapped from {"value", "desc"}; `_wandb` and `wandb_version` are only in rawConfig. */
+  config: JsonObject;
+  /** Config exactly as W&B sent it (decoded from its JSON string, still wrapped). */
+  rawConfig: JsonObject;
+  summary: JsonObject;
+  systemMetrics: JsonObject;
+  /** The historyKeys object ({lastStep, keys: {...}}), or null. */
+  historyKeys: JsonValue;
+  /** historyKeys.lastStep, or -1 when the run has no history. */
+  lastHistoryStep: number;
+  historyLineCount: number | null;
+  /** The run node as W&B returned it, with JSON-string fields decoded. */
+  raw: JsonObject;
+}
+
+/** One raw history row: `_step`, `_runtime`, `_timestamp`, `_wandb`, metrics; values decoded exactly. */
+export type HistoryRow = JsonObject;
+
+/** One system-metrics event row (`_timestamp`, `_runtime`, `system.*` keys). */
+export type EventRow = JsonObject;
+
+export interface WandbFile {
+  id: string;
+  name: string;
+  /** Download URL (under the base URL, needs auth; may redirect to signed storage). */
+  url: string | null;
+  directUrl: string | null;
+  sizeBytes: number;
+  mimetype: string | null;
+  updatedAt: string | null;
+  md5: string | null;
+}
+
+export interface Viewer {
+  id: string;
+  entity: string | null;
+  username: string | null;
+}
+
+export interface RunsPage {
+  runs: WandbRun[];
+  /** project.runCount with the same filters, as reported with this page. */
+  runCount: number;
+  hasNextPage: boolean;
+}
+
+export interface ListRunsOptions {
+  /** Mongo-style W&B filter object (sent as a JSON string). */
+  filters?: JsonObject;
+  /** "+created_at" (default), "-created_at", "+heartbeat_at", "config.<k>.value", "summary_metrics.<k>". */
+  order?: string;
+  perPage?: number;
+  signal?: AbortSignal;
+}
+
+export interface ScanHistoryOptions {
+  /** First step to read (inclusive). Default 0. */
+  minStep?: number;
+  /** Last step to read (exclusive). Default: lastHistoryStep + 1. */
+  maxStep?: number;
+  /** The run's last step if known (saves the RunHistoryKeys request). */
+  lastStep?: number;
+  /** Only these metric keys (sampledHistory windows; rows lacking a key may be absent, as on W&B). */
+  keys?: string[];
+  /** Window width in steps for history pages. Default 1000. */
+  pageSize?: number;
+  /** Use parquet exports when the server has them. Default true. */
+  useParquet?: boolean;
+  signal?: AbortSignal;
+}
+
+/** The reads that the rest of dr-wandb needs from W&B. Implemented by WandbClient in src/wandb/client.ts. */
+export interface WandbApi {
+  readonly baseUrl: string;
+  viewer(): Promise<Viewer>;
+  /** project.runCount(filters); throws NotFoundError when the project does not exist. */
+  runCount(entity: string, project: string, filters?: JsonObject): Promise<number>;
+  /** Pages of fully loaded runs (one request per page, no request per run). */
+  listRuns(entity: string, project: string, options?: ListRunsOptions): AsyncIterable<RunsPage>;
+  /** One run, or null when W&B says it does not exist. */
+  getRun(entity: string, project: string, name: string): Promise<WandbRun | null>;
+  /** Several runs by name in as few requests as the server allows (aliases; falls back to one per run). */
+  getRuns(entity: string, project: string, names: string[]): Promise<Map<string, WandbRun | null>>;
+  lastHistoryStep(entity: string, project: string, name: string): Promise<number>;
+  /** The full history in step order, in batches; parquet exports first when present, live windows for the rest. */
+  scanHistory(entity: string, project: string, name: string, options?: ScanHistoryOptions): AsyncIterable<HistoryRow[]>;
+  /** Sampled history (run.history(samples) / sampledHistory with keys). */
+  sampledHistory(
+    entity: string,
+    project: string,
+    name: string,
+    options: { keys?: string[]; samples: number },
+  ): Promise<HistoryRow[]>;
+  /** The system-metrics event stream (W&B samples it down to `samples` rows). */
+  systemEvents(entity: string, project: string, name: string, samples?: number): Promise<EventRow[]>;
+  listFiles(
+    entity: string,
+    project: string,
+    name: string,
+    options?: { pattern?: string; names?: string[]; perPage?: number },
+  ): AsyncIterable<WandbFile[]>;
+  /** Downloads a file to `dest` (resuming from `dest`'s current size with Range when `resume` is set). */
+  downloadFile(file: WandbFile, dest: string, options?: { resume?: boolean; signal?: AbortSignal }): Promise<void>;
+  /** Fetches and parses a small JSON run file (e.g. wandb-metadata.json); null when missing. */
+  fetchJsonFile(entity: string, project: string, name: string, fileName: string): Promise<JsonObject | null>;
+  close(): Promise<void>;
+}
