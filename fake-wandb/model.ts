@@ -106,7 +106,7 @@ export interface FakeStore {
   readonly internalId: string;
   readonly viewer: FakeUser & { id: string; entity: string };
   /** Whether finished runs get parquet exports at all. */
-  parquetExports: boolean;
+  exportsEnabled: boolean;
 
   /** Non-deleted runs in creation order. */
   runs(): FakeRun[];
