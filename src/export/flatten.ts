@@ -1,0 +1,144 @@
+/**
+ * Flattening metrics (a JSON object per history row) into one typed Parquet column per key.
+ *
+ * Writers observe the kinds of value each key takes (cheaply, while the rows pass by), then ask for the column
+ * type and the DuckDB expression that extracts it from a strict-JSON column (see src/model/json.ts: non-finite
+ * floats are the strings "NaN"/"Infinity"/"-Infinity", bigints exact integer literals).
+ */
+import type { JsonValue } from "../model/json.js";
+
+export type ValueKind = "null" | "bool" | "int" | "bigint" | "float" | "string" | "object";
+export type ColumnType = "BOOLEAN" | "BIGINT" | "HUGEINT" | "DOUBLE" | "VARCHAR" | "JSON";
+
+const INT64_MIN = -(2n ** 63n);
+const INT64_MAX = 2n ** 63n - 1n;
+const INT128_MAX = 2n ** 127n - 1n;
+const INT128_MIN = -(2n ** 127n);
+
+export function kindOf(v: JsonValue): ValueKind {
+  switch (typeof v) {
+    case "boolean":
+      return "bool";
+    case "number":
+      return Number.isInteger(v) ? "int" : "float";
+    case "bigint":
+      if (v < INT128_MIN || v > INT128_MAX) return "object"; // beyond HUGEINT: keep as JSON text
+      return v < INT64_MIN || v > INT64_MAX ? "bigint" : "int";
+    case "string":
+      return "string";
+    default:
+      return v === null ? "null" : "object";
+  }
+}
+
+/** Set of kinds seen per key, as a bit mask (cheap to merge). */
+const BIT: Record<ValueKind, number> = { null: 1, bool: 2, int: 4, bigint: 8, float: 16, string: 32, object: 64 };
+
+export class KindTracker {
+  private readonly masks = new Map<string, number>();
+
+  observe(metrics: Record<string, JsonValue>): void {
+    for (const k in metrics) {
+      const bit = BIT[kindOf(metrics[k]!)];
+      this.masks.set(k, (this.masks.get(k) ?? 0) | bit);
+    }
+  }
+
+  observeKind(key: string, kinds: Iterable<ValueKind>): void {
+    let m = this.masks.get(key) ?? 0;
+    for (const k of kinds) m |= BIT[k];
+    this.masks.set(key, m);
+  }
+
+  keys(): string[] {
+    return [...this.masks.keys()];
+  }
+
+  kinds(key: string): ValueKind[] {
+    const m = this.masks.get(key) ?? 0;
+    return (Object.keys(BIT) as ValueKind[]).filter((k) => (m & BIT[k]) !== 0);
+  }
+
+  columnType(key: string): ColumnType {
+    return columnTypeFor(this.kinds(key));
+  }
+}
+
+/**
+ * The narrowest column that holds every value exactly:
+ * bool → BOOLEAN; int → BIGINT; int+bigint → HUGEINT; int+float → DOUBLE unless an integer would lose digits
+ * (then JSON); string → VARCHAR; anything mixed or nested → JSON.
+ */
+export function columnTypeFor(kinds: ValueKind[]): ColumnType {
+  const k = new Set(kinds.filter((x) => x !== "null"));
+  if (k.size === 0) return "DOUBLE";
+  if (k.has("object")) return "JSON";
+  if (k.size === 1) {
+    const only = [...k][0]!;
+    return only === "bool"
+      ? "BOOLEAN"
+      : only === "int"
+        ? "BIGINT"
+        : only === "bigint"
+          ? "HUGEINT"
+          : only === "float"
+            ? "DOUBLE"
+            : "VARCHAR";
+  }
+  if ([...k].every((x) => x === "int" || x === "bigint")) return "HUGEINT";
+  // int + float: a double holds every int we call "int" only up to 2^53; JSON numbers beyond that arrive as bigint.
+  if ([...k].every((x) => x === "int" || x === "float")) return "DOUBLE";
+  return "JSON";
+}
+
+/** Quotes an SQL identifier (DuckDB and PostgreSQL). */
+export function quoteIdent(name: string): string {
+  return `"${name.replaceAll('"', '""')}"`;
+}
+
+/** Quotes an SQL string literal. */
+export function quoteLiteral(s: string): string {
+  return `'${s.replaceAll("'", "''")}'`;
+}
+
+/** JSONPath for one key of an object, safe for any key (dots, quotes, spaces, unicode). */
+export function jsonPathFor(key: string): string {
+  return `$.${JSON.stringify(key)}`;
+}
+
+/**
+ * The DuckDB expression that extracts `key` from the JSON column `jsonColumn` as `type`.
+ * Strings "NaN"/"Infinity"/"-Infinity" cast to the matching doubles.
+ */
+export function extractExpr(jsonColumn: string, key: string, type: ColumnType): string {
+  const path = quoteLiteral(jsonPathFor(key));
+  const col = quoteIdent(jsonColumn);
+  switch (type) {
+    case "JSON":
+      return `json_extract(${col}, ${path})`;
+    case "VARCHAR":
+      return `json_extract_string(${col}, ${path})`;
+    default:
+      return `TRY_CAST(json_extract_string(${col}, ${path}) AS ${type})`;
+  }
+}
+
+/**
+ * Output column names for metric keys: the key itself, unless it equals a reserved (fixed) column name or an
+ * earlier key's column, in which case "metrics.<key>" (then a numeric suffix) is used. Comparison is
+ * case-insensitive, as DuckDB's identifiers are.
+ */
+export function metricColumnNames(keys: string[], reserved: readonly string[]): Map<string, string> {
+  const used = new Set(reserved.map((r) => r.toLowerCase()));
+  const out = new Map<string, string>();
+  for (const key of keys) {
+    let name = key;
+    if (used.has(name.toLowerCase())) name = `metrics.${key}`;
+    let i = 2;
+    const base = name;
+    while (used.has(name.toLowerCase())) name = `${base}_${i++}`;
+    used.add(name.toLowerCase());
+    out.set(key, name);
+  }
+  return out;
+}
