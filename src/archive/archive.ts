@@ -41,6 +41,11 @@ export interface RunWrite {
   systemMetrics?: SystemMetricsRecord[];
   /** When given, replaces the run's file rows. */
   files?: FileRecord[];
+  /**
+   * Record columns to keep from the stored row when the run already exists (e.g. wandb_metadata, which is not
+   * refetched for runs that only changed). Ignored for a run that is not stored yet.
+   */
+  preserve?: ("wandb_metadata" | "sweep_info")[];
 }
 
 export interface QueryResult {
