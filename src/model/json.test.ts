@@ -1,0 +1,93 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { jsonEquals, parseJsonStringField, parseWandbJson, stringifyStrict, stringifyWandb } from "./json.js";
+import { normaliseStep, toHistoryRecord, toUtcIso } from "./records.js";
+
+describe("parseWandbJson", () => {
+  it("reads bare NaN and Infinity tokens as W&B writes them", () => {
+    const v = parseWandbJson('{"a": NaN, "b": Infinity, "c": -Infinity, "d": [NaN, 1.5]}') as Record<string, unknown>;
+    assert.ok(Number.isNaN(v.a));
+    assert.equal(v.b, Number.POSITIVE_INFINITY);
+    assert.equal(v.c, Number.NEGATIVE_INFINITY);
+    assert.ok(Number.isNaN((v.d as number[])[0]));
+  });
+
+  it("keeps integers beyond 2^53 exact as bigint, and small ones as numbers", () => {
+    const v = parseWandbJson('{"big": 9007199254740993, "neg": -123456789012345678901, "small": 42, "f": 1e300}');
+    assert.deepEqual(v, { big: 9007199254740993n, neg: -123456789012345678901n, small: 42, f: 1e300 });
+  });
+
+  it("keeps unicode, dotted and quoted keys, escapes and nested values", () => {
+    const text = '{"精度": 1, "a.b": {"c d": "it\'s \\"q\\""}, "e": "\\u00e9\\n", "l": [true, false, null]}';
+    assert.deepEqual(parseWandbJson(text), {
+      精度: 1,
+      "a.b": { "c d": 'it\'s "q"' },
+      e: "é\n",
+      l: [true, false, null],
+    });
+  });
+
+  it("accepts raw control characters inside strings, as Python's strict=False does", () => {
+    assert.deepEqual(parseWandbJson('{"a": "x\ty", "NaN": 1}'), { a: "x\ty", NaN: 1 });
+  });
+
+  it("keeps __proto__ as data", () => {
+    const v = parseWandbJson('{"__proto__": {"x": NaN}}') as Record<string, unknown>;
+    assert.ok(Object.hasOwn(v, "__proto__"));
+    assert.equal(({} as Record<string, unknown>).x, undefined);
+  });
+
+  it("rejects malformed text with a positioned error", () => {
+    assert.throws(() => parseWandbJson('{"a": NaX}'), /position/);
+    assert.throws(() => parseWandbJson('{"a": 1'), /position/);
+    assert.throws(() => parseWandbJson("[1,] x"), /position/);
+  });
+
+  it("returns unparsable JSON-string fields as the string itself", () => {
+    assert.equal(parseJsonStringField("not json"), "not json");
+    assert.equal(parseJsonStringField(null), null);
+    assert.deepEqual(parseJsonStringField('{"a": 1}'), { a: 1 });
+  });
+});
+
+describe("stringify", () => {
+  const v = { a: Number.NaN, b: Number.POSITIVE_INFINITY, c: Number.NEGATIVE_INFINITY, d: 2n ** 70n, e: [1.5, "x"] };
+
+  it("writes strict JSON with non-finite floats as strings and exact big integers", () => {
+    const s = stringifyStrict(v);
+    assert.equal(s, '{"a":"NaN","b":"Infinity","c":"-Infinity","d":1180591620717411303424,"e":[1.5,"x"]}');
+    JSON.parse(s);
+  });
+
+  it("round-trips through the W&B encoding", () => {
+    assert.ok(jsonEquals(parseWandbJson(stringifyWandb(v)), v));
+  });
+});
+
+describe("records", () => {
+  it("splits a history row into fixed fields, metrics and the other underscore keys", () => {
+    const rec = toHistoryRecord("r1", {
+      _step: 10.0,
+      _runtime: 1.5,
+      _timestamp: 1700000000.25,
+      _wandb: { runtime: 1 },
+      _custom: "kept",
+      loss: Number.NaN,
+      step: 3,
+    });
+    assert.equal(rec?.step, 10);
+    assert.equal(rec?.timestamp, 1700000000.25);
+    assert.deepEqual(rec?.extra, { _custom: "kept" });
+    assert.deepEqual(Object.keys(rec?.metrics ?? {}), ["loss", "step"]);
+    assert.ok(Number.isNaN(rec?.metrics.loss));
+    assert.equal(toHistoryRecord("r1", { loss: 1 }), null);
+  });
+
+  it("normalises steps and times", () => {
+    assert.equal(normaliseStep(12.0), 12);
+    assert.equal(normaliseStep(12n), 12);
+    assert.equal(normaliseStep("x"), null);
+    assert.equal(toUtcIso("2023-11-05T17:46:35"), "2023-11-05T17:46:35.000Z");
+    assert.equal(toUtcIso("2023-11-05T17:46:35+01:00"), "2023-11-05T16:46:35.000Z");
+  });
+});

@@ -1,0 +1,64 @@
+/** Small concurrency helpers for the pipeline. */
+
+/**
+ * Maps `items` with at most `limit` calls of `fn` in flight and yields the results IN INPUT ORDER as soon as each
+ * is ready (a sliding window: memory holds at most `limit` pending results).
+ */
+export async function* orderedMap<T, R>(
+  items: AsyncIterable<T> | Iterable<T>,
+  limit: number,
+  fn: (item: T, index: number) => Promise<R>,
+): AsyncGenerator<R> {
+  const window: Promise<R>[] = [];
+  let i = 0;
+  for await (const item of items) {
+    const p = fn(item, i++);
+    p.catch(() => {}); // observed when awaited below; avoid an unhandled rejection meanwhile
+    window.push(p);
+    if (window.length >= Math.max(1, limit)) yield await window.shift()!;
+  }
+  while (window.length > 0) yield await window.shift()!;
+}
+
+/** Runs `fn` over items with at most `limit` in flight; rejects with the first error after all started work ends. */
+export async function forEachLimit<T>(
+  items: Iterable<T>,
+  limit: number,
+  fn: (item: T, index: number) => Promise<void>,
+): Promise<void> {
+  const it = items[Symbol.iterator]();
+  let index = 0;
+  let failed: unknown;
+  let hasFailed = false;
+  const worker = async () => {
+    for (;;) {
+      if (hasFailed) return;
+      const n = it.next();
+      if (n.done) return;
+      const i = index++;
+      try {
+        await fn(n.value, i);
+      } catch (e) {
+        if (!hasFailed) {
+          hasFailed = true;
+          failed = e;
+        }
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, limit) }, worker));
+  if (hasFailed) throw failed;
+}
+
+/** A mutual-exclusion lock: callers run one at a time, in arrival order. */
+export class Mutex {
+  private tail: Promise<void> = Promise.resolve();
+  run<T>(fn: () => Promise<T>): Promise<T> {
+    const result = this.tail.then(fn);
+    this.tail = result.then(
+      () => {},
+      () => {},
+    );
+    return result;
+  }
+}

@@ -1,0 +1,194 @@
+/**
+ * Everything dr-wandb reads for one run beyond its listing: metadata file, history, system metrics, files.
+ * Shared by the archive sync and the download command.
+ */
+import { mkdir, stat } from "node:fs/promises";
+import { isAbsolute, join, relative, resolve, sep } from "node:path";
+import type { JsonObject } from "../model/json.js";
+import {
+  type FileRecord,
+  type HistoryRecord,
+  type SystemMetricsRecord,
+  toHistoryRecord,
+  toSystemMetricsRecord,
+} from "../model/records.js";
+import type { WandbApi, WandbFile, WandbRun } from "../wandb/types.js";
+
+/** What history to read, shared by every run of a sync (the user's selection). */
+export interface HistorySelection {
+  /** Only these metric keys. */
+  keys?: string[];
+  minStep?: number;
+  /** Exclusive upper bound. */
+  maxStep?: number;
+  /** Sampled history of about this many rows instead of the full history. */
+  samples?: number;
+}
+
+export function selectionKey(sel: HistorySelection): string {
+  return JSON.stringify({
+    keys: sel.keys && sel.keys.length > 0 ? [...sel.keys].sort() : null,
+    minStep: sel.minStep ?? null,
+    maxStep: sel.maxStep ?? null,
+    samples: sel.samples ?? null,
+  });
+}
+
+const METADATA_FILE = "wandb-metadata.json";
+
+export async function fetchMetadata(api: WandbApi, run: WandbRun): Promise<JsonObject> {
+  return (await api.fetchJsonFile(run.entity, run.project, run.name, METADATA_FILE)) ?? {};
+}
+
+export interface HistoryFetch {
+  batches: HistoryRecord[][];
+  rows: number;
+  /** Highest step read, or -1. */
+  maxStep: number;
+}
+
+/** Reads a run's history (from `fromStep`) into batches of records, in step order. */
+export async function fetchHistory(
+  api: WandbApi,
+  run: WandbRun,
+  fromStep: number,
+  sel: HistorySelection,
+  signal?: AbortSignal,
+): Promise<HistoryFetch> {
+  const batches: HistoryRecord[][] = [];
+  let rows = 0;
+  let maxStep = -1;
+  const take = (raw: JsonObject[]) => {
+    const batch: HistoryRecord[] = [];
+    for (const r of raw) {
+      const rec = toHistoryRecord(run.name, r);
+      if (!rec) continue;
+      batch.push(rec);
+      if (rec.step > maxStep) maxStep = rec.step;
+    }
+    if (batch.length > 0) {
+      batches.push(batch);
+      rows += batch.length;
+    }
+  };
+  if (sel.samples !== undefined) {
+    take(await api.sampledHistory(run.entity, run.project, run.name, { keys: sel.keys, samples: sel.samples }));
+    return { batches, rows, maxStep };
+  }
+  if (run.lastHistoryStep < 0) return { batches, rows, maxStep };
+  const minStep = Math.max(fromStep, sel.minStep ?? 0);
+  const maxExclusive = Math.min(sel.maxStep ?? Number.POSITIVE_INFINITY, run.lastHistoryStep + 1);
+  if (minStep >= maxExclusive) return { batches, rows, maxStep };
+  for await (const page of api.scanHistory(run.entity, run.project, run.name, {
+    minStep,
+    maxStep: Number.isFinite(maxExclusive) ? maxExclusive : undefined,
+    lastStep: run.lastHistoryStep,
+    keys: sel.keys && sel.keys.length > 0 ? sel.keys : undefined,
+    signal,
+  })) {
+    take(page);
+  }
+  return { batches, rows, maxStep };
+}
+
+export async function fetchSystemMetrics(
+  api: WandbApi,
+  run: WandbRun,
+  samples: number,
+): Promise<SystemMetricsRecord[]> {
+  const rows = await api.systemEvents(run.entity, run.project, run.name, samples);
+  return rows.map((r) => toSystemMetricsRecord(run.name, r));
+}
+
+export interface FileOptions {
+  /** The output folder; files go under <outputDir>/files/<entity>/<project>/<run_id>/. */
+  outputDir: string;
+  pattern?: string;
+  maxFileSize?: number;
+}
+
+/**
+ * Resolves a server-supplied file name under `base`, or returns null when it could escape it
+ * (absolute paths, `..` segments, NUL bytes, empty names). Names from the server are untrusted.
+ */
+export function safeLocalPath(base: string, name: string): string | null {
+  if (name.length === 0 || name.includes("\0") || isAbsolute(name) || /^[a-zA-Z]:/.test(name)) return null;
+  const parts = name.split(/[\\/]+/);
+  if (parts.some((p) => p === ".." || p === "")) return null;
+  const full = resolve(base, ...parts);
+  const rel = relative(resolve(base), full);
+  if (rel.startsWith("..") || isAbsolute(rel) || rel === "") return null;
+  return full;
+}
+
+async function sizeOf(path: string): Promise<number | null> {
+  try {
+    return (await stat(path)).size;
+  } catch {
+    return null;
+  }
+}
+
+export interface FilesFetch {
+  records: FileRecord[];
+  downloaded: number;
+  skipped: number;
+  warnings: string[];
+}
+
+/** Lists a run's files and downloads each new or changed one (size and md5 checked; resumed when partial). */
+export async function fetchFiles(
+  api: WandbApi,
+  run: WandbRun,
+  opts: FileOptions,
+  known: Map<string, FileRecord> | undefined,
+): Promise<FilesFetch> {
+  const runDir = join(opts.outputDir, "files", run.entity, run.project, run.name);
+  const out: FilesFetch = { records: [], downloaded: 0, skipped: 0, warnings: [] };
+  const files: WandbFile[] = [];
+  for await (const page of api.listFiles(run.entity, run.project, run.name, { pattern: opts.pattern })) {
+    files.push(...page);
+  }
+  for (const f of files) {
+    const base: FileRecord = {
+      entity: run.entity,
+      project: run.project,
+      run_id: run.name,
+      name: f.name,
+      size: f.sizeBytes,
+      md5: f.md5,
+      updated_at: f.updatedAt,
+      local_path: null,
+    };
+    const dest = safeLocalPath(runDir, f.name);
+    if (dest === null) {
+      out.warnings.push(`run ${run.name}: file name ${JSON.stringify(f.name)} is unsafe; not downloaded`);
+      out.records.push(base);
+      continue;
+    }
+    const relPath = relative(opts.outputDir, dest).split(sep).join("/");
+    if (opts.maxFileSize !== undefined && f.sizeBytes > opts.maxFileSize) {
+      out.skipped++;
+      out.records.push(base);
+      continue;
+    }
+    const prev = known?.get(f.name);
+    const current = await sizeOf(dest);
+    if (
+      prev &&
+      prev.local_path === relPath &&
+      prev.md5 === f.md5 &&
+      prev.size === f.sizeBytes &&
+      current === f.sizeBytes
+    ) {
+      out.skipped++;
+      out.records.push({ ...base, local_path: relPath });
+      continue;
+    }
+    await mkdir(resolve(dest, ".."), { recursive: true });
+    await api.downloadFile(f, dest, { resume: true });
+    out.downloaded++;
+    out.records.push({ ...base, local_path: relPath });
+  }
+  return out;
+}

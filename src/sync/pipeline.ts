@@ -1,0 +1,278 @@
+/**
+ * The incremental sync of one W&B project into the archive. Reads like the algorithm:
+ *   1. read what the archive remembers (sync state);
+ *   2. list the project's runs page by page (full run fields in each page: no request per run);
+ *   3. plan each page's runs (pure: src/sync/plan.ts) and fetch what changed, several runs at once;
+ *   4. commit each run's record, history and state in one transaction;
+ *   5. re-list if W&B's offset pages skipped runs; mark runs deleted on the server; log the sync.
+ */
+import type { Archive, RunSyncState } from "../archive/archive.js";
+import type { JsonObject } from "../model/json.js";
+import type { FileRecord, RunRecord } from "../model/records.js";
+import type { WandbApi, WandbRun } from "../wandb/types.js";
+import { forEachLimit, Mutex } from "./concurrency.js";
+import {
+  type FileOptions,
+  fetchFiles,
+  fetchHistory,
+  fetchMetadata,
+  fetchSystemMetrics,
+  type HistorySelection,
+  selectionKey,
+} from "./fetch-run.js";
+import { findDeleted, fingerprint, planRun, type RunAction } from "./plan.js";
+import { toRunRecord } from "./run-record.js";
+import { buildFilters, type RunSelection } from "./selection.js";
+
+export interface SyncOptions {
+  entity: string;
+  project: string;
+  /** Read histories (default true); false is --runs-only. */
+  withHistory?: boolean;
+  forceRefresh?: boolean;
+  perPage?: number;
+  /** Runs fetched at once (the client's governor still bounds the requests). Default 8. */
+  concurrency?: number;
+  runs?: RunSelection;
+  history?: HistorySelection;
+  /** Also store each run's system-metrics stream (sampled by W&B to this many rows). */
+  systemMetrics?: boolean;
+  systemMetricsSamples?: number;
+  /** Download run files. */
+  files?: FileOptions;
+  onEvent?: (e: SyncEvent) => void;
+  signal?: AbortSignal;
+}
+
+export type SyncEvent =
+  | { type: "listing"; entity: string; project: string; runCount: number }
+  | { type: "listed"; listed: number; runCount: number }
+  | { type: "run"; run: string; displayName: string | null; reasons: string[]; historyRows: number; done: number }
+  | { type: "planned"; toFetch: number; unchanged: number }
+  | { type: "deleted"; runs: string[] }
+  | { type: "warning"; message: string };
+
+export interface SyncResult {
+  entity: string;
+  project: string;
+  runCount: number;
+  runsListed: number;
+  runsWritten: number;
+  runsUnchanged: number;
+  runsDeleted: number;
+  historyRows: number;
+  filesDownloaded: number;
+  duplicatesInListing: number;
+  warnings: string[];
+  startedAt: string;
+  finishedAt: string;
+}
+
+const RECORD_BATCH = 500;
+
+export async function syncProject(api: WandbApi, archive: Archive, opts: SyncOptions): Promise<SyncResult> {
+  const startedAt = new Date().toISOString();
+  const { entity, project } = opts;
+  const withHistory = opts.withHistory ?? true;
+  const historySel = opts.history ?? {};
+  const selection = selectionKey(historySel);
+  const emit = opts.onEvent ?? (() => {});
+  const warnings: string[] = [];
+  const warn = (message: string) => {
+    warnings.push(message);
+    emit({ type: "warning", message });
+  };
+
+  const stored = await archive.loadSyncState(entity, project);
+  const filters = buildFilters(opts.runs);
+  const runCount = await api.runCount(entity, project, filters);
+  emit({ type: "listing", entity, project, runCount });
+
+  const result: SyncResult = {
+    entity,
+    project,
+    runCount,
+    runsListed: 0,
+    runsWritten: 0,
+    runsUnchanged: 0,
+    runsDeleted: 0,
+    historyRows: 0,
+    filesDownloaded: 0,
+    duplicatesInListing: 0,
+    warnings,
+    startedAt,
+    finishedAt: startedAt,
+  };
+
+  const writeLock = new Mutex();
+  const pendingRecords: { record: RunRecord; state: RunSyncState }[] = [];
+  const flushRecords = async () => {
+    if (pendingRecords.length === 0) return;
+    const items = pendingRecords.splice(0, pendingRecords.length);
+    await writeLock.run(() => archive.writeRunRecords(items));
+    result.runsWritten += items.length;
+  };
+  const knownFiles = opts.files ? await loadKnownFiles(archive, entity, project) : undefined;
+
+  const processAction = async (action: RunAction): Promise<void> => {
+    const { run } = action;
+    const prev = stored.get(run.name);
+    const metadata: JsonObject | null = action.fetchMetadata ? await fetchMetadata(api, run) : null;
+    const record = toRunRecord(run, { wandbMetadata: metadata, baseUrl: api.baseUrl });
+    const state: RunSyncState = {
+      entity,
+      project,
+      run_id: run.name,
+      state: run.state,
+      heartbeat_at: record.heartbeat_at,
+      last_step: prev && !prev.deleted && action.history.kind !== "replace" ? prev.last_step : -1,
+      history_complete: prev && !prev.deleted ? prev.history_complete : false,
+      fingerprint: fingerprint(run),
+      deleted: false,
+      synced_at: new Date().toISOString(),
+      selection: prev && !withHistory ? prev.selection : selection,
+    };
+    const preserve: ("wandb_metadata" | "sweep_info")[] = metadata === null ? ["wandb_metadata"] : [];
+    const needsOwnTransaction = action.history.kind !== "none" || opts.systemMetrics || opts.files;
+    if (!needsOwnTransaction) {
+      if (withHistory && run.lastHistoryStep < 0) state.history_complete = true;
+      if (preserve.length === 0) {
+        pendingRecords.push({ record, state });
+        if (pendingRecords.length >= RECORD_BATCH) await flushRecords();
+        return;
+      }
+    }
+    let historyWrite: Parameters<Archive["writeRun"]>[0]["history"];
+    let rows = 0;
+    if (action.history.kind !== "none") {
+      const fromStep = action.history.kind === "append" ? action.history.fromStep : 0;
+      const h = await fetchHistory(api, run, fromStep, historySel, opts.signal);
+      rows = h.rows;
+      historyWrite = {
+        replace: action.history.kind === "replace",
+        fromStep,
+        batches: h.batches,
+      };
+      state.last_step = Math.max(action.history.kind === "replace" ? -1 : state.last_step, h.maxStep);
+      state.history_complete = true;
+      state.selection = selection;
+    } else if (withHistory && run.lastHistoryStep < 0) {
+      state.history_complete = true;
+    }
+    const systemMetrics = opts.systemMetrics
+      ? await fetchSystemMetrics(api, run, opts.systemMetricsSamples ?? 10_000)
+      : undefined;
+    let files: FileRecord[] | undefined;
+    if (opts.files) {
+      const f = await fetchFiles(api, run, opts.files, knownFiles?.get(run.name));
+      files = f.records;
+      result.filesDownloaded += f.downloaded;
+      for (const w of f.warnings) warn(w);
+    }
+    const written = await writeLock.run(() =>
+      archive.writeRun({ record, state, history: historyWrite, systemMetrics, files, preserve }),
+    );
+    result.runsWritten++;
+    result.historyRows += written.historyRows;
+    emit({
+      type: "run",
+      run: run.name,
+      displayName: run.displayName,
+      reasons: action.reasons,
+      historyRows: rows,
+      done: result.runsWritten,
+    });
+  };
+
+  const seen = new Set<string>();
+  const planOpts = { withHistory, forceRefresh: opts.forceRefresh ?? false, selection };
+  const maxRuns = opts.runs?.maxRuns;
+  const listOnce = async () => {
+    for await (const page of api.listRuns(entity, project, {
+      filters,
+      order: "+created_at",
+      perPage: opts.perPage ?? 500,
+      signal: opts.signal,
+    })) {
+      const fresh: WandbRun[] = [];
+      for (const run of page.runs) {
+        if (seen.has(run.name)) {
+          result.duplicatesInListing++;
+          continue;
+        }
+        if (maxRuns !== undefined && seen.size >= maxRuns) break;
+        seen.add(run.name);
+        fresh.push(run);
+      }
+      result.runsListed = seen.size;
+      emit({ type: "listed", listed: seen.size, runCount });
+      const actions: RunAction[] = [];
+      for (const run of fresh) {
+        const a = planRun(run, stored.get(run.name), planOpts);
+        if (a) actions.push(a);
+        else result.runsUnchanged++;
+      }
+      await forEachLimit(actions, opts.concurrency ?? 8, processAction);
+      if (maxRuns !== undefined && seen.size >= maxRuns) break;
+    }
+  };
+
+  await listOnce();
+  const target = maxRuns !== undefined ? Math.min(maxRuns, runCount) : runCount;
+  if (seen.size < target) {
+    // W&B pages by offset: runs created or reordered during the listing can shift pages and skip runs (wandb#6614).
+    await listOnce();
+    if (seen.size < target) warn(`listed ${seen.size} of ${target} runs that W&B reports; the rest were not seen`);
+  }
+  await flushRecords();
+
+  const filtered = Object.keys(filters).length > 0 || maxRuns !== undefined;
+  const deleted = findDeleted(stored, seen, { complete: seen.size >= runCount, filtered });
+  if (deleted && deleted.length > 0) {
+    await writeLock.run(() => archive.markDeleted(entity, project, deleted));
+    result.runsDeleted = deleted.length;
+    emit({ type: "deleted", runs: deleted });
+  }
+  result.finishedAt = new Date().toISOString();
+  await archive.logSync({
+    entity,
+    project,
+    started_at: startedAt,
+    finished_at: result.finishedAt,
+    runs_seen: seen.size,
+    runs_written: result.runsWritten,
+    history_rows: result.historyRows,
+    requests: 0,
+    options: JSON.stringify({
+      withHistory,
+      forceRefresh: opts.forceRefresh ?? false,
+      runs: opts.runs ?? {},
+      history: historySel,
+      systemMetrics: opts.systemMetrics ?? false,
+      files: opts.files ? { pattern: opts.files.pattern ?? null, maxFileSize: opts.files.maxFileSize ?? null } : null,
+    }),
+  });
+  return result;
+}
+
+async function loadKnownFiles(
+  archive: Archive,
+  entity: string,
+  project: string,
+): Promise<Map<string, Map<string, FileRecord>>> {
+  const out = new Map<string, Map<string, FileRecord>>();
+  const q = (s: string) => `'${s.replaceAll("'", "''")}'`;
+  const res = await archive.query(
+    `SELECT run_id, name, size, md5, updated_at, local_path FROM files WHERE entity = ${q(entity)} AND project = ${q(project)}`,
+  );
+  for (const row of res.rows) {
+    const [run_id, name, size, md5, updated_at, local_path] = row as [string, string, unknown, string, string, string];
+    let m = out.get(run_id);
+    if (!m) {
+      m = new Map();
+      out.set(run_id, m);
+    }
+    m.set(name, { entity, project, run_id, name, size: Number(size), md5, updated_at, local_path });
+  }
+  return out;
+}
