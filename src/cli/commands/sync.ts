@@ -1,0 +1,126 @@
+/** `dr-wandb sync`: incremental sync of one or more projects into the archive, then the Parquet export. */
+import { resolve } from "node:path";
+import type { Archive } from "../../archive/archive.js";
+import { type SyncResult, syncProject } from "../../sync/pipeline.js";
+import { type ClientFlags, type CommandContext, loggerFor, makeClient, type OutputFlags } from "../context.js";
+import { usage } from "../errors.js";
+import { Progress } from "../log.js";
+import { historySelection, runSelection, type SelectionFlags } from "./download.js";
+
+export interface ArchiveFlags {
+  dbUrl?: string;
+  outputDir?: string;
+}
+
+export interface SyncFlags extends ClientFlags, OutputFlags, SelectionFlags, ArchiveFlags {
+  entity?: string;
+  project?: string;
+  runsOnly?: boolean;
+  forceRefresh?: boolean;
+  export?: boolean;
+  runsPerPage: number;
+  systemMetrics?: boolean;
+  files?: boolean;
+  filesPattern?: string;
+  maxFileSize?: number;
+}
+
+/** Resolves --db-url/--output-dir with the original's environment variables and .env file. */
+export function archiveSettings(f: ArchiveFlags, ctx: CommandContext): { dbUrl?: string; outputDir: string } {
+  const outputDir = resolve(ctx.settings.cwd, ctx.settings.pick(f.outputDir, "DR_WANDB_OUTPUT_DIR", "./data"));
+  const dbUrl = ctx.settings.pick(f.dbUrl, "DR_WANDB_DATABASE_URL", undefined);
+  return { dbUrl, outputDir };
+}
+
+export async function openArchiveFor(f: ArchiveFlags, ctx: CommandContext, readOnly = false): Promise<Archive> {
+  const { openArchive } = await import("../../archive/open.js");
+  const s = archiveSettings(f, ctx);
+  return openArchive({ dbUrl: s.dbUrl, outputDir: s.outputDir, readOnly });
+}
+
+/** ENTITY/PROJECT paths from arguments, or --entity/--project (and their environment variables). */
+export function projectPaths(
+  paths: string[],
+  f: SyncFlags,
+  ctx: CommandContext,
+): { entity: string; project: string }[] {
+  const out: { entity: string; project: string }[] = [];
+  for (const p of paths) {
+    const parts = p.split("/");
+    if (parts.length !== 2 || !parts[0] || !parts[1]) {
+      throw usage(`"${p}" is not ENTITY/PROJECT (syncing every project of an entity is not supported yet)`);
+    }
+    out.push({ entity: parts[0], project: parts[1] });
+  }
+  if (out.length > 0) return out;
+  const entity = ctx.settings.pick(f.entity, "DR_WANDB_ENTITY", undefined);
+  const project = ctx.settings.pick(f.project, "DR_WANDB_PROJECT", undefined);
+  if (!entity) throw usage("--entity is required, or set DR_WANDB_ENTITY (environment or .env)");
+  if (!project) throw usage("--project is required, or set DR_WANDB_PROJECT (environment or .env)");
+  return [{ entity, project }];
+}
+
+export async function syncCommand(paths: string[], f: SyncFlags, ctx: CommandContext): Promise<void> {
+  const log = loggerFor(ctx, f);
+  const targets = projectPaths(paths, f, ctx);
+  const history = historySelection(f);
+  const { outputDir } = archiveSettings(f, ctx);
+  const api = await makeClient(ctx, f, log);
+  let archive: Archive | undefined;
+  const results: SyncResult[] = [];
+  const exported: string[] = [];
+  try {
+    archive = await openArchiveFor(f, ctx);
+    log.info(`>> Archive: ${archive.location}`);
+    for (const { entity, project } of targets) {
+      const progress = f.quiet || f.json || !Progress.enabled(ctx.stderr) ? undefined : new Progress(ctx.stderr);
+      log.info(`>> Syncing ${entity}/${project}`);
+      try {
+        const r = await syncProject(api, archive, {
+          entity,
+          project,
+          withHistory: !f.runsOnly,
+          forceRefresh: f.forceRefresh,
+          perPage: f.runsPerPage,
+          concurrency: f.concurrency,
+          runs: runSelection(f),
+          history,
+          systemMetrics: f.systemMetrics,
+          files: f.files ? { outputDir, pattern: f.filesPattern, maxFileSize: f.maxFileSize } : undefined,
+          onEvent: (e) => {
+            if (e.type === "listing") {
+              log.info(`  - runs on W&B: ${e.runCount}`);
+              progress?.start(e.runCount);
+            } else if (e.type === "run") {
+              if (progress) progress.tick(e.historyRows, e.displayName ?? e.run);
+              else log.debug(`  - ${e.run} (${e.reasons.join(", ")}): ${e.historyRows} history rows`);
+            } else if (e.type === "warning") log.warn(e.message);
+            else if (e.type === "deleted") log.info(`  - marked deleted on W&B: ${e.runs.join(", ")}`);
+          },
+        });
+        progress?.stop();
+        results.push(r);
+        log.info(
+          `  - listed ${r.runsListed}, wrote ${r.runsWritten}, unchanged ${r.runsUnchanged}, deleted ${r.runsDeleted}, ` +
+            `history rows ${r.historyRows}${f.files ? `, files downloaded ${r.filesDownloaded}` : ""}`,
+        );
+        if (r.runsWritten === 0 && r.runsDeleted === 0) log.info(">> No runs to download");
+      } finally {
+        progress?.stop();
+      }
+    }
+    if (f.export !== false) {
+      const { exportArchive } = await import("../../export/archive-export.js");
+      const onlyOne = targets.length === 1 ? targets[0] : undefined;
+      const ex = await exportArchive(archive, { outputDir, entity: onlyOne?.entity, project: onlyOne?.project });
+      exported.push(...ex.files);
+      log.info(`>> Exported ${ex.files.length} Parquet files to ${outputDir}`);
+    }
+  } finally {
+    await archive?.close();
+    await api.close();
+  }
+  if (f.json) {
+    ctx.stdout.write(`${JSON.stringify({ command: "sync", projects: results, exported })}\n`);
+  }
+}
