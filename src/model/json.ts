@@ -271,3 +271,34 @@ export function jsonEquals(a: JsonValue, b: JsonValue): boolean {
   }
   return a === b;
 }
+
+const NON_FINITE: Record<string, number> = {
+  NaN: Number.NaN,
+  Infinity: Number.POSITIVE_INFINITY,
+  "-Infinity": Number.NEGATIVE_INFINITY,
+};
+
+/**
+ * Reads strict JSON as dr-wandb writes it (the archive's JSON columns, JSONL files): the strings "NaN",
+ * "Infinity" and "-Infinity" become the numbers again, and big integers come back as bigint.
+ * (A metric whose value was literally one of those three strings reads back as the number.)
+ */
+export function parseStrictJson(text: string): JsonValue {
+  return decodeNonFinite(parseWandbJson(text));
+}
+
+/** Turns the strings "NaN"/"Infinity"/"-Infinity" anywhere inside a value back into numbers. */
+export function decodeNonFinite(v: JsonValue): JsonValue {
+  if (typeof v === "string") return v in NON_FINITE ? NON_FINITE[v]! : v;
+  if (Array.isArray(v)) return v.map(decodeNonFinite);
+  if (isJsonObject(v)) {
+    const out: JsonObject = {};
+    for (const k of Object.keys(v)) {
+      const x = decodeNonFinite(v[k]!);
+      if (k === "__proto__") Object.defineProperty(out, k, { value: x, enumerable: true, writable: true });
+      else out[k] = x;
+    }
+    return out;
+  }
+  return v;
+}
