@@ -1,0 +1,730 @@
+/**
+ * What the two backends share: the SQL of every operation except bulk history loading, the migration runner, the
+ * one-operation-at-a-time queue and the conversions between records and column values.
+ */
+import { KindTracker, type ValueKind } from "../export/flatten.js";
+import { stringifyStrict } from "../model/json.js";
+import type { FileRecord, HistoryRecord, RunRecord, SystemMetricsRecord } from "../model/records.js";
+import type {
+  Archive,
+  ArchiveKind,
+  ArchiveStatus,
+  HistoryWrite,
+  ProjectStatus,
+  QueryResult,
+  RunSyncState,
+  RunWrite,
+  SyncLogEntry,
+} from "./archive.js";
+import { ArchiveError } from "./errors.js";
+import { ARCHIVE_TABLES, CREATE_MIGRATIONS_TABLE, type Dialect, LATEST_SCHEMA_VERSION, MIGRATIONS } from "./schema.js";
+
+export type Row = Record<string, unknown>;
+
+/** Which runs an export reads. */
+export interface ExportFilter {
+  entity?: string;
+  project?: string;
+}
+
+/**
+ * Implemented by both backends for the Parquet exporter: runs `fn` with a DuckDB connection in which the archive's
+ * tables (runs, history, system_metrics, files, metric_keys) hold at least the rows selected by `filter`.
+ */
+export interface DuckDBExportSource {
+  withDuckDBTables<T>(
+    filter: ExportFilter,
+    fn: (conn: import("@duckdb/node-api").DuckDBConnection) => Promise<T>,
+  ): Promise<T>;
+}
+
+export function isDuckDBExportSource(a: unknown): a is DuckDBExportSource {
+  return typeof (a as Partial<DuckDBExportSource> | null)?.withDuckDBTables === "function";
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Value conversions
+
+const KIND_BITS: Record<ValueKind, number> = { null: 1, bool: 2, int: 4, bigint: 8, float: 16, string: 32, object: 64 };
+
+/** metric_keys.kinds: the set of value kinds seen for a key, as a bit mask (null 1, bool 2, int 4, bigint 8, float 16, string 32, object 64). */
+export function kindsToMask(kinds: Iterable<ValueKind>): number {
+  let m = 0;
+  for (const k of kinds) m |= KIND_BITS[k];
+  return m;
+}
+
+export function maskToKinds(mask: number): ValueKind[] {
+  return (Object.keys(KIND_BITS) as ValueKind[]).filter((k) => (mask & KIND_BITS[k]) !== 0);
+}
+
+const MAX_UNIX_SECONDS = 253402300799; // 9999-12-31T23:59:59Z
+
+/** Unix seconds (float) to integer microseconds, or null when missing or out of range. */
+export function unixToMicros(sec: number | null | undefined): number | null {
+  if (sec === null || sec === undefined || !Number.isFinite(sec) || Math.abs(sec) > MAX_UNIX_SECONDS) return null;
+  return Math.round(sec * 1e6);
+}
+
+/** Unix seconds (float) to an ISO-8601 UTC string with microseconds, or null. */
+export function unixToIso(sec: number | null | undefined): string | null {
+  const micros = unixToMicros(sec);
+  if (micros === null) return null;
+  const ms = Math.floor(micros / 1000);
+  const rest = micros - ms * 1000;
+  const iso = new Date(ms).toISOString();
+  return `${iso.slice(0, -1)}${String(rest).padStart(3, "0")}Z`;
+}
+
+/** A timestamp text both databases accept, or null (unparsable text is dropped, not allowed to fail a write). */
+export function tsText(s: string | null | undefined): string | null {
+  if (s === null || s === undefined || s === "") return null;
+  const t = Date.parse(s);
+  if (Number.isNaN(t)) return null;
+  // Date.parse accepts forms the databases may not; pass ISO-looking text through (keeps microseconds).
+  return /^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}/.test(s) ? s : new Date(t).toISOString();
+}
+
+/** A safe integer stays a number; a larger one a bigint. */
+export function normaliseInt(v: bigint): number | bigint {
+  return v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v;
+}
+
+function toNumber(v: unknown): number {
+  if (typeof v === "number") return v;
+  if (typeof v === "bigint") return Number(v);
+  if (typeof v === "string") return Number(v);
+  return 0;
+}
+
+function toIsoOrNull(v: unknown): string | null {
+  if (v === null || v === undefined) return null;
+  if (v instanceof Date) return v.toISOString();
+  return String(v);
+}
+
+/** Runs async operations one at a time, in call order (one connection, one transaction at a time). */
+export class SerialQueue {
+  private tail: Promise<unknown> = Promise.resolve();
+  run<T>(fn: () => Promise<T>): Promise<T> {
+    const next = this.tail.then(fn, fn);
+    this.tail = next.catch(() => undefined);
+    return next;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// SQL fragments
+
+type Cast = "text" | "ts" | "json" | "tags" | "bigint" | "bool" | "double";
+
+const RUN_COLUMNS: [string, Cast][] = [
+  ["entity", "text"],
+  ["project", "text"],
+  ["run_id", "text"],
+  ["run_name", "text"],
+  ["state", "text"],
+  ["created_at", "ts"],
+  ["heartbeat_at", "ts"],
+  ["config", "json"],
+  ["summary", "json"],
+  ["wandb_metadata", "json"],
+  ["system_metrics", "json"],
+  ["system_attrs", "json"],
+  ["sweep_info", "json"],
+  ["tags", "tags"],
+  ["group", "text"],
+  ["job_type", "text"],
+  ["user", "text"],
+  ["notes", "text"],
+  ["commit", "text"],
+  ["history_keys", "json"],
+  ["last_history_step", "bigint"],
+  ["storage_id", "text"],
+  ["deleted", "bool"],
+  ["deleted_at", "ts"],
+  ["synced_at", "ts"],
+];
+
+const STATE_COLUMNS: [string, Cast][] = [
+  ["entity", "text"],
+  ["project", "text"],
+  ["run_id", "text"],
+  ["state", "text"],
+  ["heartbeat_at", "text"],
+  ["last_step", "bigint"],
+  ["history_complete", "bool"],
+  ["fingerprint", "text"],
+  ["deleted", "bool"],
+  ["synced_at", "text"],
+  ["selection", "text"],
+];
+
+const HISTORY_COLUMNS: [string, Cast][] = [
+  ["entity", "text"],
+  ["project", "text"],
+  ["run_id", "text"],
+  ["step", "bigint"],
+  ["timestamp", "ts"],
+  ["runtime", "double"],
+  ["wandb_metadata", "json"],
+  ["metrics", "json"],
+  ["extra", "json"],
+];
+
+const SYSTEM_COLUMNS: [string, Cast][] = [
+  ["entity", "text"],
+  ["project", "text"],
+  ["run_id", "text"],
+  ["timestamp", "ts"],
+  ["runtime", "double"],
+  ["metrics", "json"],
+];
+
+const FILE_COLUMNS: [string, Cast][] = [
+  ["entity", "text"],
+  ["project", "text"],
+  ["run_id", "text"],
+  ["name", "text"],
+  ["size", "bigint"],
+  ["md5", "text"],
+  ["updated_at", "ts"],
+  ["local_path", "text"],
+];
+
+function q(name: string): string {
+  return `"${name}"`;
+}
+
+function colList(cols: [string, Cast][]): string {
+  return cols.map(([c]) => q(c)).join(", ");
+}
+
+function paramRuns(record: RunRecord, state: RunSyncState): unknown[] {
+  return [
+    record.entity,
+    record.project,
+    record.run_id,
+    record.run_name,
+    record.state,
+    tsText(record.created_at),
+    tsText(record.heartbeat_at),
+    stringifyStrict(record.config ?? {}),
+    stringifyStrict(record.summary ?? {}),
+    stringifyStrict(record.wandb_metadata ?? {}),
+    stringifyStrict(record.system_metrics ?? {}),
+    stringifyStrict(record.system_attrs ?? {}),
+    stringifyStrict(record.sweep_info ?? {}),
+    JSON.stringify(record.tags ?? []),
+    record.group,
+    record.job_type,
+    record.user,
+    record.notes,
+    record.commit,
+    stringifyStrict(record.history_keys ?? null),
+    Math.trunc(record.last_history_step ?? -1),
+    record.storage_id,
+    state.deleted,
+    state.deleted ? tsText(state.synced_at) : null,
+    tsText(state.synced_at),
+  ];
+}
+
+function paramState(s: RunSyncState): unknown[] {
+  return [
+    s.entity,
+    s.project,
+    s.run_id,
+    s.state,
+    s.heartbeat_at,
+    Math.trunc(s.last_step),
+    s.history_complete,
+    s.fingerprint,
+    s.deleted,
+    s.synced_at,
+    s.selection,
+  ];
+}
+
+function runWeight(record: RunRecord): number {
+  // A rough byte size, to keep one multi-row statement from growing without bound (a config may be megabytes).
+  let n = 1000;
+  for (const k of ["config", "summary", "wandb_metadata", "system_metrics", "system_attrs", "sweep_info"] as const) {
+    n += Object.keys(record[k] ?? {}).length * 64;
+  }
+  return n;
+}
+
+export interface BackendOptions {
+  readOnly: boolean;
+}
+
+/** The SQL-level archive; subclasses supply the connection and the bulk history path. */
+export abstract class SqlArchive implements Archive {
+  abstract readonly kind: ArchiveKind;
+  abstract readonly location: string;
+  protected readonly queue = new SerialQueue();
+  protected closed = false;
+  schemaVersion = 0;
+
+  constructor(
+    protected readonly dialect: Dialect,
+    protected readonly readOnly: boolean,
+  ) {}
+
+  /** Runs a statement (the driver's error becomes a one-line ArchiveError). */
+  protected abstract exec(sql: string, params?: unknown[]): Promise<void>;
+  /** Runs a query; values are plain JS (numbers, bigints beyond 2^53, ISO strings for timestamps, JSON as text). */
+  protected abstract rows(sql: string, params?: unknown[]): Promise<Row[]>;
+  /** Deletes (per `history`) and bulk-inserts one run's history inside the open transaction. */
+  protected abstract loadHistory(record: RunRecord, history: HistoryWrite, tracker: KindTracker): Promise<number>;
+  abstract query(sql: string): Promise<QueryResult>;
+  protected abstract closeConnection(): Promise<void>;
+  /** Names of the tables in the database's default schema. */
+  protected abstract tableNames(): Promise<string[]>;
+
+  protected cast(p: string, c: Cast): string {
+    switch (c) {
+      case "text":
+        return p;
+      case "ts":
+        return `CAST(${p} AS TIMESTAMPTZ)`;
+      case "json":
+        return `CAST(${p} AS ${this.dialect.json})`;
+      case "bigint":
+        return `CAST(${p} AS BIGINT)`;
+      case "bool":
+        return `CAST(${p} AS BOOLEAN)`;
+      case "double":
+        return `CAST(${p} AS ${this.dialect.double})`;
+      case "tags":
+        return this.dialect.kind === "duckdb"
+          ? `from_json(CAST(${p} AS VARCHAR), '["VARCHAR"]')`
+          : `ARRAY(SELECT jsonb_array_elements_text(CAST(${p} AS JSONB)))`;
+    }
+  }
+
+  /** `(cast($1), cast($2), ...), (...)` for `rows` rows of `cols`. */
+  protected valuesSql(cols: [string, Cast][], rows: number): string {
+    const out: string[] = [];
+    let i = 1;
+    for (let r = 0; r < rows; r++) {
+      out.push(`(${cols.map(([, c]) => this.cast(`$${i++}`, c)).join(", ")})`);
+    }
+    return out.join(",\n");
+  }
+
+  protected ensureOpen(): void {
+    if (this.closed) throw new ArchiveError("CLOSED", "the archive is closed");
+  }
+
+  protected ensureWritable(): void {
+    this.ensureOpen();
+    if (this.readOnly) throw new ArchiveError("WRITE", "the archive was opened read-only");
+  }
+
+  // -------------------------------------------------------------------------------------------------------------
+  // Schema
+
+  /** Checks the database is ours (or empty), refuses a newer schema, and applies pending migrations (writers only). */
+  protected async migrate(): Promise<void> {
+    const tables = new Set((await this.tableNames()).map((t) => t.toLowerCase()));
+    if (!tables.has("schema_migrations")) {
+      const ours = ARCHIVE_TABLES.filter((t) => tables.has(t));
+      const foreign = this.dialect.kind === "duckdb" ? [...tables] : ours;
+      if (foreign.length > 0) {
+        throw new ArchiveError(
+          "CORRUPT",
+          `${this.location} is not a dr-wandb archive (it has table${foreign.length > 1 ? "s" : ""} ${foreign.slice(0, 5).join(", ")} but no schema_migrations); refusing to touch it`,
+        );
+      }
+      if (this.readOnly) {
+        this.schemaVersion = 0;
+        return;
+      }
+    }
+    let current = 0;
+    if (tables.has("schema_migrations")) {
+      const r = await this.rows("SELECT max(version) AS v FROM schema_migrations");
+      current = r[0]?.v === null || r[0]?.v === undefined ? 0 : toNumber(r[0].v);
+    }
+    if (current > LATEST_SCHEMA_VERSION) {
+      throw new ArchiveError(
+        "SCHEMA_NEWER",
+        `${this.location} has archive schema version ${current}, newer than this dr-wandb knows (${LATEST_SCHEMA_VERSION}); upgrade dr-wandb`,
+      );
+    }
+    if (current === LATEST_SCHEMA_VERSION) {
+      this.schemaVersion = current;
+      return;
+    }
+    if (this.readOnly) {
+      throw new ArchiveError(
+        "SCHEMA_OLDER",
+        `${this.location} has archive schema version ${current}, older than ${LATEST_SCHEMA_VERSION}; run a sync to upgrade it`,
+      );
+    }
+    await this.exec("BEGIN");
+    try {
+      await this.exec(CREATE_MIGRATIONS_TABLE);
+      const r = await this.rows("SELECT max(version) AS v FROM schema_migrations");
+      const now = r[0]?.v === null || r[0]?.v === undefined ? 0 : toNumber(r[0].v);
+      for (const m of MIGRATIONS) {
+        if (m.version <= now) continue;
+        for (const sql of m.statements(this.dialect)) await this.exec(sql);
+        await this.exec("INSERT INTO schema_migrations (version, description, applied_at) VALUES ($1, $2, now())", [
+          m.version,
+          m.description,
+        ]);
+      }
+      await this.exec("COMMIT");
+    } catch (e) {
+      await this.rollbackQuietly();
+      throw e;
+    }
+    this.schemaVersion = LATEST_SCHEMA_VERSION;
+  }
+
+  protected async rollbackQuietly(): Promise<void> {
+    try {
+      await this.exec("ROLLBACK");
+    } catch {
+      // no transaction open, or the connection is gone: nothing to undo here
+    }
+  }
+
+  protected async inTransaction<T>(fn: () => Promise<T>): Promise<T> {
+    await this.exec("BEGIN");
+    try {
+      const out = await fn();
+      await this.exec("COMMIT");
+      return out;
+    } catch (e) {
+      await this.rollbackQuietly();
+      throw e;
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------------------------
+  // Writes
+
+  protected async upsertRuns(items: { record: RunRecord; state: RunSyncState }[]): Promise<void> {
+    const dedup = new Map<string, { record: RunRecord; state: RunSyncState }>();
+    for (const it of items) dedup.set(JSON.stringify([it.record.entity, it.record.project, it.record.run_id]), it);
+    const all = [...dedup.values()];
+    const update = RUN_COLUMNS.slice(3)
+      .map(([c]) =>
+        c === "deleted_at"
+          ? `deleted_at = CASE WHEN excluded.deleted THEN coalesce(runs.deleted_at, excluded.deleted_at) ELSE NULL END`
+          : `${q(c)} = excluded.${q(c)}`,
+      )
+      .join(", ");
+    let i = 0;
+    while (i < all.length) {
+      const chunk: typeof all = [];
+      let weight = 0;
+      while (i < all.length && chunk.length < 200 && (chunk.length === 0 || weight < 4_000_000)) {
+        weight += runWeight(all[i]!.record);
+        chunk.push(all[i++]!);
+      }
+      const params = chunk.flatMap((it) => paramRuns(it.record, it.state));
+      await this.exec(
+        `INSERT INTO runs (${colList(RUN_COLUMNS)}) VALUES ${this.valuesSql(RUN_COLUMNS, chunk.length)}
+         ON CONFLICT (entity, project, run_id) DO UPDATE SET ${update}`,
+        params,
+      );
+    }
+  }
+
+  protected async upsertStates(states: RunSyncState[]): Promise<void> {
+    const dedup = new Map<string, RunSyncState>();
+    for (const s of states) dedup.set(JSON.stringify([s.entity, s.project, s.run_id]), s);
+    const all = [...dedup.values()];
+    const update = STATE_COLUMNS.slice(3)
+      .map(([c]) => `${q(c)} = excluded.${q(c)}`)
+      .join(", ");
+    for (let i = 0; i < all.length; i += 500) {
+      const chunk = all.slice(i, i + 500);
+      await this.exec(
+        `INSERT INTO sync_state (${colList(STATE_COLUMNS)}) VALUES ${this.valuesSql(STATE_COLUMNS, chunk.length)}
+         ON CONFLICT (entity, project, run_id) DO UPDATE SET ${update}`,
+        chunk.flatMap(paramState),
+      );
+    }
+  }
+
+  /** Upserts history rows (used for rows that arrive out of step order, which the bulk path cannot take). */
+  protected async upsertHistoryRows(record: RunRecord, rows: HistoryRecord[]): Promise<void> {
+    const update = HISTORY_COLUMNS.slice(4)
+      .map(([c]) => `${q(c)} = excluded.${q(c)}`)
+      .join(", ");
+    for (let i = 0; i < rows.length; i += 500) {
+      const chunk = rows.slice(i, i + 500);
+      const params = chunk.flatMap((r) => [
+        record.entity,
+        record.project,
+        record.run_id,
+        Math.trunc(r.step),
+        unixToIso(r.timestamp),
+        r.runtime,
+        stringifyStrict(r.wandb_metadata ?? {}),
+        stringifyStrict(r.metrics ?? {}),
+        stringifyStrict(r.extra ?? {}),
+      ]);
+      await this.exec(
+        `INSERT INTO history (${colList(HISTORY_COLUMNS)}) VALUES ${this.valuesSql(HISTORY_COLUMNS, chunk.length)}
+         ON CONFLICT (entity, project, run_id, step) DO UPDATE SET ${update}`,
+        params,
+      );
+    }
+  }
+
+  protected async deleteHistory(record: RunRecord, history: HistoryWrite): Promise<void> {
+    if (history.replace) {
+      await this.exec("DELETE FROM history WHERE entity = $1 AND project = $2 AND run_id = $3", [
+        record.entity,
+        record.project,
+        record.run_id,
+      ]);
+    } else {
+      await this.exec("DELETE FROM history WHERE entity = $1 AND project = $2 AND run_id = $3 AND step >= $4", [
+        record.entity,
+        record.project,
+        record.run_id,
+        Math.trunc(history.fromStep),
+      ]);
+    }
+  }
+
+  protected async mergeMetricKeys(entity: string, project: string, tracker: KindTracker): Promise<void> {
+    const keys = tracker.keys();
+    for (let i = 0; i < keys.length; i += 1000) {
+      const chunk = keys.slice(i, i + 1000);
+      const params = chunk.flatMap((k) => [entity, project, k, kindsToMask(tracker.kinds(k))]);
+      const cols: [string, Cast][] = [
+        ["entity", "text"],
+        ["project", "text"],
+        ["key", "text"],
+        ["kinds", "bigint"],
+      ];
+      await this.exec(
+        `INSERT INTO metric_keys (entity, project, key, kinds) VALUES ${this.valuesSql(cols, chunk.length)}
+         ON CONFLICT (entity, project, key) DO UPDATE SET kinds = metric_keys.kinds | excluded.kinds`,
+        params,
+      );
+    }
+  }
+
+  protected async replaceSystemMetrics(record: RunRecord, rows: SystemMetricsRecord[]): Promise<void> {
+    const key = [record.entity, record.project, record.run_id];
+    await this.exec("DELETE FROM system_metrics WHERE entity = $1 AND project = $2 AND run_id = $3", key);
+    for (let i = 0; i < rows.length; i += 1000) {
+      const chunk = rows.slice(i, i + 1000);
+      const params = chunk.flatMap((r) => [
+        ...key,
+        unixToIso(r.timestamp),
+        r.runtime,
+        stringifyStrict(r.metrics ?? {}),
+      ]);
+      await this.exec(
+        `INSERT INTO system_metrics (${colList(SYSTEM_COLUMNS)}) VALUES ${this.valuesSql(SYSTEM_COLUMNS, chunk.length)}`,
+        params,
+      );
+    }
+  }
+
+  protected async replaceFiles(record: RunRecord, files: FileRecord[]): Promise<void> {
+    const key = [record.entity, record.project, record.run_id];
+    await this.exec("DELETE FROM files WHERE entity = $1 AND project = $2 AND run_id = $3", key);
+    const dedup = new Map<string, FileRecord>();
+    for (const f of files) dedup.set(f.name, f);
+    const all = [...dedup.values()];
+    for (let i = 0; i < all.length; i += 1000) {
+      const chunk = all.slice(i, i + 1000);
+      const params = chunk.flatMap((f) => [
+        ...key,
+        f.name,
+        Math.trunc(f.size ?? 0),
+        f.md5,
+        tsText(f.updated_at),
+        f.local_path,
+      ]);
+      await this.exec(
+        `INSERT INTO files (${colList(FILE_COLUMNS)}) VALUES ${this.valuesSql(FILE_COLUMNS, chunk.length)}`,
+        params,
+      );
+    }
+  }
+
+  writeRun(write: RunWrite): Promise<{ historyRows: number }> {
+    return this.queue.run(async () => {
+      this.ensureWritable();
+      const { record } = write;
+      return this.inTransaction(async () => {
+        await this.upsertRuns([{ record, state: write.state }]);
+        let historyRows = 0;
+        if (write.history) {
+          const tracker = new KindTracker();
+          historyRows = await this.loadHistory(record, write.history, tracker);
+          await this.mergeMetricKeys(record.entity, record.project, tracker);
+        }
+        if (write.systemMetrics) await this.replaceSystemMetrics(record, write.systemMetrics);
+        if (write.files) await this.replaceFiles(record, write.files);
+        await this.upsertStates([write.state]);
+        return { historyRows };
+      });
+    });
+  }
+
+  writeRunRecords(items: { record: RunRecord; state: RunSyncState }[]): Promise<void> {
+    return this.queue.run(async () => {
+      this.ensureWritable();
+      if (items.length === 0) return;
+      await this.inTransaction(async () => {
+        await this.upsertRuns(items);
+        await this.upsertStates(items.map((i) => i.state));
+      });
+    });
+  }
+
+  markDeleted(entity: string, project: string, runIds: string[]): Promise<void> {
+    return this.queue.run(async () => {
+      this.ensureWritable();
+      if (runIds.length === 0) return;
+      await this.inTransaction(async () => {
+        for (let i = 0; i < runIds.length; i += 1000) {
+          const ids = runIds.slice(i, i + 1000);
+          const list = ids.map((_, j) => `$${j + 3}`).join(", ");
+          await this.exec(
+            `UPDATE runs SET deleted = true, deleted_at = coalesce(deleted_at, now())
+             WHERE entity = $1 AND project = $2 AND run_id IN (${list}) AND NOT deleted`,
+            [entity, project, ...ids],
+          );
+          await this.exec(
+            `UPDATE sync_state SET deleted = true WHERE entity = $1 AND project = $2 AND run_id IN (${list}) AND NOT deleted`,
+            [entity, project, ...ids],
+          );
+        }
+      });
+    });
+  }
+
+  logSync(entry: SyncLogEntry): Promise<void> {
+    return this.queue.run(async () => {
+      this.ensureWritable();
+      await this.exec(
+        `INSERT INTO sync_log (entity, project, started_at, finished_at, runs_seen, runs_written, history_rows, requests, options)
+         VALUES ($1, $2, CAST($3 AS TIMESTAMPTZ), CAST($4 AS TIMESTAMPTZ), CAST($5 AS BIGINT), CAST($6 AS BIGINT), CAST($7 AS BIGINT), CAST($8 AS BIGINT), $9)`,
+        [
+          entry.entity,
+          entry.project,
+          tsText(entry.started_at),
+          tsText(entry.finished_at),
+          Math.trunc(entry.runs_seen),
+          Math.trunc(entry.runs_written),
+          Math.trunc(entry.history_rows),
+          Math.trunc(entry.requests),
+          entry.options,
+        ],
+      );
+    });
+  }
+
+  // -------------------------------------------------------------------------------------------------------------
+  // Reads
+
+  loadSyncState(entity: string, project: string): Promise<Map<string, RunSyncState>> {
+    return this.queue.run(async () => {
+      this.ensureOpen();
+      const out = new Map<string, RunSyncState>();
+      if (this.schemaVersion === 0) return out;
+      const rows = await this.rows(
+        `SELECT ${colList(STATE_COLUMNS)} FROM sync_state WHERE entity = $1 AND project = $2 ORDER BY run_id`,
+        [entity, project],
+      );
+      for (const r of rows) {
+        out.set(String(r.run_id), {
+          entity: String(r.entity),
+          project: String(r.project),
+          run_id: String(r.run_id),
+          state: r.state === null ? null : String(r.state),
+          heartbeat_at: r.heartbeat_at === null ? null : String(r.heartbeat_at),
+          last_step: toNumber(r.last_step),
+          history_complete: r.history_complete === true,
+          fingerprint: String(r.fingerprint),
+          deleted: r.deleted === true,
+          synced_at: String(r.synced_at),
+          selection: String(r.selection),
+        });
+      }
+      return out;
+    });
+  }
+
+  status(): Promise<ArchiveStatus> {
+    return this.queue.run(async () => {
+      this.ensureOpen();
+      const projects = new Map<string, ProjectStatus>();
+      const get = (r: Row): ProjectStatus => {
+        const k = JSON.stringify([r.entity, r.project]);
+        let p = projects.get(k);
+        if (!p) {
+          p = {
+            entity: String(r.entity),
+            project: String(r.project),
+            runs: 0,
+            runsByState: {},
+            deletedRuns: 0,
+            historyRows: 0,
+            lastSyncAt: null,
+          };
+          projects.set(k, p);
+        }
+        return p;
+      };
+      if (this.schemaVersion > 0) {
+        for (const r of await this.rows(
+          `SELECT entity, project, coalesce(state, 'unknown') AS state, count(*) AS n,
+                  sum(CASE WHEN deleted THEN 1 ELSE 0 END) AS deleted, max(synced_at) AS synced
+           FROM runs GROUP BY entity, project, coalesce(state, 'unknown') ORDER BY entity, project, 3`,
+        )) {
+          const p = get(r);
+          const n = toNumber(r.n);
+          p.runs += n;
+          p.runsByState[String(r.state)] = n;
+          p.deletedRuns += toNumber(r.deleted);
+          const synced = toIsoOrNull(r.synced);
+          if (synced && (!p.lastSyncAt || synced > p.lastSyncAt)) p.lastSyncAt = synced;
+        }
+        for (const r of await this.rows(
+          "SELECT entity, project, count(*) AS n FROM history GROUP BY entity, project",
+        )) {
+          get(r).historyRows = toNumber(r.n);
+        }
+        for (const r of await this.rows(
+          "SELECT entity, project, max(finished_at) AS f FROM sync_log GROUP BY entity, project",
+        )) {
+          const f = toIsoOrNull(r.f);
+          const p = get(r);
+          if (f && (!p.lastSyncAt || f > p.lastSyncAt)) p.lastSyncAt = f;
+        }
+      }
+      return {
+        kind: this.kind,
+        location: this.location,
+        schemaVersion: this.schemaVersion,
+        projects: [...projects.values()].sort((a, b) =>
+          a.entity === b.entity ? a.project.localeCompare(b.project) : a.entity.localeCompare(b.entity),
+        ),
+      };
+    });
+  }
+
+  close(): Promise<void> {
+    return this.queue.run(async () => {
+      if (this.closed) return;
+      this.closed = true;
+      await this.closeConnection();
+    });
+  }
+}

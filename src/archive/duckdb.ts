@@ -1,0 +1,267 @@
+/**
+ * The DuckDB backend (the embedded default): one file, one read-write process at a time (DuckDB's own file lock,
+ * plus a registry for a second open in the same process). History is bulk-loaded with the Appender API.
+ */
+import { closeSync, existsSync, mkdirSync, openSync, readSync, statSync } from "node:fs";
+import { dirname, resolve } from "node:path";
+import {
+  DuckDBArrayValue,
+  DuckDBBlobValue,
+  type DuckDBConnection,
+  DuckDBDecimalValue,
+  DuckDBInstance,
+  DuckDBListValue,
+  DuckDBStructValue,
+  DuckDBTimestampTZValue,
+  DuckDBTimestampValue,
+  type DuckDBValue,
+} from "@duckdb/node-api";
+import type { KindTracker } from "../export/flatten.js";
+import { stringifyStrict } from "../model/json.js";
+import type { HistoryRecord, RunRecord } from "../model/records.js";
+import type { HistoryWrite, QueryResult } from "./archive.js";
+import {
+  type DuckDBExportSource,
+  type ExportFilter,
+  normaliseInt,
+  type Row,
+  SqlArchive,
+  unixToMicros,
+} from "./base.js";
+import { ArchiveError, firstLine } from "./errors.js";
+import { DUCKDB_DIALECT } from "./schema.js";
+
+/** Files opened by this process: path -> number of readers, or -1 for the writer. */
+const openInProcess = new Map<string, number>();
+
+/** Microseconds since the epoch to ISO-8601 UTC (milliseconds, or microseconds when they are not zero). */
+export function microsToIso(micros: bigint): string {
+  const ms = micros / 1000n;
+  let rest = micros % 1000n;
+  let msn = Number(ms);
+  if (rest < 0n) {
+    rest += 1000n;
+    msn -= 1;
+  }
+  const d = new Date(msn);
+  if (Number.isNaN(d.getTime())) return micros > 0n ? "infinity" : "-infinity";
+  const iso = d.toISOString();
+  return rest === 0n ? iso : `${iso.slice(0, -1)}${rest.toString().padStart(3, "0")}Z`;
+}
+
+/** A DuckDB value as plain JS: safe integers as numbers, timestamps as ISO strings, lists as arrays, JSON as text. */
+export function plainDuckDBValue(v: DuckDBValue): unknown {
+  if (v === null || typeof v !== "object") return typeof v === "bigint" ? normaliseInt(v) : v;
+  if (v instanceof DuckDBTimestampTZValue || v instanceof DuckDBTimestampValue) {
+    return v.isFinite ? microsToIso(v.micros) : v.toString();
+  }
+  if (v instanceof DuckDBListValue || v instanceof DuckDBArrayValue) return v.items.map(plainDuckDBValue);
+  if (v instanceof DuckDBStructValue) {
+    const out: Record<string, unknown> = {};
+    for (const [k, x] of Object.entries(v.entries)) out[k] = plainDuckDBValue(x);
+    return out;
+  }
+  if (v instanceof DuckDBDecimalValue) return v.scale === 0 ? normaliseInt(v.value) : v.toDouble();
+  if (v instanceof DuckDBBlobValue) return v.bytes;
+  return v.toString();
+}
+
+function isDuckDBFile(path: string): boolean {
+  const fd = openSync(path, "r");
+  try {
+    const buf = Buffer.alloc(16);
+    const n = readSync(fd, buf, 0, 16, 0);
+    return n >= 12 && buf.toString("latin1", 8, 12) === "DUCK";
+  } finally {
+    closeSync(fd);
+  }
+}
+
+export class DuckDBArchive extends SqlArchive implements DuckDBExportSource {
+  readonly kind = "duckdb" as const;
+
+  private constructor(
+    readonly location: string,
+    private readonly instance: DuckDBInstance,
+    private readonly conn: DuckDBConnection,
+    readOnly: boolean,
+  ) {
+    super(DUCKDB_DIALECT, readOnly);
+  }
+
+  static async open(pathIn: string, readOnly: boolean): Promise<DuckDBArchive> {
+    const path = resolve(pathIn);
+    const held = openInProcess.get(path);
+    if (held !== undefined && (held === -1 || !readOnly)) {
+      throw new ArchiveError(
+        "LOCKED",
+        `another dr-wandb process holds the archive ${path} (it is already open ${held === -1 ? "for writing" : "for reading"} in this process)`,
+      );
+    }
+    const exists = existsSync(path);
+    if (!exists && readOnly) throw new ArchiveError("NOT_FOUND", `no archive at ${path} (run a sync first)`);
+    if (exists) {
+      if (statSync(path).isDirectory()) throw new ArchiveError("CORRUPT", `${path} is a folder, not a DuckDB archive`);
+      if (statSync(path).size > 0 && !isDuckDBFile(path)) {
+        throw new ArchiveError(
+          "CORRUPT",
+          `${path} is not a DuckDB file (not a dr-wandb archive); refusing to touch it`,
+        );
+      }
+    } else {
+      mkdirSync(dirname(path), { recursive: true });
+    }
+    let instance: DuckDBInstance;
+    try {
+      instance = await DuckDBInstance.create(path, readOnly ? { access_mode: "READ_ONLY" } : {});
+    } catch (e) {
+      const msg = firstLine(e);
+      if (/lock/i.test(msg)) {
+        const pid = /PID (\d+)/.exec(msg)?.[1];
+        throw new ArchiveError(
+          "LOCKED",
+          `another dr-wandb process${pid ? ` (PID ${pid})` : ""} holds the archive ${path}; wait for it to finish`,
+          { cause: e },
+        );
+      }
+      if (/not a valid|corrupt|serializ|checksum|storage version|invalid/i.test(msg)) {
+        throw new ArchiveError("CORRUPT", `${path} is not a readable DuckDB archive: ${msg}`, { cause: e });
+      }
+      throw new ArchiveError("CONNECT", `cannot open DuckDB archive ${path}: ${msg}`, { cause: e });
+    }
+    let conn: DuckDBConnection | undefined;
+    try {
+      conn = await instance.connect();
+      await conn.run("SET TimeZone = 'UTC'");
+      const a = new DuckDBArchive(path, instance, conn, readOnly);
+      await a.migrate();
+      openInProcess.set(path, readOnly ? (held ?? 0) + 1 : -1);
+      return a;
+    } catch (e) {
+      conn?.closeSync();
+      instance.closeSync();
+      throw e;
+    }
+  }
+
+  protected async exec(sql: string, params?: unknown[]): Promise<void> {
+    try {
+      await this.conn.run(sql, params as DuckDBValue[] | undefined);
+    } catch (e) {
+      throw new ArchiveError("QUERY", `DuckDB: ${firstLine(e)}`, { cause: e });
+    }
+  }
+
+  protected async rows(sql: string, params?: unknown[]): Promise<Row[]> {
+    let reader: Awaited<ReturnType<DuckDBConnection["runAndReadAll"]>>;
+    try {
+      reader = await this.conn.runAndReadAll(sql, params as DuckDBValue[] | undefined);
+    } catch (e) {
+      throw new ArchiveError("QUERY", `DuckDB: ${firstLine(e)}`, { cause: e });
+    }
+    const names = reader.columnNames();
+    return reader.getRows().map((r) => {
+      const o: Row = {};
+      names.forEach((n, i) => {
+        o[n] = plainDuckDBValue(r[i]!);
+      });
+      return o;
+    });
+  }
+
+  protected async tableNames(): Promise<string[]> {
+    const r = await this.rows(
+      "SELECT table_name AS t FROM duckdb_tables() WHERE database_name = current_database() AND schema_name = 'main' AND NOT temporary",
+    );
+    return r.map((x) => String(x.t));
+  }
+
+  query(sql: string): Promise<QueryResult> {
+    return this.queue.run(async () => {
+      this.ensureOpen();
+      let reader: Awaited<ReturnType<DuckDBConnection["runAndReadAll"]>>;
+      try {
+        reader = await this.conn.runAndReadAll(sql);
+      } catch (e) {
+        throw new ArchiveError("QUERY", firstLine(e), { cause: e });
+      }
+      return { columns: reader.columnNames(), rows: reader.getRows().map((r) => r.map(plainDuckDBValue)) };
+    });
+  }
+
+  protected async loadHistory(record: RunRecord, history: HistoryWrite, tracker: KindTracker): Promise<number> {
+    await this.deleteHistory(record, history);
+    const appender = await this.conn.createAppender("history");
+    let max = history.replace ? Number.NEGATIVE_INFINITY : Math.trunc(history.fromStep) - 1;
+    const outOfOrder = new Map<number, HistoryRecord>();
+    let n = 0;
+    const flushOutOfOrder = async () => {
+      if (outOfOrder.size === 0) return;
+      appender.flushSync();
+      await this.upsertHistoryRows(record, [...outOfOrder.values()]);
+      outOfOrder.clear();
+    };
+    try {
+      for await (const batch of history.batches) {
+        for (const row of batch) {
+          const step = Math.trunc(row.step);
+          tracker.observe(row.metrics ?? {});
+          n++;
+          if (step > max) {
+            max = step;
+            appender.appendVarchar(record.entity);
+            appender.appendVarchar(record.project);
+            appender.appendVarchar(record.run_id);
+            appender.appendBigInt(BigInt(step));
+            const micros = unixToMicros(row.timestamp);
+            if (micros === null) appender.appendNull();
+            else appender.appendTimestampTZ(new DuckDBTimestampTZValue(BigInt(micros)));
+            if (row.runtime === null || row.runtime === undefined) appender.appendNull();
+            else appender.appendDouble(Number(row.runtime));
+            appender.appendVarchar(stringifyStrict(row.wandb_metadata ?? {}));
+            appender.appendVarchar(stringifyStrict(row.metrics ?? {}));
+            appender.appendVarchar(stringifyStrict(row.extra ?? {}));
+            appender.endRow();
+          } else {
+            outOfOrder.set(step, { ...row, step });
+            if (outOfOrder.size >= 1000) await flushOutOfOrder();
+          }
+        }
+      }
+      appender.flushSync();
+      await flushOutOfOrder();
+      appender.closeSync();
+    } catch (e) {
+      try {
+        appender.clear();
+        appender.closeSync();
+      } catch {
+        // the transaction is rolled back by the caller either way
+      }
+      if (e instanceof ArchiveError) throw e;
+      if (e instanceof Error && /Constraint|Conversion|Invalid Input/i.test(e.message)) {
+        throw new ArchiveError("WRITE", `DuckDB: ${firstLine(e)}`, { cause: e });
+      }
+      throw e;
+    }
+    return n;
+  }
+
+  withDuckDBTables<T>(_filter: ExportFilter, fn: (conn: DuckDBConnection) => Promise<T>): Promise<T> {
+    return this.queue.run(async () => {
+      this.ensureOpen();
+      return fn(this.conn);
+    });
+  }
+
+  protected async closeConnection(): Promise<void> {
+    try {
+      this.conn.closeSync();
+      this.instance.closeSync();
+    } finally {
+      const held = openInProcess.get(this.location);
+      if (held === undefined || held <= 1) openInProcess.delete(this.location);
+      else openInProcess.set(this.location, held - 1);
+    }
+  }
+}

@@ -1,0 +1,147 @@
+/**
+ * Parquet export of the archive, under the original dr_wandb's file names. Always written by DuckDB's COPY (zstd);
+ * a PostgreSQL archive is first streamed into a temporary DuckDB database. Each file is written whole: to
+ * `<name>.tmp-<pid>` in the same folder, then renamed.
+ */
+import { mkdir, rename, rm } from "node:fs/promises";
+import { join, resolve } from "node:path";
+import type { DuckDBConnection } from "@duckdb/node-api";
+import type { Archive } from "../archive/archive.js";
+import { type ExportFilter, isDuckDBExportSource, maskToKinds } from "../archive/base.js";
+import { ArchiveError, firstLine } from "../archive/errors.js";
+import { HISTORY_FIXED_COLUMNS, RUN_JSON_COMPONENTS, RUN_SCALAR_COLUMNS } from "../model/records.js";
+import { type ColumnType, columnTypeFor, jsonPathFor, metricColumnNames, quoteIdent, quoteLiteral } from "./flatten.js";
+
+export interface ArchiveExportOptions {
+  outputDir: string;
+  /** Only this entity's runs (all entities when absent). */
+  entity?: string;
+  /** Only this project's runs (all projects when absent). */
+  project?: string;
+}
+
+/** The standard run fields of every runs_metadata*.parquet file, as in the original. */
+export const RUN_STANDARD_COLUMNS = ["run_id", "run_name", "state", "project", "entity", "created_at"] as const;
+
+function whereClause(filter: ExportFilter, alias?: string): string {
+  const p = alias ? `${alias}.` : "";
+  const conds: string[] = [];
+  if (filter.entity !== undefined) conds.push(`${p}entity = ${quoteLiteral(filter.entity)}`);
+  if (filter.project !== undefined) conds.push(`${p}project = ${quoteLiteral(filter.project)}`);
+  return conds.length ? `WHERE ${conds.join(" AND ")}` : "";
+}
+
+async function copyToParquet(conn: DuckDBConnection, select: string, outputDir: string, name: string): Promise<string> {
+  const final = join(outputDir, name);
+  const tmp = `${final}.tmp-${process.pid}`;
+  try {
+    await conn.run(`COPY (${select}) TO ${quoteLiteral(tmp)} (FORMAT parquet, COMPRESSION zstd)`);
+    await rename(tmp, final);
+  } catch (e) {
+    await rm(tmp, { force: true }).catch(() => undefined);
+    if (e instanceof ArchiveError) throw e;
+    throw new ArchiveError("EXPORT", `writing ${final}: ${firstLine(e)}`, { cause: e });
+  }
+  return final;
+}
+
+/** The SELECT for runs_history.parquet: fixed columns, then one typed column per metric key. */
+export async function historySelect(conn: DuckDBConnection, filter: ExportFilter): Promise<string> {
+  const reader = await conn.runAndReadAll(
+    `SELECT key, bit_or(kinds)::INTEGER AS kinds FROM metric_keys ${whereClause(filter)} GROUP BY key ORDER BY key`,
+  );
+  const keys: { key: string; type: ColumnType }[] = reader.getRows().map((r) => ({
+    key: String(r[0]),
+    type: columnTypeFor(maskToKinds(Number(r[1]))),
+  }));
+  const names = metricColumnNames(
+    keys.map((k) => k.key),
+    HISTORY_FIXED_COLUMNS,
+  );
+  const fixed = HISTORY_FIXED_COLUMNS.map((c) => quoteIdent(c)).join(", ");
+  const where = whereClause(filter);
+  const order = "ORDER BY entity, project, run_id, step";
+  if (keys.length === 0) return `SELECT ${fixed} FROM history ${where} ${order}`;
+  // Each row's metrics are parsed once for all keys (a list of JSON paths), rather than once per key.
+  const paths = `[${keys.map((k) => quoteLiteral(jsonPathFor(k.key))).join(", ")}]`;
+  const needJson = keys.some((k) => k.type === "JSON");
+  const S = quoteIdent("dr_wandb$s");
+  const J = quoteIdent("dr_wandb$j");
+  const exprs = keys.map((k, i) => {
+    const at = `[${i + 1}]`;
+    const alias = quoteIdent(names.get(k.key)!);
+    switch (k.type) {
+      case "JSON":
+        return `${J}${at} AS ${alias}`;
+      case "VARCHAR":
+        return `${S}${at} AS ${alias}`;
+      case "HUGEINT":
+        // Parquet has no 128-bit integer (DuckDB would write DOUBLE): DECIMAL(38,0) keeps every digit.
+        return `TRY_CAST(${S}${at} AS DECIMAL(38,0)) AS ${alias}`;
+      default:
+        return `TRY_CAST(${S}${at} AS ${k.type}) AS ${alias}`;
+    }
+  });
+  const inner = [
+    "entity",
+    "project",
+    ...HISTORY_FIXED_COLUMNS.map((c) => quoteIdent(c)),
+    `json_extract_string(metrics, ${paths}) AS ${S}`,
+    ...(needJson ? [`json_extract(metrics, ${paths}) AS ${J}`] : []),
+  ].join(", ");
+  return `SELECT ${fixed}, ${exprs.join(", ")} FROM (SELECT ${inner} FROM history ${where}) ${order}`;
+}
+
+/**
+ * Writes runs_metadata.parquet, runs_metadata_{component}.parquet (6), runs_history.parquet and
+ * runs_system_metrics.parquet into `outputDir`, for the runs of `entity`/`project` when given (else everything).
+ */
+export async function exportArchive(archive: Archive, opts: ArchiveExportOptions): Promise<{ files: string[] }> {
+  if (!isDuckDBExportSource(archive)) {
+    throw new ArchiveError("EXPORT", `the ${archive.kind} archive at ${archive.location} cannot be exported`);
+  }
+  const outputDir = resolve(opts.outputDir);
+  await mkdir(outputDir, { recursive: true });
+  const filter: ExportFilter = {};
+  if (opts.entity !== undefined) filter.entity = opts.entity;
+  if (opts.project !== undefined) filter.project = opts.project;
+  return archive.withDuckDBTables(filter, async (conn) => {
+    const files: string[] = [];
+    const where = whereClause(filter);
+    const runOrder = "ORDER BY entity, project, created_at, run_id";
+    const standard = RUN_STANDARD_COLUMNS.map((c) => quoteIdent(c));
+    const otherScalars = RUN_SCALAR_COLUMNS.filter((c) => !(RUN_STANDARD_COLUMNS as readonly string[]).includes(c)).map(
+      (c) => quoteIdent(c),
+    );
+    const components = RUN_JSON_COMPONENTS.map((c) => quoteIdent(c));
+    const metaCols = [...standard, ...otherScalars, "tags", "deleted", ...components].join(", ");
+    files.push(
+      await copyToParquet(
+        conn,
+        `SELECT ${metaCols} FROM runs ${where} ${runOrder}`,
+        outputDir,
+        "runs_metadata.parquet",
+      ),
+    );
+    for (const c of RUN_JSON_COMPONENTS) {
+      files.push(
+        await copyToParquet(
+          conn,
+          `SELECT ${[...standard, quoteIdent(c)].join(", ")} FROM runs ${where} ${runOrder}`,
+          outputDir,
+          `runs_metadata_${c}.parquet`,
+        ),
+      );
+    }
+    files.push(await copyToParquet(conn, await historySelect(conn, filter), outputDir, "runs_history.parquet"));
+    files.push(
+      await copyToParquet(
+        conn,
+        `SELECT run_id, "timestamp", runtime, metrics FROM system_metrics ${where} ORDER BY entity, project, run_id, "timestamp"`,
+        outputDir,
+        "runs_system_metrics.parquet",
+      ),
+    );
+    return { files };
+  });
+}
