@@ -1,0 +1,203 @@
+/**
+ * Bad input and security, end to end: every bad input gives one clear line on stderr and its documented exit code;
+ * the API key appears in no output, log, archive or export; Authorization never reaches the storage host.
+ */
+import assert from "node:assert/strict";
+import { chmod, mkdir, readdir, readFile, stat, writeFile } from "node:fs/promises";
+import { createServer } from "node:http";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { type FakeWandb, startFakeWandb } from "../../fake-wandb/index.js";
+import { fakeStats, runCli, tempDir } from "../helpers.js";
+
+let fake: FakeWandb;
+let env: NodeJS.ProcessEnv;
+
+before(async () => {
+  fake = await startFakeWandb({ profile: "edge", seed: 3 });
+  env = { WANDB_BASE_URL: fake.url, WANDB_API_KEY: fake.apiKey };
+});
+after(async () => {
+  await fake?.close();
+});
+
+function assertOneLine(stderr: string, pattern?: RegExp): string {
+  const lines = stderr.trim().split("\n");
+  assert.equal(lines.length, 1, `expected one line on stderr, got:\n${stderr}`);
+  assert.doesNotMatch(lines[0]!, /^\s+at /, "no stack trace");
+  if (pattern) assert.match(lines[0]!, pattern);
+  return lines[0]!;
+}
+
+async function* walk(dir: string): AsyncGenerator<string> {
+  for (const e of await readdir(dir, { withFileTypes: true })) {
+    const p = join(dir, e.name);
+    if (e.isDirectory()) yield* walk(p);
+    else yield p;
+  }
+}
+
+describe("bad input", () => {
+  it("rejects a sync without entity/project, and bad option values (exit 2)", async () => {
+    await using dir = await tempDir();
+    const r = await runCli(["sync", "--output-dir", dir.path], { env, cwd: dir.path });
+    assert.equal(r.code, 2);
+    assertOneLine(r.stderr, /--entity is required/);
+    const bad = await runCli(["sync", "e/p", "--filters", "{not json"], { env, cwd: dir.path });
+    assert.equal(bad.code, 2);
+    assertOneLine(bad.stderr, /JSON/);
+    const range = await runCli(["sync", "e/p", "--min-step", "10", "--max-step", "5", "--output-dir", dir.path], {
+      env,
+      cwd: dir.path,
+    });
+    assert.equal(range.code, 2);
+    assertOneLine(range.stderr, /--min-step/);
+  });
+
+  it("reads entity and project from a .env file in the working directory", async () => {
+    await using dir = await tempDir();
+    await writeFile(join(dir.path, ".env"), `DR_WANDB_ENTITY=${fake.entity}\nDR_WANDB_PROJECT=no-such-project\n`);
+    const r = await runCli(["sync", "--output-dir", dir.path, "-q"], { env, cwd: dir.path });
+    assert.equal(r.code, 4, r.stderr);
+    assertOneLine(r.stderr, /no-such-project/);
+  });
+
+  it("says clearly when the base URL is unreachable or not a W&B server (exit 5)", async () => {
+    await using dir = await tempDir();
+    const closed = await runCli(["sync", "e/p", "--output-dir", dir.path, "--timeout", "2"], {
+      env: { ...env, WANDB_BASE_URL: "http://127.0.0.1:9" },
+    });
+    assert.equal(closed.code, 5, closed.stderr);
+    assertOneLine(closed.stderr);
+
+    const notWandb = createServer((_req, res) => {
+      res.writeHead(200, { "content-type": "text/html" });
+      res.end("<html>hello</html>");
+    });
+    await new Promise<void>((r) => notWandb.listen(0, "127.0.0.1", r));
+    const port = (notWandb.address() as { port: number }).port;
+    try {
+      const r = await runCli(["sync", "e/p", "--output-dir", dir.path], {
+        env: { ...env, WANDB_BASE_URL: `http://127.0.0.1:${port}` },
+      });
+      assert.ok(r.code === 5 || r.code === 9, `exit ${r.code}: ${r.stderr}`);
+      assertOneLine(r.stderr);
+    } finally {
+      notWandb.close();
+    }
+  });
+
+  it("refuses a corrupt or foreign DuckDB file without touching it (exit 7)", async () => {
+    await using dir = await tempDir();
+    const file = join(dir.path, "wandb.duckdb");
+    await writeFile(file, "this is not a database\n");
+    const r = await runCli(["sync", `${fake.entity}/${fake.project}`, "--output-dir", dir.path], { env });
+    assert.equal(r.code, 7, r.stderr);
+    assertOneLine(r.stderr);
+    assert.equal(await readFile(file, "utf8"), "this is not a database\n");
+  });
+
+  it("says clearly when PostgreSQL refuses the connection (exit 8)", async () => {
+    await using dir = await tempDir();
+    const r = await runCli(
+      [
+        "sync",
+        `${fake.entity}/${fake.project}`,
+        "--output-dir",
+        dir.path,
+        "--db-url",
+        "postgresql://u:secretpw@127.0.0.1:9/db",
+      ],
+      { env },
+    );
+    assert.equal(r.code, 8, r.stderr);
+    assert.ok(!assertOneLine(r.stderr).includes("secretpw"), "the database password must not be printed");
+  });
+
+  it("says clearly when the output folder cannot be written (exit 6)", async () => {
+    if (process.getuid?.() === 0) {
+      // root ignores permission bits: use a path through a regular file instead
+      await using dir = await tempDir();
+      await writeFile(join(dir.path, "file"), "x");
+      const r = await runCli([fake.entity, fake.project, join(dir.path, "file", "out")], {
+        env,
+        bin: "wandb-download",
+      });
+      assert.equal(r.code, 6, r.stderr);
+      assertOneLine(r.stderr);
+      return;
+    }
+    await using dir = await tempDir();
+    const ro = join(dir.path, "ro");
+    await mkdir(ro);
+    await chmod(ro, 0o500);
+    const r = await runCli([fake.entity, fake.project, join(ro, "out")], { env, bin: "wandb-download" });
+    assert.equal(r.code, 6, r.stderr);
+    assertOneLine(r.stderr);
+  });
+});
+
+describe("security", () => {
+  it("never writes the API key anywhere, and never sends Authorization to the storage host", async () => {
+    await using dir = await tempDir();
+    await fetch(`${fake.url}/_fake/stats/reset`, { method: "POST" });
+    const outputs: string[] = [];
+    for (const fmt of ["parquet", "pkl", "jsonl"]) {
+      const r = await runCli(
+        [fake.entity, fake.project, join(dir.path, fmt), "--format", fmt, "-v", "--system-metrics"],
+        {
+          env,
+          bin: "wandb-download",
+        },
+      );
+      assert.equal(r.code, 0, r.stderr);
+      outputs.push(r.stdout, r.stderr);
+    }
+    const s = await runCli(
+      [
+        "sync",
+        `${fake.entity}/${fake.project}`,
+        "--output-dir",
+        join(dir.path, "archive"),
+        "-v",
+        "--files",
+        "--system-metrics",
+        "--json",
+      ],
+      { env },
+    );
+    assert.equal(s.code, 0, s.stderr);
+    outputs.push(s.stdout, s.stderr);
+    const wrong = await runCli(["sync", "e/p", "--output-dir", join(dir.path, "x"), "-v"], {
+      env: { ...env, WANDB_API_KEY: `${fake.apiKey}X` },
+    });
+    outputs.push(wrong.stdout, wrong.stderr);
+
+    const key = fake.apiKey;
+    const forms = [key, Buffer.from(`api:${key}`).toString("base64"), Buffer.from(`api:${key}X`).toString("base64")];
+    for (const text of outputs) for (const f of forms) assert.ok(!text.includes(f), "the key leaked into CLI output");
+    let files = 0;
+    for await (const p of walk(dir.path)) {
+      if ((await stat(p)).size > 200 * 1024 * 1024) continue;
+      const bytes = await readFile(p);
+      for (const f of forms) assert.ok(!bytes.includes(f), `the key leaked into ${p}`);
+      files++;
+    }
+    assert.ok(files > 10, `scanned only ${files} files`);
+    const stats = await fakeStats(fake.url);
+    assert.deepEqual(stats.authLeaks, [], "Authorization was sent to the storage host");
+  });
+
+  it("never writes a file outside the output folder, whatever names the server sends", async () => {
+    await using dir = await tempDir();
+    const out = join(dir.path, "inside");
+    const r = await runCli(["sync", `${fake.entity}/${fake.project}`, "--output-dir", out, "--files", "--no-export"], {
+      env,
+    });
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /unsafe; not downloaded/);
+    const outside = (await readdir(dir.path)).filter((n) => n !== "inside");
+    assert.deepEqual(outside, [], "something was written next to the output folder");
+    for await (const p of walk(out)) assert.ok(p.startsWith(out));
+  });
+});

@@ -1,0 +1,148 @@
+/** Helpers for end-to-end tests: the CLI as a real child process, the fake's truth, Parquet read back by DuckDB. */
+import { spawn } from "node:child_process";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { DuckDBInstance } from "@duckdb/node-api";
+import { type JsonObject, type JsonValue, parseWandbJson } from "../src/model/json.js";
+
+export const ROOT = resolve(import.meta.dirname, "..");
+
+export interface CliResult {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `dr-wandb` (or `wandb-download`) through tsx in a child process. */
+export function runCli(
+  args: string[],
+  opts: { env?: NodeJS.ProcessEnv; cwd?: string; bin?: "dr-wandb" | "wandb-download"; timeoutMs?: number } = {},
+): Promise<CliResult> {
+  const entry = opts.bin === "wandb-download" ? "src/cli/wandb-download.ts" : "src/cli/bin.ts";
+  return new Promise((done, fail) => {
+    const child = spawn(process.execPath, ["--import", "tsx", join(ROOT, entry), ...args], {
+      cwd: opts.cwd ?? ROOT,
+      env: { PATH: process.env.PATH, HOME: process.env.HOME, TMPDIR: process.env.TMPDIR, ...opts.env },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d) => {
+      stdout += d;
+    });
+    child.stderr.on("data", (d) => {
+      stderr += d;
+    });
+    const timer = setTimeout(() => child.kill("SIGKILL"), opts.timeoutMs ?? 180_000);
+    child.on("error", fail);
+    child.on("close", (code, signal) => {
+      clearTimeout(timer);
+      done({ code, signal, stdout, stderr });
+    });
+  });
+}
+
+export async function tempDir(
+  prefix = "drwandb-test-",
+): Promise<{ path: string; [Symbol.asyncDispose](): Promise<void> }> {
+  const path = await mkdtemp(join(tmpdir(), prefix));
+  return { path, [Symbol.asyncDispose]: () => rm(path, { recursive: true, force: true }) };
+}
+
+export async function ndjson(url: string): Promise<JsonObject[]> {
+  const res = await fetch(url);
+  if (!res.ok) throw new Error(`${url}: HTTP ${res.status}`);
+  const text = await res.text();
+  return text
+    .split("\n")
+    .filter((l) => l.trim() !== "")
+    .map((l) => parseWandbJson(l) as JsonObject);
+}
+
+export async function truthRuns(baseUrl: string): Promise<JsonObject[]> {
+  return ndjson(`${baseUrl}/_fake/truth/runs`);
+}
+
+export async function truthHistory(baseUrl: string, run: string): Promise<JsonObject[]> {
+  return ndjson(`${baseUrl}/_fake/truth/history?run=${encodeURIComponent(run)}`);
+}
+
+export async function fakeStats(
+  baseUrl: string,
+): Promise<{ total: number; graphql: number; byOperation: Record<string, number> } & JsonObject> {
+  const res = await fetch(`${baseUrl}/_fake/stats`);
+  return (await res.json()) as never;
+}
+
+export async function mutate(baseUrl: string, ops: JsonObject | JsonObject[]): Promise<void> {
+  const res = await fetch(`${baseUrl}/_fake/mutate`, { method: "POST", body: JSON.stringify(ops) });
+  if (!res.ok) throw new Error(`mutate: HTTP ${res.status} ${await res.text()}`);
+}
+
+/** Runs SQL in a fresh in-memory DuckDB (for reading Parquet files or a copy of an archive). */
+export async function duckQuery(sql: string): Promise<{ columns: string[]; rows: unknown[][] }> {
+  const db = await DuckDBInstance.create(":memory:");
+  const conn = await db.connect();
+  try {
+    const r = await conn.runAndReadAll(sql);
+    return { columns: r.columnNames(), rows: r.getRowsJS() as unknown[][] };
+  } finally {
+    conn.closeSync();
+    db.closeSync();
+  }
+}
+
+/** Rows of a query as objects keyed by column. */
+export async function duckObjects(sql: string): Promise<Record<string, unknown>[]> {
+  const r = await duckQuery(sql);
+  return r.rows.map((row) => Object.fromEntries(r.columns.map((c, i) => [c, row[i]])));
+}
+
+/** Deep equality for JSON values where NaN equals NaN and bigint equals the same integer number. */
+export function sameValue(a: unknown, b: unknown): boolean {
+  if (typeof a === "number" && typeof b === "number") return Object.is(a, b) || a === b;
+  if ((typeof a === "bigint" || typeof a === "number") && (typeof b === "bigint" || typeof b === "number")) {
+    try {
+      return BigInt(a as never) === BigInt(b as never);
+    } catch {
+      return false;
+    }
+  }
+  if (Array.isArray(a)) return Array.isArray(b) && a.length === b.length && a.every((x, i) => sameValue(x, b[i]));
+  if (a && b && typeof a === "object" && typeof b === "object") {
+    const ka = Object.keys(a);
+    const kb = Object.keys(b);
+    if (ka.length !== kb.length) return false;
+    return ka.every((k) => Object.hasOwn(b, k) && sameValue((a as never)[k], (b as never)[k]));
+  }
+  return a === b;
+}
+
+/** A readable description of the first difference between two JSON values (for assertion messages). */
+export function firstDiff(a: unknown, b: unknown, path = "$"): string | null {
+  if (sameValue(a, b)) return null;
+  if (a && b && typeof a === "object" && typeof b === "object" && !Array.isArray(a) && !Array.isArray(b)) {
+    for (const k of new Set([...Object.keys(a), ...Object.keys(b)])) {
+      const d = firstDiff((a as never)[k], (b as never)[k], `${path}.${k}`);
+      if (d) return d;
+    }
+  }
+  if (Array.isArray(a) && Array.isArray(b)) {
+    for (let i = 0; i < Math.max(a.length, b.length); i++) {
+      const d = firstDiff(a[i], b[i], `${path}[${i}]`);
+      if (d) return d;
+    }
+  }
+  const show = (v: unknown) => {
+    try {
+      return JSON.stringify(v, (_k, x) => (typeof x === "bigint" ? `${x}n` : Number.isNaN(x) ? "NaN" : x));
+    } catch {
+      return String(v);
+    }
+  };
+  return `${path}: ${show(a)} != ${show(b)}`;
+}
+
+export type { JsonObject, JsonValue };
