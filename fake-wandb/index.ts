@@ -110,6 +110,9 @@ export async function startFakeWandb(options: FakeWandbOptions = {}): Promise<Fa
     stats: server.stats,
     resetStats: server.resetStats,
     setFaults: server.setFaults,
-    close: server.close,
+    close: async () => {
+      await server.close();
+      await store.close();
+    },
   };
 }
