@@ -1,0 +1,506 @@
+/**
+ * HTTP to W&B on undici: one keep-alive Agent, per-attempt timeouts, retries (src/wandb/retry.ts), the shared
+ * rate governor, request/byte counting, and the rule that credentials go only to the base URL's origin.
+ */
+import { promisify } from "node:util";
+import { brotliDecompress, gunzip, inflate } from "node:zlib";
+import { Agent, type Dispatcher, request } from "undici";
+import { isJsonObject, type JsonObject, type JsonValue, parseWandbJson } from "../model/json.js";
+import { WandbError } from "./errors.js";
+import { RateGovernor } from "./governor.js";
+import {
+  backoffDelay,
+  classifyNetworkError,
+  classifyStatus,
+  DEFAULT_RETRY,
+  errorMessages,
+  isTransientGraphqlMessage,
+  type RetryOptions,
+  realSleep,
+  type Sleep,
+  serverWaitMs,
+  withRetry,
+} from "./retry.js";
+
+const gunzipAsync = promisify(gunzip);
+const inflateAsync = promisify(inflate);
+const brotliAsync = promisify(brotliDecompress);
+
+export const DEFAULT_GRAPHQL_TIMEOUT_MS = 60_000;
+export const DEFAULT_DOWNLOAD_TIMEOUT_MS = 60_000;
+export const MAX_REDIRECTS = 10;
+const USER_AGENT = "dr-wandb (W&B Public Client compatible)";
+
+export interface TransportOptions {
+  baseUrl: string;
+  apiKey: string;
+  /** Per-attempt timeout for a GraphQL request, headers and body together. Default 60 s. */
+  timeoutMs?: number;
+  /** Per-attempt timeout for file downloads: time to headers, and longest pause between body chunks. Default 60 s. */
+  downloadTimeoutMs?: number;
+  retry?: Partial<RetryOptions>;
+  /** Shared rate governor; a private one (default options) is made when absent. */
+  governor?: RateGovernor;
+  sleep?: Sleep;
+  random?: () => number;
+  /** Connections per origin. Default 32. */
+  connections?: number;
+  /** Use this dispatcher instead of a private keep-alive Agent (it is then not closed by close()). */
+  dispatcher?: Dispatcher;
+  userAgent?: string;
+}
+
+export interface TransportStats {
+  /** HTTP requests sent (every attempt and redirect hop counts). */
+  requests: number;
+  byOperation: Record<string, number>;
+  /** Response body bytes received (as sent on the wire). */
+  bytes: number;
+  /** Retries made (attempts after the first). */
+  retries: number;
+  retriesByOperation: Record<string, number>;
+}
+
+export interface GraphqlRequestOptions {
+  signal?: AbortSignal;
+  /** "entity/project/run", for error messages. */
+  run?: string;
+  timeoutMs?: number;
+}
+
+export interface GetOptions {
+  operation: string;
+  run?: string;
+  signal?: AbortSignal;
+  /** Extra request headers (e.g. Range). */
+  headers?: Record<string, string>;
+  timeoutMs?: number;
+}
+
+export interface OpenResponse {
+  statusCode: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: Dispatcher.ResponseData["body"];
+  /** The URL that answered (after redirects). */
+  url: string;
+}
+
+export class Transport {
+  readonly baseUrl: string;
+  readonly graphqlUrl: string;
+  readonly baseOrigin: string;
+  readonly governor: RateGovernor;
+  readonly retry: RetryOptions;
+  readonly sleep: Sleep;
+  readonly random: () => number;
+  readonly timeoutMs: number;
+  readonly downloadTimeoutMs: number;
+  declare private readonly authorization: string;
+  private readonly dispatcher: Dispatcher;
+  private readonly ownsDispatcher: boolean;
+  private readonly userAgent: string;
+  private readonly counters: TransportStats = {
+    requests: 0,
+    byOperation: {},
+    bytes: 0,
+    retries: 0,
+    retriesByOperation: {},
+  };
+
+  constructor(options: TransportOptions) {
+    this.baseUrl = options.baseUrl.replace(/\/+$/, "");
+    this.graphqlUrl = `${this.baseUrl}/graphql`;
+    this.baseOrigin = new URL(this.baseUrl).origin;
+    this.governor = options.governor ?? new RateGovernor();
+    this.retry = { ...DEFAULT_RETRY, ...options.retry };
+    this.sleep = options.sleep ?? realSleep;
+    this.random = options.random ?? Math.random;
+    this.timeoutMs = options.timeoutMs ?? DEFAULT_GRAPHQL_TIMEOUT_MS;
+    this.downloadTimeoutMs = options.downloadTimeoutMs ?? DEFAULT_DOWNLOAD_TIMEOUT_MS;
+    this.userAgent = options.userAgent ?? USER_AGENT;
+    // Non-enumerable so that inspecting the transport never shows the credential.
+    Object.defineProperty(this, "authorization", {
+      value: `Basic ${Buffer.from(`api:${options.apiKey}`).toString("base64")}`,
+      enumerable: false,
+    });
+    if (options.dispatcher) {
+      this.dispatcher = options.dispatcher;
+      this.ownsDispatcher = false;
+    } else {
+      this.dispatcher = new Agent({
+        connections: options.connections ?? 32,
+        keepAliveTimeout: 30_000,
+        keepAliveMaxTimeout: 120_000,
+        connect: { timeout: 30_000 },
+      });
+      this.ownsDispatcher = true;
+    }
+  }
+
+  stats(): TransportStats {
+    return {
+      requests: this.counters.requests,
+      byOperation: { ...this.counters.byOperation },
+      bytes: this.counters.bytes,
+      retries: this.counters.retries,
+      retriesByOperation: { ...this.counters.retriesByOperation },
+    };
+  }
+
+  /** Credentials for `url`: only when its origin is the base URL's origin. */
+  authorizationFor(url: string): string | undefined {
+    try {
+      return new URL(url).origin === this.baseOrigin ? this.authorization : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  countRequest(operation: string): void {
+    this.counters.requests++;
+    this.counters.byOperation[operation] = (this.counters.byOperation[operation] ?? 0) + 1;
+  }
+
+  countBytes(n: number): void {
+    this.counters.bytes += n;
+  }
+
+  countRetry(operation: string): void {
+    this.counters.retries++;
+    this.counters.retriesByOperation[operation] = (this.counters.retriesByOperation[operation] ?? 0) + 1;
+  }
+
+  /** Runs `attempt` under the retry policy, counting retries. */
+  withRetry<T>(
+    ctx: { operation: string; run?: string; signal?: AbortSignal },
+    attempt: (n: number) => Promise<T>,
+  ): Promise<T> {
+    return withRetry(
+      {
+        ...ctx,
+        retry: this.retry,
+        sleep: this.sleep,
+        random: this.random,
+        onRetry: () => this.countRetry(ctx.operation),
+      },
+      attempt,
+    );
+  }
+
+  /**
+   * Sends one GraphQL document (with retries) and returns its `data`. Errors: WandbError with code AUTH (401/403),
+   * NOT_FOUND (404), RATE_LIMITED, SERVER, NETWORK, TIMEOUT, GRAPHQL (`errors` in a 200), BAD_REQUEST, PROTOCOL.
+   */
+  async graphql(
+    operation: string,
+    query: string,
+    variables: Record<string, unknown>,
+    options: GraphqlRequestOptions = {},
+  ): Promise<JsonObject> {
+    const body = JSON.stringify({ query, variables, operationName: operation });
+    return this.withRetry({ operation, run: options.run, signal: options.signal }, (n) =>
+      this.graphqlAttempt(operation, body, n, options),
+    );
+  }
+
+  private async graphqlAttempt(
+    operation: string,
+    body: string,
+    attempt: number,
+    options: GraphqlRequestOptions,
+  ): Promise<JsonObject> {
+    const { signal, run } = options;
+    const timeoutMs = options.timeoutMs ?? this.timeoutMs;
+    const ticket = await this.governor.acquire(signal);
+    let outcome: "success" | "failure" | "rateLimited" = "failure";
+    let pauseMs = 0;
+    const timeout = new AbortController();
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      timeout.abort(new Error(`timed out after ${timeoutMs} ms`));
+    }, timeoutMs);
+    const combined = signal ? AbortSignal.any([signal, timeout.signal]) : timeout.signal;
+    try {
+      this.countRequest(operation);
+      let res: Dispatcher.ResponseData;
+      let raw: Buffer;
+      try {
+        res = await request(this.graphqlUrl, {
+          method: "POST",
+          dispatcher: this.dispatcher,
+          headers: {
+            "content-type": "application/json",
+            accept: "application/json",
+            "accept-encoding": "gzip, deflate, br",
+            "user-agent": this.userAgent,
+            authorization: this.authorization,
+          },
+          body,
+          signal: combined,
+          headersTimeout: timeoutMs,
+          bodyTimeout: timeoutMs,
+        });
+        raw = await readAll(res.body, (n) => this.countBytes(n));
+      } catch (e) {
+        if (signal?.aborted) throw signal.reason;
+        throw classifyNetworkError(e, { operation, run, timedOut, timeoutMs });
+      }
+      const status = res.statusCode;
+      const expected = contentLength(res.headers);
+      if (expected !== undefined && expected !== raw.length) {
+        throw new WandbError({
+          code: "PROTOCOL",
+          operation,
+          run,
+          status,
+          reason: `truncated response: got ${raw.length} of ${expected} bytes`,
+          transient: true,
+        });
+      }
+      let text: string;
+      try {
+        text = (await decode(raw, res.headers["content-encoding"])).toString("utf8");
+      } catch (e) {
+        throw new WandbError({
+          code: "PROTOCOL",
+          operation,
+          run,
+          status,
+          reason: `could not decompress the response (${(e as Error).message})`,
+          transient: true,
+          cause: e,
+        });
+      }
+      let parsed: JsonValue | undefined;
+      let parseError: unknown;
+      try {
+        parsed = parseWandbJson(text);
+      } catch (e) {
+        parseError = e;
+      }
+
+      if (status < 200 || status >= 300) {
+        const { code, transient } = classifyStatus(status);
+        const messages = errorMessages(parsed);
+        const detail = messages.length > 0 ? messages.join("; ") : snippet(text);
+        const wait = serverWaitMs(res.headers);
+        if (status === 429) {
+          outcome = "rateLimited";
+          pauseMs = wait ?? backoffDelay(attempt, this.retry, this.random);
+        } else if (status < 500) outcome = "success"; // a client error says nothing about server load
+        throw new WandbError({
+          code,
+          operation,
+          run,
+          status,
+          reason: `HTTP ${status}${detail ? `: ${detail}` : ""}`,
+          transient,
+          retryAfterMs: transient ? wait : undefined,
+          hint: code === "AUTH" ? authHint(this.baseUrl) : undefined,
+        });
+      }
+      if (parseError !== undefined || !isJsonObject(parsed)) {
+        throw new WandbError({
+          code: "PROTOCOL",
+          operation,
+          run,
+          status,
+          reason: `response is not a JSON object (${raw.length} bytes; truncated?)${parseError instanceof Error ? `: ${parseError.message}` : ""}`,
+          transient: true,
+          cause: parseError,
+        });
+      }
+      const messages = errorMessages(parsed);
+      if (messages.length > 0) {
+        const joined = messages.join("; ");
+        const transient = isTransientGraphqlMessage(joined);
+        outcome = transient ? "failure" : "success";
+        throw new WandbError({
+          code: "GRAPHQL",
+          operation,
+          run,
+          status,
+          reason: `GraphQL error: ${joined}`,
+          transient,
+        });
+      }
+      const data = parsed.data;
+      if (!isJsonObject(data)) {
+        throw new WandbError({
+          code: "PROTOCOL",
+          operation,
+          run,
+          status,
+          reason: "response has no `data` object",
+          transient: false,
+        });
+      }
+      outcome = "success";
+      return data;
+    } finally {
+      clearTimeout(timer);
+      if (outcome === "success") ticket.success();
+      else if (outcome === "rateLimited") ticket.rateLimited(pauseMs);
+      else ticket.failure();
+    }
+  }
+
+  /**
+   * GET `url`, following up to 10 redirects by hand so that Authorization goes only to the base URL's origin (it is
+   * dropped on any cross-origin hop, and re-added on a hop back). Returns the final response with its body unread:
+   * the caller must consume or destroy it. Non-2xx answers (except 416) are thrown as WandbErrors; one attempt only.
+   */
+  async openGet(url: string, options: GetOptions): Promise<OpenResponse> {
+    const timeoutMs = options.timeoutMs ?? this.downloadTimeoutMs;
+    let current = url;
+    for (let hop = 0; ; hop++) {
+      const headers: Record<string, string> = { "user-agent": this.userAgent, ...options.headers };
+      const auth = this.authorizationFor(current);
+      if (auth) headers.authorization = auth;
+      this.countRequest(options.operation);
+      let res: Dispatcher.ResponseData;
+      try {
+        res = await request(current, {
+          method: "GET",
+          dispatcher: this.dispatcher,
+          headers,
+          signal: options.signal,
+          headersTimeout: timeoutMs,
+          bodyTimeout: timeoutMs,
+        });
+      } catch (e) {
+        if (options.signal?.aborted) throw options.signal.reason;
+        throw classifyNetworkError(e, { operation: options.operation, run: options.run, timeoutMs });
+      }
+      const status = res.statusCode;
+      if (status >= 300 && status < 400 && status !== 304) {
+        const loc = res.headers.location;
+        await discard(res.body);
+        const location = Array.isArray(loc) ? loc[0] : loc;
+        if (!location) {
+          throw new WandbError({
+            code: "PROTOCOL",
+            operation: options.operation,
+            run: options.run,
+            status,
+            reason: `HTTP ${status} redirect without a Location`,
+          });
+        }
+        if (hop + 1 > MAX_REDIRECTS) {
+          throw new WandbError({
+            code: "PROTOCOL",
+            operation: options.operation,
+            run: options.run,
+            status,
+            reason: `more than ${MAX_REDIRECTS} redirects`,
+          });
+        }
+        current = new URL(location, current).toString();
+        continue;
+      }
+      if ((status >= 200 && status < 300) || status === 416) {
+        return { statusCode: status, headers: res.headers, body: res.body, url: current };
+      }
+      let text = "";
+      try {
+        text = (await readAll(res.body, (n) => this.countBytes(n), 64 * 1024)).toString("utf8");
+      } catch {
+        // the status is what matters
+      }
+      let parsed: JsonValue | undefined;
+      try {
+        parsed = parseWandbJson(text);
+      } catch {
+        parsed = undefined;
+      }
+      const messages = errorMessages(parsed);
+      const { code, transient } = classifyStatus(status);
+      const wait = serverWaitMs(res.headers);
+      if (status === 429 && new URL(current).origin === this.baseOrigin) {
+        this.governor.noteRateLimited(wait ?? this.retry.minDelayMs);
+      }
+      throw new WandbError({
+        code,
+        operation: options.operation,
+        run: options.run,
+        status,
+        reason: `HTTP ${status} from ${new URL(current).host}${messages.length ? `: ${messages.join("; ")}` : text ? `: ${snippet(text)}` : ""}`,
+        transient,
+        retryAfterMs: transient ? wait : undefined,
+        hint: code === "AUTH" && this.authorizationFor(current) ? authHint(this.baseUrl) : undefined,
+      });
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.ownsDispatcher) await this.dispatcher.close();
+  }
+}
+
+function authHint(baseUrl: string): string {
+  return `Check the API key for ${new URL(baseUrl).host} (WANDB_API_KEY, \`wandb login\`, or --api-key)`;
+}
+
+function contentLength(headers: Record<string, string | string[] | undefined>): number | undefined {
+  // undici does not decode bodies, so Content-Length applies to exactly the bytes we read.
+  const v = headers["content-length"];
+  const s = Array.isArray(v) ? v[0] : v;
+  if (s === undefined || !/^\d+$/.test(s)) return undefined;
+  return Number(s);
+}
+
+async function decode(raw: Buffer, encoding: string | string[] | undefined): Promise<Buffer> {
+  const enc = (Array.isArray(encoding) ? encoding.join(",") : (encoding ?? "")).trim().toLowerCase();
+  if (enc === "" || enc === "identity") return raw;
+  let out = raw;
+  // Encodings are listed in the order they were applied; undo them in reverse.
+  for (const e of enc
+    .split(",")
+    .map((x) => x.trim())
+    .reverse()) {
+    if (e === "gzip" || e === "x-gzip") out = await gunzipAsync(out);
+    else if (e === "deflate") out = await inflateAsync(out);
+    else if (e === "br") out = await brotliAsync(out);
+    else if (e !== "identity" && e !== "") throw new Error(`unsupported content-encoding ${e}`);
+  }
+  return out;
+}
+
+/** Reads a body to a Buffer, reporting bytes as they arrive; stops (and destroys the body) past `limit`. */
+export async function readAll(
+  body: AsyncIterable<Buffer | Uint8Array> & { destroy?: (e?: Error) => void },
+  onBytes: (n: number) => void,
+  limit = Number.POSITIVE_INFINITY,
+): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let total = 0;
+  for await (const chunk of body) {
+    const b = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk);
+    onBytes(b.length);
+    chunks.push(b);
+    total += b.length;
+    if (total > limit) {
+      body.destroy?.();
+      break;
+    }
+  }
+  return Buffer.concat(chunks);
+}
+
+async function discard(body: { dump?: () => Promise<void>; destroy?: () => void }): Promise<void> {
+  try {
+    if (body.dump) await body.dump();
+    else body.destroy?.();
+  } catch {
+    // ignore: the redirect's body is irrelevant
+  }
+}
+
+function snippet(text: string): string {
+  const t = text
+    .replace(/<[^>]*>/g, " ")
+    .replace(/\s+/g, " ")
+    .trim();
+  return t.length > 200 ? `${t.slice(0, 197)}...` : t;
+}
