@@ -10,7 +10,7 @@
  * - Every mutation bumps the touched run's heartbeatAt to a store clock that only moves forward (+10 s a step).
  */
 import { createHash } from "node:crypto";
-import { mkdtempSync } from "node:fs";
+import { mkdirSync, mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { b64, encodeHistoryLine, encodeTruthLine, encodeWandbJson } from "./encode.js";
@@ -325,6 +325,7 @@ class Store implements DataStore {
     if (e.exports && e.exports.key === key) return e.exports.promise;
     if (!this.writer) {
       this.cacheDir ??= mkdtempSync(join(tmpdir(), "fake-wandb-parquet-"));
+      mkdirSync(this.cacheDir, { recursive: true }); // a --cache-dir that does not exist yet
       this.writer = new ParquetWriter(this.cacheDir);
     }
     const optsHash = hash3(this.options.seed, this.options.steps, this.options.metrics).toString(36);
