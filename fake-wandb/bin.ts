@@ -6,7 +6,6 @@
  */
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import { parseFaultKinds } from "./faults.js";
-import { startFakeWandb } from "./index.js";
 
 function intArg(name: string, min = 0, max = Number.MAX_SAFE_INTEGER) {
   return (v: string): number => {
@@ -97,6 +96,9 @@ async function main(): Promise<void> {
     fail("--api-key must be at least 40 characters of [A-Za-z0-9_] (optionally after a prefix-)");
   }
 
+  // graphql-js skips its costly development-mode instanceof checks in production mode (read at import time).
+  process.env.NODE_ENV ??= "production";
+  const { startFakeWandb } = await import("./index.js");
   const fake = await startFakeWandb({
     host: o.host,
     port: o.port,

@@ -17,7 +17,7 @@ import {
 } from "graphql";
 import type { FakeFile, FakeRun, FakeStore, FObject } from "./model.js";
 import { SCHEMA_SDL } from "./schema.js";
-import { stringifyWire } from "./wire-json.js";
+import { sanitizeJsonValue, stringifyWire } from "./wire-json.js";
 
 /** A resolver failure that the server answers with this HTTP status and {"errors":[{"message"}]}. */
 export class HttpStatusError extends Error {
@@ -169,7 +169,7 @@ function literalToJs(node: ValueNode, variables?: Record<string, unknown> | null
 
 const JSONScalar = new GraphQLScalarType({
   name: "JSON",
-  serialize: (v) => v,
+  serialize: sanitizeJsonValue,
   parseValue: (v) => v,
   parseLiteral: (node, variables) => literalToJs(node, variables),
 });

@@ -21,7 +21,7 @@ import { DEFAULT_FAULTS, FaultDice, type FaultKind, type FaultSettings, mergeFau
 import type { FakeRun, FakeStore, MutateOp } from "./model.js";
 import { fakeSchema, HttpStatusError, type ResolverContext } from "./resolvers.js";
 import { analyzeShapes, MAX_RUNS_FIRST, maxRunsFirst, type ShapeInfo } from "./shapes.js";
-import { stringifyWire } from "./wire-json.js";
+import { stringifyWire, toWireText } from "./wire-json.js";
 
 export interface FakeServerOptions {
   host?: string;
@@ -99,7 +99,7 @@ function jsonReply(status: number, value: unknown, headers: Record<string, strin
   return {
     status,
     headers: { "Content-Type": JSON_TYPE, ...headers },
-    body: Buffer.from(typeof value === "string" ? value : stringifyWire(value), "utf8"),
+    body: Buffer.from(typeof value === "string" ? value : toWireText(value), "utf8"),
   };
 }
 

@@ -47,3 +47,41 @@ export function stringifyWire(v: unknown): string {
       return "null";
   }
 }
+
+function hasNonFinite(v: unknown, depth = 0): boolean {
+  if (typeof v === "number") return v - v !== 0;
+  if (typeof v !== "object" || v === null || depth > 200) return false;
+  if (Array.isArray(v)) {
+    for (const x of v) if (hasNonFinite(x, depth + 1)) return true;
+    return false;
+  }
+  for (const k in v as Record<string, unknown>)
+    if (hasNonFinite((v as Record<string, unknown>)[k], depth + 1)) return true;
+  return false;
+}
+
+function replaceNonFinite(v: unknown): unknown {
+  if (typeof v === "number") return v - v === 0 ? v : Number.isNaN(v) ? "NaN" : v > 0 ? "Infinity" : "-Infinity";
+  if (typeof v !== "object" || v === null) return v;
+  if (Array.isArray(v)) return v.map(replaceNonFinite);
+  const o: Record<string, unknown> = {};
+  for (const k in v as Record<string, unknown>) o[k] = replaceNonFinite((v as Record<string, unknown>)[k]);
+  return o;
+}
+
+/**
+ * A real-JSON value (JSON scalar) made safe for JSON.stringify's number handling: non-finite numbers become the
+ * strings "NaN"/"Infinity"/"-Infinity" (copying only when there is one). Bigints are left for {@link toWireText}.
+ */
+export function sanitizeJsonValue(v: unknown): unknown {
+  return hasNonFinite(v) ? replaceNonFinite(v) : v;
+}
+
+/** The response text: native JSON.stringify, or {@link stringifyWire} when the value holds a bigint. */
+export function toWireText(v: unknown): string {
+  try {
+    return JSON.stringify(v);
+  } catch {
+    return stringifyWire(v);
+  }
+}
