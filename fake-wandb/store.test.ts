@@ -21,8 +21,9 @@ const names = (rs: FakeRun[]) => rs.map((r) => r.name);
 
 /** A small tolerant parser for the tests: bare NaN/Infinity and long integers (exact, as bigint). */
 function parseWandb(text: string): unknown {
-  const marked = text.replace(/("(?:[^"\\]|\\.)*")|(-?Infinity|NaN)|(?<![\d.eE+-])(-?\d{16,})(?![.\deE])/g, (m, str, tok, big) =>
-    str ? str : tok ? `{"$tok":"${tok}"}` : big ? `{"$big":"${big}"}` : m,
+  const marked = text.replace(
+    /("(?:[^"\\]|\\.)*")|(-?Infinity|NaN)|(?<![\d.eE+-])(-?\d{16,})(?![.\deE])/g,
+    (m, str, tok, big) => (str ? str : tok ? `{"$tok":"${tok}"}` : big ? `{"$big":"${big}"}` : m),
   );
   return JSON.parse(marked, (_k, v) => {
     if (v && typeof v === "object" && !Array.isArray(v)) {
@@ -233,7 +234,7 @@ describe("query: order", () => {
     for (const o of ["summary_metrics.loss", "-summary_metrics.loss"]) {
       const got = e.query(null, o);
       const vals = got.map((r) => r.summary.loss as number | undefined);
-      const firstMissing = vals.findIndex((v) => v === undefined);
+      const firstMissing = vals.indexOf(undefined);
       assert.ok(firstMissing > 0, "some runs lack loss");
       assert.ok(
         vals.slice(firstMissing).every((v) => v === undefined),
