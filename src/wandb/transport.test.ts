@@ -1,0 +1,353 @@
+import assert from "node:assert/strict";
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import { after, before, describe, test } from "node:test";
+import { gzipSync } from "node:zlib";
+import { WandbError } from "./errors.js";
+import { RateGovernor } from "./governor.js";
+import { Transport } from "./transport.js";
+
+const KEY = "transport-test-key-0123456789abcdefghijklmnop";
+const AUTH = `Basic ${Buffer.from(`api:${KEY}`).toString("base64")}`;
+
+type Handler = (req: IncomingMessage, res: ServerResponse, n: number) => void;
+
+interface Stub {
+  url: string;
+  hits: IncomingMessage[];
+  handle(h: Handler): void;
+  close(): Promise<void>;
+}
+
+async function stub(): Promise<Stub> {
+  let handler: Handler = (_q, res) => res.end();
+  const hits: IncomingMessage[] = [];
+  const server: Server = createServer((req, res) => {
+    hits.push(req);
+    req.resume();
+    req.on("end", () => handler(req, res, hits.length));
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    hits,
+    handle(h) {
+      handler = h;
+      hits.length = 0;
+    },
+    close: () =>
+      new Promise<void>((r) => {
+        server.closeAllConnections();
+        server.close(() => r());
+      }),
+  };
+}
+
+function json(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  const b = Buffer.from(JSON.stringify(body));
+  res.writeHead(status, { "content-type": "application/json", "content-length": b.length, ...headers });
+  res.end(b);
+}
+
+describe("Transport", () => {
+  let a: Stub;
+  let b: Stub;
+  const waits: number[] = [];
+  const make = (extra: Partial<ConstructorParameters<typeof Transport>[0]> = {}) =>
+    new Transport({
+      baseUrl: a.url,
+      apiKey: KEY,
+      timeoutMs: 300,
+      downloadTimeoutMs: 300,
+      retry: { maxAttempts: 4, minDelayMs: 1, maxDelayMs: 5 },
+      sleep: async (ms) => {
+        waits.push(ms);
+      },
+      random: () => 0.5,
+      ...extra,
+    });
+
+  before(async () => {
+    a = await stub();
+    b = await stub();
+  });
+  after(async () => {
+    await a.close();
+    await b.close();
+  });
+
+  test("a GraphQL request: POST {base}/graphql with Basic api:<key>, returns data", async () => {
+    a.handle((_q, res) => json(res, 200, { data: { viewer: { id: "x" } } }));
+    const t = make();
+    const data = await t.graphql("Viewer", "query Viewer { viewer { id } }", {});
+    assert.deepEqual(data, { viewer: { id: "x" } });
+    assert.equal(a.hits[0]!.url, "/graphql");
+    assert.equal(a.hits[0]!.method, "POST");
+    assert.equal(a.hits[0]!.headers.authorization, AUTH);
+    assert.deepEqual(t.stats().byOperation, { Viewer: 1 });
+    assert.ok(t.stats().bytes > 0);
+    await t.close();
+  });
+
+  test("NaN, Infinity and big integers in the body survive", async () => {
+    a.handle((_q, res) => {
+      const body = Buffer.from('{"data":{"x":NaN,"y":-Infinity,"z":12345678901234567890}}');
+      res.writeHead(200, { "content-length": body.length });
+      res.end(body);
+    });
+    const t = make();
+    const data = await t.graphql("X", "query X { x }", {});
+    assert.ok(Number.isNaN(data.x));
+    assert.equal(data.y, Number.NEGATIVE_INFINITY);
+    assert.equal(data.z, 12345678901234567890n);
+    await t.close();
+  });
+
+  test("gzip bodies are decoded", async () => {
+    a.handle((_q, res) => {
+      const body = gzipSync(Buffer.from('{"data":{"ok":true}}'));
+      res.writeHead(200, { "content-encoding": "gzip", "content-length": body.length });
+      res.end(body);
+    });
+    const t = make();
+    assert.deepEqual(await t.graphql("X", "query X { ok }", {}), { ok: true });
+    await t.close();
+  });
+
+  for (const status of [400, 401, 403, 404, 409, 410, 413, 422, 501]) {
+    test(`HTTP ${status} is not retried`, async () => {
+      a.handle((_q, res) => json(res, status, { errors: [{ message: `failure ${status}` }] }));
+      const t = make();
+      await assert.rejects(t.graphql("Runs", "query Runs { x }", {}, { run: "e/p" }), (e: unknown) => {
+        assert.ok(e instanceof WandbError);
+        assert.equal(e.status, status);
+        assert.equal(e.attempts, 1);
+        assert.equal(e.retried, false);
+        assert.match(
+          e.message,
+          new RegExp(`^W&B Runs \\(e/p\\) failed: HTTP ${status}: failure ${status}; not retried`),
+        );
+        return true;
+      });
+      assert.equal(a.hits.length, 1);
+      await t.close();
+    });
+  }
+
+  test("401 gives AUTH with advice and without the key", async () => {
+    a.handle((q, res) =>
+      json(res, 401, { errors: [{ message: `user is not logged in (${q.headers.authorization})` }] }),
+    );
+    const t = make();
+    await assert.rejects(t.graphql("Viewer", "query Viewer { viewer { id } }", {}), (e: unknown) => {
+      assert.ok(e instanceof WandbError);
+      assert.equal(e.code, "AUTH");
+      assert.match(e.message, /WANDB_API_KEY/);
+      assert.ok(!e.message.includes(KEY));
+      assert.ok(!e.message.includes(AUTH.slice(6)));
+      return true;
+    });
+    await t.close();
+  });
+
+  test("5xx is retried with backoff until it succeeds; {error} and {errors:[str]} bodies are read", async () => {
+    waits.length = 0;
+    a.handle((_q, res, n) => {
+      if (n === 1) json(res, 500, { error: "internal database error" });
+      else if (n === 2) json(res, 502, { errors: ["Server down"] });
+      else json(res, 200, { data: { ok: 1 } });
+    });
+    const t = make();
+    assert.deepEqual(await t.graphql("Runs", "query Runs { ok }", {}), { ok: 1 });
+    assert.equal(a.hits.length, 3);
+    assert.equal(waits.length, 2);
+    assert.equal(t.stats().retries, 2);
+    await t.close();
+  });
+
+  test("5xx until the attempts run out: SERVER, retried, message says so", async () => {
+    a.handle((_q, res) => json(res, 503, { error: "unavailable" }));
+    const t = make();
+    await assert.rejects(t.graphql("Runs", "query Runs { ok }", {}), (e: unknown) => {
+      assert.ok(e instanceof WandbError);
+      assert.equal(e.code, "SERVER");
+      assert.equal(e.attempts, 4);
+      assert.equal(e.retried, true);
+      assert.equal(e.transient, true);
+      assert.match(e.message, /HTTP 503: unavailable; gave up after 4 attempts/);
+      return true;
+    });
+    assert.equal(a.hits.length, 4);
+    await t.close();
+  });
+
+  test("429 waits out Retry-After (and pauses the shared governor)", async () => {
+    waits.length = 0;
+    const governor = new RateGovernor({ initialConcurrency: 8 });
+    a.handle((_q, res, n) => {
+      if (n === 1) json(res, 429, { error: "rate limit exceeded" }, { "retry-after": "0.05" });
+      else json(res, 200, { data: { ok: 1 } });
+    });
+    const t = make({ governor });
+    assert.deepEqual(await t.graphql("Runs", "query Runs { ok }", {}), { ok: 1 });
+    assert.deepEqual(waits, [50]);
+    assert.equal(governor.limit, 4);
+    assert.equal(governor.stats().rateLimited, 1);
+    await t.close();
+  });
+
+  test("RateLimit-Reset is honoured when there is no Retry-After", async () => {
+    waits.length = 0;
+    a.handle((_q, res, n) => {
+      if (n === 1) json(res, 429, { error: "rate limit exceeded" }, { "ratelimit-reset": "0.02" });
+      else json(res, 200, { data: { ok: 1 } });
+    });
+    const t = make();
+    await t.graphql("Runs", "query Runs { ok }", {});
+    assert.deepEqual(waits, [20]);
+    await t.close();
+  });
+
+  test("a body cut short (Content-Length mismatch, then close) is retried", async () => {
+    a.handle((_q, res, n) => {
+      const body = Buffer.from(JSON.stringify({ data: { rows: "x".repeat(5000) } }));
+      if (n === 1) {
+        res.writeHead(200, { "content-length": body.length });
+        res.write(body.subarray(0, 100), () => res.socket?.destroy());
+      } else {
+        res.writeHead(200, { "content-length": body.length });
+        res.end(body);
+      }
+    });
+    const t = make();
+    const data = await t.graphql("HistoryPage", "query HistoryPage { rows }", {});
+    assert.equal((data.rows as string).length, 5000);
+    assert.equal(a.hits.length, 2);
+    await t.close();
+  });
+
+  test("JSON that does not parse (cut body with a matching length) is retried", async () => {
+    a.handle((_q, res, n) => {
+      const body = Buffer.from(n === 1 ? '{"data":{"rows":["a","b' : '{"data":{"rows":[]}}');
+      res.writeHead(200, { "content-length": body.length });
+      res.end(body);
+    });
+    const t = make();
+    assert.deepEqual(await t.graphql("HistoryPage", "query HistoryPage { rows }", {}), { rows: [] });
+    assert.equal(a.hits.length, 2);
+    await t.close();
+  });
+
+  test("a connection reset is retried", async () => {
+    a.handle((_q, res, n) => {
+      if (n === 1) res.socket?.destroy();
+      else json(res, 200, { data: { ok: 1 } });
+    });
+    const t = make();
+    assert.deepEqual(await t.graphql("Runs", "query Runs { ok }", {}), { ok: 1 });
+    await t.close();
+  });
+
+  test("a stalled response times out per attempt and is retried", async () => {
+    a.handle((_q, res, n) => {
+      if (n === 1) return; // never answer
+      if (n === 2) {
+        res.writeHead(200, { "content-length": 100 });
+        res.write('{"data":'); // headers, then a stalled body
+        return;
+      }
+      json(res, 200, { data: { ok: 1 } });
+    });
+    const t = make({ timeoutMs: 150 });
+    const start = Date.now();
+    assert.deepEqual(await t.graphql("Runs", "query Runs { ok }", {}), { ok: 1 });
+    assert.equal(a.hits.length, 3);
+    assert.ok(Date.now() - start >= 290);
+    await t.close();
+  });
+
+  test("a stall on every attempt ends in TIMEOUT", async () => {
+    a.handle(() => {});
+    const t = make({ timeoutMs: 50, retry: { maxAttempts: 2, minDelayMs: 1, maxDelayMs: 1 } });
+    await assert.rejects(t.graphql("Runs", "query Runs { ok }", {}), (e: unknown) => {
+      assert.ok(e instanceof WandbError);
+      assert.equal(e.code, "TIMEOUT");
+      assert.equal(e.attempts, 2);
+      return true;
+    });
+    await t.close();
+  });
+
+  test("HTTP 200 with transient GraphQL errors is retried; other GraphQL errors are not", async () => {
+    a.handle((_q, res, n) => {
+      if (n === 1)
+        json(res, 200, { errors: [{ message: "An internal error occurred. Please contact support." }], data: null });
+      else json(res, 200, { data: { ok: 1 } });
+    });
+    const t = make();
+    assert.deepEqual(await t.graphql("Runs", "query Runs { ok }", {}), { ok: 1 });
+    a.handle((_q, res) => json(res, 200, { errors: [{ message: 'Cannot query field "nope" on type "Run".' }] }));
+    await assert.rejects(t.graphql("Runs", "query Runs { nope }", {}), (e: unknown) => {
+      assert.ok(e instanceof WandbError);
+      assert.equal(e.code, "GRAPHQL");
+      assert.equal(e.transient, false);
+      assert.equal(e.attempts, 1);
+      return true;
+    });
+    await t.close();
+  });
+
+  test("an aborted signal stops the request with its reason", async () => {
+    a.handle(() => {});
+    const t = make({ timeoutMs: 5000 });
+    const ac = new AbortController();
+    const reason = new Error("user cancelled");
+    setTimeout(() => ac.abort(reason), 30);
+    await assert.rejects(
+      t.graphql("Runs", "query Runs { ok }", {}, { signal: ac.signal }),
+      (e: unknown) => e === reason,
+    );
+    await t.close();
+  });
+
+  test("openGet: credentials only on the base origin, dropped across origins and re-added on the way back", async () => {
+    a.handle((q, res) => {
+      if (q.url === "/files/x") {
+        res.writeHead(302, { location: `${b.url}/signed/x` });
+        res.end();
+      } else {
+        res.writeHead(200, { "content-length": 2 });
+        res.end("ok");
+      }
+    });
+    b.handle((_q, res) => {
+      res.writeHead(307, { location: `${a.url}/final` });
+      res.end();
+    });
+    const t = make();
+    const res = await t.openGet(`${a.url}/files/x`, { operation: "downloadFile" });
+    assert.equal(await res.body.text(), "ok");
+    assert.equal(res.url, `${a.url}/final`);
+    assert.equal(a.hits.length, 2);
+    assert.equal(a.hits[0]!.headers.authorization, AUTH);
+    assert.equal(a.hits[1]!.headers.authorization, AUTH);
+    assert.equal(b.hits.length, 1);
+    assert.equal(b.hits[0]!.headers.authorization, undefined);
+    assert.equal(t.stats().byOperation.downloadFile, 3);
+    await t.close();
+  });
+
+  test("openGet: more than 10 redirects is an error", async () => {
+    a.handle((_q, res) => {
+      res.writeHead(302, { location: "/again" });
+      res.end();
+    });
+    const t = make();
+    await assert.rejects(
+      t.openGet(`${a.url}/loop`, { operation: "downloadFile" }),
+      (e: unknown) => e instanceof WandbError && /redirects/.test(e.message),
+    );
+    await t.close();
+  });
+});
