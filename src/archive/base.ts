@@ -3,7 +3,7 @@
  * one-operation-at-a-time queue and the conversions between records and column values.
  */
 import { KindTracker, type ValueKind } from "../export/flatten.js";
-import { stringifyStrict } from "../model/json.js";
+import { type JsonValue, stringifyStrict } from "../model/json.js";
 import type { FileRecord, HistoryRecord, RunRecord, SystemMetricsRecord } from "../model/records.js";
 import type {
   Archive,
@@ -56,6 +56,20 @@ export function kindsToMask(kinds: Iterable<ValueKind>): number {
 
 export function maskToKinds(mask: number): ValueKind[] {
   return (Object.keys(KIND_BITS) as ValueKind[]).filter((k) => (mask & KIND_BITS[k]) !== 0);
+}
+
+/** Strict JSON text of a stored value (stringifyStrict), with the common empty object short-cut; undefined as {}. */
+export function jsonText(v: JsonValue | undefined): string {
+  if (v === undefined) return "{}";
+  if (typeof v === "object" && v !== null && !Array.isArray(v)) {
+    let empty = true;
+    for (const _ in v) {
+      empty = false;
+      break;
+    }
+    if (empty) return "{}";
+  }
+  return stringifyStrict(v);
 }
 
 const MAX_UNIX_SECONDS = 253402300799; // 9999-12-31T23:59:59Z
@@ -467,9 +481,9 @@ export abstract class SqlArchive implements Archive {
         Math.trunc(r.step),
         unixToIso(r.timestamp),
         r.runtime,
-        stringifyStrict(r.wandb_metadata ?? {}),
-        stringifyStrict(r.metrics ?? {}),
-        stringifyStrict(r.extra ?? {}),
+        jsonText(r.wandb_metadata),
+        jsonText(r.metrics),
+        jsonText(r.extra),
       ]);
       await this.exec(
         `INSERT INTO history (${colList(HISTORY_COLUMNS)}) VALUES ${this.valuesSql(HISTORY_COLUMNS, chunk.length)}
@@ -520,12 +534,7 @@ export abstract class SqlArchive implements Archive {
     await this.exec("DELETE FROM system_metrics WHERE entity = $1 AND project = $2 AND run_id = $3", key);
     for (let i = 0; i < rows.length; i += 1000) {
       const chunk = rows.slice(i, i + 1000);
-      const params = chunk.flatMap((r) => [
-        ...key,
-        unixToIso(r.timestamp),
-        r.runtime,
-        stringifyStrict(r.metrics ?? {}),
-      ]);
+      const params = chunk.flatMap((r) => [...key, unixToIso(r.timestamp), r.runtime, jsonText(r.metrics)]);
       await this.exec(
         `INSERT INTO system_metrics (${colList(SYSTEM_COLUMNS)}) VALUES ${this.valuesSql(SYSTEM_COLUMNS, chunk.length)}`,
         params,

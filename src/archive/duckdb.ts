@@ -17,12 +17,12 @@ import {
   type DuckDBValue,
 } from "@duckdb/node-api";
 import type { KindTracker } from "../export/flatten.js";
-import { stringifyStrict } from "../model/json.js";
 import type { HistoryRecord, RunRecord } from "../model/records.js";
 import type { HistoryWrite, QueryResult } from "./archive.js";
 import {
   type DuckDBExportSource,
   type ExportFilter,
+  jsonText,
   normaliseInt,
   type Row,
   SqlArchive,
@@ -218,9 +218,9 @@ export class DuckDBArchive extends SqlArchive implements DuckDBExportSource {
             else appender.appendTimestampTZ(new DuckDBTimestampTZValue(BigInt(micros)));
             if (row.runtime === null || row.runtime === undefined) appender.appendNull();
             else appender.appendDouble(Number(row.runtime));
-            appender.appendVarchar(stringifyStrict(row.wandb_metadata ?? {}));
-            appender.appendVarchar(stringifyStrict(row.metrics ?? {}));
-            appender.appendVarchar(stringifyStrict(row.extra ?? {}));
+            appender.appendVarchar(jsonText(row.wandb_metadata));
+            appender.appendVarchar(jsonText(row.metrics));
+            appender.appendVarchar(jsonText(row.extra));
             appender.endRow();
           } else {
             outOfOrder.set(step, { ...row, step });

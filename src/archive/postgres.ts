@@ -11,10 +11,17 @@ import type { DuckDBConnection } from "@duckdb/node-api";
 import pg from "pg";
 import copyStreams from "pg-copy-streams";
 import { type KindTracker, quoteIdent, quoteLiteral } from "../export/flatten.js";
-import { stringifyStrict } from "../model/json.js";
 import type { HistoryRecord, RunRecord } from "../model/records.js";
 import type { HistoryWrite, QueryResult } from "./archive.js";
-import { type DuckDBExportSource, type ExportFilter, normaliseInt, type Row, SqlArchive, unixToIso } from "./base.js";
+import {
+  type DuckDBExportSource,
+  type ExportFilter,
+  jsonText,
+  normaliseInt,
+  type Row,
+  SqlArchive,
+  unixToIso,
+} from "./base.js";
 import { ArchiveError, firstLine, redactUrl } from "./errors.js";
 import { POSTGRES_DIALECT } from "./schema.js";
 
@@ -73,6 +80,29 @@ function connectError(e: unknown, url: string, password: string): ArchiveError {
     return new ArchiveError("CONNECT", `cannot connect to PostgreSQL at ${where}: unknown host`, { cause: e });
   }
   return new ArchiveError("CONNECT", `cannot connect to PostgreSQL at ${where}: ${msg}`, { cause: e });
+}
+
+/** The DuckDB expression turning CSV text column `v` back into the PostgreSQL column's type. */
+function duckdbCast(v: string, pgType: string): string {
+  switch (pgType) {
+    case "ARRAY":
+      return `from_json(${v}, '["VARCHAR"]')`;
+    case "jsonb":
+    case "json":
+      return `CAST(${v} AS JSON)`;
+    case "timestamp with time zone":
+      return `CAST(${v} AS TIMESTAMPTZ)`;
+    case "bigint":
+      return `CAST(${v} AS BIGINT)`;
+    case "integer":
+      return `CAST(${v} AS INTEGER)`;
+    case "double precision":
+      return `CAST(${v} AS DOUBLE)`;
+    case "boolean":
+      return `CAST(${v} AS BOOLEAN)`;
+    default:
+      return v;
+  }
 }
 
 function escapeCopy(s: string): string {
@@ -274,8 +304,8 @@ export class PostgresArchive extends SqlArchive implements DuckDBExportSource {
             max = step;
             const ts = unixToIso(row.timestamp);
             text += `${prefix}${step}\t${ts ?? "\\N"}\t${copyNumber(row.runtime)}\t${escapeCopy(
-              stringifyStrict(row.wandb_metadata ?? {}),
-            )}\t${escapeCopy(stringifyStrict(row.metrics ?? {}))}\t${escapeCopy(stringifyStrict(row.extra ?? {}))}\n`;
+              jsonText(row.wandb_metadata),
+            )}\t${escapeCopy(jsonText(row.metrics))}\t${escapeCopy(jsonText(row.extra))}\n`;
             if (text.length > 1 << 20) {
               copy ??= startCopy();
               await write(copy, text);
@@ -320,22 +350,27 @@ export class PostgresArchive extends SqlArchive implements DuckDBExportSource {
   }
 
   /**
-   * Streams the selected rows into a temporary DuckDB database (COPY TO STDOUT as CSV, spooled to a file) and runs
-   * `fn` on it; the temporary files are removed afterwards.
+   * Streams the selected rows out of PostgreSQL (COPY TO STDOUT as CSV, spooled to files in a temporary folder) and
+   * runs `fn` on a temporary DuckDB database over them: runs and metric_keys are loaded as tables, history and
+   * system_metrics are typed views over their CSV files (read once, by the export's COPY). Everything is removed
+   * afterwards.
    */
   withDuckDBTables<T>(filter: ExportFilter, fn: (conn: DuckDBConnection) => Promise<T>): Promise<T> {
     return this.queue.run(async () => {
       this.ensureOpen();
       const dir = await mkdtemp(join(tmpdir(), "dr-wandb-export-"));
-      const { DuckDBArchive } = await import("./duckdb.js");
-      const tmp = await DuckDBArchive.open(join(dir, "export.duckdb"), false);
+      const { DuckDBInstance } = await import("@duckdb/node-api");
+      let instance: import("@duckdb/node-api").DuckDBInstance | undefined;
+      let conn: DuckDBConnection | undefined;
       try {
-        return await tmp.withDuckDBTables(filter, async (conn) => {
-          await this.copyTablesInto(conn, dir, filter);
-          return fn(conn);
-        });
+        instance = await DuckDBInstance.create(join(dir, "export.duckdb"), { temp_directory: join(dir, "spill") });
+        conn = await instance.connect();
+        await conn.run("SET TimeZone = 'UTC'");
+        await this.copyTablesInto(conn, dir, filter);
+        return await fn(conn);
       } finally {
-        await tmp.close();
+        conn?.closeSync();
+        instance?.closeSync();
         await rm(dir, { recursive: true, force: true });
       }
     });
@@ -346,9 +381,15 @@ export class PostgresArchive extends SqlArchive implements DuckDBExportSource {
     if (filter.entity !== undefined) conds.push(`entity = ${quoteLiteral(filter.entity)}`);
     if (filter.project !== undefined) conds.push(`project = ${quoteLiteral(filter.project)}`);
     const where = conds.length ? `WHERE ${conds.join(" AND ")}` : "";
+    const tables: Record<string, "TABLE" | "VIEW"> = {
+      runs: "TABLE",
+      metric_keys: "TABLE",
+      history: "VIEW",
+      system_metrics: "VIEW",
+    };
     const cols = await this.rows(
       `SELECT table_name AS t, column_name AS c, data_type AS ty FROM information_schema.columns
-       WHERE table_schema = current_schema() AND table_name IN ('runs', 'history', 'system_metrics', 'files', 'metric_keys')
+       WHERE table_schema = current_schema() AND table_name IN (${Object.keys(tables).map(quoteLiteral).join(", ")})
        ORDER BY table_name, ordinal_position`,
     );
     const byTable = new Map<string, { c: string; ty: string }[]>();
@@ -362,24 +403,21 @@ export class PostgresArchive extends SqlArchive implements DuckDBExportSource {
       const select = list
         .map(({ c, ty }) => (ty === "ARRAY" ? `array_to_json(${quoteIdent(c)})::text` : quoteIdent(c)))
         .join(", ");
-      const out = this.client.query(
-        copyStreams.to(`COPY (SELECT ${select} FROM ${quoteIdent(table)} ${where}) TO STDOUT WITH (FORMAT csv)`),
-      );
-      await pipeline(out, createWriteStream(file));
+      try {
+        const out = this.client.query(
+          copyStreams.to(`COPY (SELECT ${select} FROM ${quoteIdent(table)} ${where}) TO STDOUT WITH (FORMAT csv)`),
+        );
+        await pipeline(out, createWriteStream(file));
+      } catch (e) {
+        throw new ArchiveError("EXPORT", `reading ${table} from PostgreSQL: ${firstLine(e)}`, { cause: e });
+      }
       const csvCols = list.map((_, i) => `${quoteLiteral(`c${i}`)}: 'VARCHAR'`).join(", ");
-      const exprs = list
-        .map(({ c, ty }, i) => {
-          const v = `c${i}`;
-          if (ty === "ARRAY") return `from_json(${v}, '["VARCHAR"]') AS ${quoteIdent(c)}`;
-          return `${v} AS ${quoteIdent(c)}`;
-        })
-        .join(", ");
+      const exprs = list.map(({ c, ty }, i) => `${duckdbCast(`c${i}`, ty)} AS ${quoteIdent(c)}`).join(", ");
       try {
         await conn.run(
-          `INSERT INTO ${quoteIdent(table)} (${list.map(({ c }) => quoteIdent(c)).join(", ")})
-           SELECT ${exprs} FROM read_csv(${quoteLiteral(file)}, columns = {${csvCols}}, header = false,
-             auto_detect = false, delim = ',', quote = '"', escape = '"', allow_quoted_nulls = false,
-             max_line_size = 1073741824, parallel = false)`,
+          `CREATE ${tables[table]} ${quoteIdent(table)} AS SELECT ${exprs}
+           FROM read_csv(${quoteLiteral(file)}, columns = {${csvCols}}, header = false, auto_detect = false,
+             delim = ',', quote = '"', escape = '"', allow_quoted_nulls = false, max_line_size = 1073741824)`,
         );
       } catch (e) {
         throw new ArchiveError("EXPORT", `copying ${table} from PostgreSQL: ${firstLine(e)}`, { cause: e });
