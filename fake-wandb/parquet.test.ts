@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -177,6 +177,22 @@ describe("parquet exports", () => {
     const finished = await readBack(await s.parquetExports(r));
     assert.equal(finished.length, 35);
     assertRowsEqual(finished, s.historyRows(r, 0, 1e9), r.name);
+  });
+
+  it("unmutated exports are reused from a shared cacheDir; mutated ones are per store", async () => {
+    const o = { profile: "default" as const, runs: 6, steps: 20, metrics: 2, seed: 77 };
+    const a = store(o);
+    const b = store(o);
+    const ra = a.runs().find((x) => x.state === "finished")!;
+    const ea = await a.parquetExports(ra);
+    const mtime = statSync(ea[0]!.path).mtimeMs;
+    const eb = await b.parquetExports(b.run(ra.name)!);
+    assert.deepEqual(eb, ea);
+    assert.equal(statSync(eb[0]!.path).mtimeMs, mtime, "not rewritten");
+    a.mutate({ op: "appendSteps", run: ra.name, steps: 2 });
+    b.mutate({ op: "appendSteps", run: ra.name, steps: 2 });
+    const [ma, mb] = [await a.parquetExports(ra), await b.parquetExports(b.run(ra.name)!)];
+    assert.notEqual(ma[0]!.path, mb[0]!.path);
   });
 
   it("running runs and stores with exports off have none", async () => {

@@ -9,7 +9,7 @@
  * - addRuns creates "running" runs, created after every existing run, with `steps` rows of history.
  * - Every mutation bumps the touched run's heartbeatAt to a store clock that only moves forward (+10 s a step).
  */
-import { createHash } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { mkdirSync, mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -40,6 +40,7 @@ import {
   specLastStep,
   specRowCount,
   stepsIn,
+  strHash,
   systemSnapshot,
 } from "./generator.js";
 import type {
@@ -88,6 +89,8 @@ export function createFakeStore(options: FakeStoreOptions): DataStore {
 }
 
 const SAMPLE_SALT = 0x5a3f;
+/** Bump when generated history changes, so stale parquet files in a shared cacheDir are not reused. */
+const GENERATOR_VERSION = 1;
 
 class Store implements DataStore {
   readonly entity: string;
@@ -108,6 +111,7 @@ class Store implements DataStore {
   private visibleCache: FakeRun[] | undefined;
   private writer: ParquetWriter | undefined;
   private cacheDir: string | undefined;
+  private readonly token = randomBytes(3).toString("hex");
 
   constructor(options: FakeStoreOptions) {
     this.options = { ...options };
@@ -328,13 +332,29 @@ class Store implements DataStore {
       mkdirSync(this.cacheDir, { recursive: true }); // a --cache-dir that does not exist yet
       this.writer = new ParquetWriter(this.cacheDir);
     }
-    const optsHash = hash3(this.options.seed, this.options.steps, this.options.metrics).toString(36);
-    const base = `${this.entity}_${this.project}_${e.run.name}_${optsHash}_v${e.version}_${through}`.replace(
+    // Version 0 (unmutated) exports are a pure function of the generation options, so their names say so and an
+    // existing file in a shared cacheDir is reused; a mutated run's history depends on this store's clock, so its
+    // files carry a per-store token.
+    const o = this.options;
+    const optsHash = hash3(hash3(o.seed, o.steps, o.metrics), strHash(o.profile), GENERATOR_VERSION).toString(36);
+    const tag = e.version === 0 ? "v0" : `${this.token}v${e.version}`;
+    const base = `${this.entity}_${this.project}_${e.run.name}_${optsHash}_${tag}_${through}`.replace(
       /[^A-Za-z0-9_.-]/g,
       "_",
     );
-    const promise = this.writer.write(e.spec, through, base);
+    const old = e.exports?.promise;
+    const promise = this.writer.write(e.spec, through, base, e.version === 0);
     e.exports = { key, promise };
+    if (old) {
+      // Superseded exports of a mutated run are removed once the new ones exist (unmutated ones may be shared).
+      const writer = this.writer;
+      void Promise.all([old, promise])
+        .then(([prev, next]) => {
+          const keep = new Set(next.map((x) => x.path));
+          return writer.discard(prev.filter((x) => !keep.has(x.path) && !x.id.includes("_v0_")));
+        })
+        .catch(() => undefined);
+    }
     promise.catch(() => {
       if (e.exports?.promise === promise) e.exports = undefined;
     });
