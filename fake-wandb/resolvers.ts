@@ -56,9 +56,14 @@ export function decodeCursor(cursor: string): number {
   return n;
 }
 
-/** Path of a run file below the entity/project/run prefix, each segment percent-encoded, slashes kept. */
+/** Path of a run file below the entity/project/run prefix, each segment percent-encoded, slashes kept. A name
+ * with a "." or ".." segment (edge profile: "../../escape.txt") becomes one segment with its slashes encoded:
+ * clients and URL parsers resolve dot segments away, even percent-encoded ones (WHATWG URL), so the URL could
+ * never reach the file. */
 export function encodePath(path: string): string {
-  return path.split("/").map(encodeURIComponent).join("/");
+  const segments = path.split("/");
+  if (segments.some((s) => s === "." || s === "..")) return encodeURIComponent(path);
+  return segments.map(encodeURIComponent).join("/");
 }
 
 export function runFilePath(store: FakeStore, run: string, name: string): string {

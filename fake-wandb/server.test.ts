@@ -267,7 +267,7 @@ describe("fake-wandb server (stub store)", () => {
       operationName: "",
     });
     const run = all.json.data.project.run;
-    assert.equal(run.fileCount, 3);
+    assert.equal(run.fileCount, 4);
     assert.equal(run.files.edges.length, 2);
     assert.equal(run.files.pageInfo.hasNextPage, true);
     const node = run.files.edges[1].node;
@@ -314,6 +314,12 @@ describe("fake-wandb server (stub store)", () => {
     await leak.arrayBuffer();
     assert.equal(fake.stats().authLeaks.length, 1);
     assert.equal(fake.stats().authLeaks[0]?.path, path);
+    // A name with dot segments survives WHATWG URL normalisation (fetch) and comes back byte for byte.
+    const files = await gql(fake.url, FILES_QUERY, { ...V, name: "run-a", fileNames: ["../../escape.txt"] });
+    const escUrl: string = files.json.data.project.run.files.edges[0].node.url;
+    assert.equal(new URL(escUrl).href, escUrl);
+    const esc = await fetch(escUrl, { headers: { authorization: AUTH } });
+    assert.equal(await esc.text(), "esc");
     const unsigned = await fetch(location.replace(/token=.*/, "token=bad"));
     assert.equal(unsigned.status, 403);
     const noToken = await fetch(location.replace(/\?.*/, ""));

@@ -167,6 +167,17 @@ function parseRange(header: string | undefined, size: number): RangeSpec | null 
   return { start, end };
 }
 
+/**
+ * The raw path and the query of a request target. Unlike `new URL()`, dot segments (also %2E%2E) stay as sent,
+ * so a lookup sees exactly the path the client put on the wire.
+ */
+function splitTarget(target: string | undefined): { path: string; query: URLSearchParams } {
+  const t = target ?? "/";
+  const q = t.indexOf("?");
+  if (q < 0) return { path: t, query: new URLSearchParams() };
+  return { path: t.slice(0, q), query: new URLSearchParams(t.slice(q + 1)) };
+}
+
 function basicKey(header: string | undefined): string | null {
   if (!header) return null;
   const m = /^Basic\s+(\S+)\s*$/i.exec(header);
@@ -390,12 +401,12 @@ export async function startFakeServer(store: FakeStore, options: FakeServerOptio
   const UNAUTHORIZED = (): Reply => errorsReply(401, "user is not logged in");
 
   async function handleApi(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const url = new URL(req.url ?? "/", "http://fake");
-    const path = url.pathname;
+    const url = splitTarget(req.url);
+    const path = url.path;
     if (path.startsWith("/_fake/")) return handleControl(req, res, url);
     stats.total++;
     if (path === "/graphql") return handleGraphql(req, res);
-    if (path.startsWith("/files/")) return handleApiFile(req, res, url);
+    if (path.startsWith("/files/")) return handleApiFile(req, res, path);
     await readBody(req).catch(() => undefined);
     await send(req, res, errorsReply(404, "not found"), { costed: false });
   }
@@ -544,7 +555,7 @@ export async function startFakeServer(store: FakeStore, options: FakeServerOptio
     return store.files(run).some((f) => f.name === name) ? { run, name } : null;
   }
 
-  async function handleApiFile(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
+  async function handleApiFile(req: IncomingMessage, res: ServerResponse, path: string): Promise<void> {
     stats.files++;
     await readBody(req).catch(() => undefined);
     if (req.method !== "GET" && req.method !== "HEAD") {
@@ -554,13 +565,13 @@ export async function startFakeServer(store: FakeStore, options: FakeServerOptio
     const gateResult = await gate(req, res, (k) => k !== "graphql");
     if (!gateResult) return;
     const { headers, truncate } = gateResult;
-    const found = parseFilePath(url.pathname);
+    const found = parseFilePath(path);
     if (!found) {
       await send(req, res, jsonReply(404, { error: "file not found" }, headers), { costed: true, truncate });
       return;
     }
     if (redirectFiles) {
-      const location = signUrl(url.pathname);
+      const location = signUrl(path);
       const reply: Reply = { status: 302, headers: { ...headers, Location: location }, body: Buffer.alloc(0) };
       await send(req, res, reply, { costed: true, truncate });
       return;
@@ -635,21 +646,21 @@ export async function startFakeServer(store: FakeStore, options: FakeServerOptio
   // Storage host (no auth; signed URLs).
 
   async function handleStorage(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const url = new URL(req.url ?? "/", "http://fake");
+    const { path, query } = splitTarget(req.url);
     await readBody(req).catch(() => undefined);
     stats.total++;
     stats.storage++;
-    const isParquet = url.pathname.startsWith("/parquet/");
+    const isParquet = path.startsWith("/parquet/");
     if (isParquet) stats.parquet++;
     if (req.headers.authorization !== undefined) {
-      stats.authLeaks.push({ path: url.pathname, at: new Date().toISOString() });
+      stats.authLeaks.push({ path, at: new Date().toISOString() });
     }
     if (req.method !== "GET" && req.method !== "HEAD") {
       await send(req, res, storageError(405, "MethodNotAllowed", "Method not allowed."), { costed: false });
       return;
     }
-    const token = url.searchParams.get("token") ?? "";
-    const decoded = decodeSegments(url.pathname).join("/");
+    const token = query.get("token") ?? "";
+    const decoded = decodeSegments(path).join("/");
     if (!safeEqual(token, signature(decoded))) {
       await send(req, res, storageError(403, "SignatureDoesNotMatch", "Access denied."), { costed: false });
       return;
@@ -660,9 +671,9 @@ export async function startFakeServer(store: FakeStore, options: FakeServerOptio
       if (kind && (await applyFault(req, res, kind))) return;
       truncate = kind === "truncated";
     }
-    if (isParquet) return serveParquet(req, res, url.pathname, truncate);
-    if (url.pathname.startsWith("/files/")) {
-      const found = parseFilePath(url.pathname);
+    if (isParquet) return serveParquet(req, res, path, truncate);
+    if (path.startsWith("/files/")) {
+      const found = parseFilePath(path);
       if (found) return sendFileBytes(req, res, found.run, found.name, {}, truncate);
     }
     await send(req, res, storageError(404, "NoSuchKey", "The specified key does not exist."), { costed: true });
@@ -710,9 +721,13 @@ export async function startFakeServer(store: FakeStore, options: FakeServerOptio
   // -------------------------------------------------------------------------------------------------------------
   // Control endpoints (no auth, never faulted, never counted).
 
-  async function handleControl(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
+  async function handleControl(
+    req: IncomingMessage,
+    res: ServerResponse,
+    url: { path: string; query: URLSearchParams },
+  ): Promise<void> {
     const body = await readBody(req);
-    const path = url.pathname;
+    const path = url.path;
     const reply = (status: number, value: unknown) => {
       const b = Buffer.from(stringifyWire(value));
       res.writeHead(status, { "Content-Type": JSON_TYPE, "Content-Length": b.length });
@@ -758,8 +773,8 @@ export async function startFakeServer(store: FakeStore, options: FakeServerOptio
     }
     const truth = /^\/_fake\/truth\/(history|events|files)$/.exec(path);
     if (truth && method === "GET") {
-      const run = store.run(url.searchParams.get("run") ?? "");
-      if (!run) return reply(404, { error: `unknown run ${url.searchParams.get("run")}` });
+      const run = store.run(url.query.get("run") ?? "");
+      if (!run) return reply(404, { error: `unknown run ${url.query.get("run")}` });
       if (truth[1] === "files") {
         const lines = store
           .files(run)

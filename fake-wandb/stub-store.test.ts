@@ -82,12 +82,14 @@ export function createStubStore(): FakeStore & { parquetDir: string } {
         updatedAt: "2025-01-01T00:00:00",
       },
       { name: "output.log", sizeBytes: 5, md5: "md5c", mimetype: "text/plain", updatedAt: "2025-01-01T00:00:00" },
+      { name: "../../escape.txt", sizeBytes: 3, md5: "md5d", mimetype: "text/plain", updatedAt: "2025-01-01T00:00:00" },
     ],
   };
   const contents: Record<string, Buffer> = {
     "run-a/wandb-metadata.json": Buffer.from('{"os":"stub"}'),
     "run-a/media/images/a b.png": Buffer.from([1, 2, 3, 4]),
     "run-a/output.log": Buffer.from("hello"),
+    "run-a/../../escape.txt": Buffer.from("esc"),
   };
   const row = (r: FakeRun, step: number): FObject => ({
     _step: step,
