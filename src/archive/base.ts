@@ -422,11 +422,16 @@ export abstract class SqlArchive implements Archive {
   // -------------------------------------------------------------------------------------------------------------
   // Writes
 
-  protected async upsertRuns(items: { record: RunRecord; state: RunSyncState }[]): Promise<void> {
+  /** Upserts runs rows; `preserve` names columns a stored row keeps (RunWrite.preserve). */
+  protected async upsertRuns(
+    items: { record: RunRecord; state: RunSyncState }[],
+    preserve: readonly string[] = [],
+  ): Promise<void> {
     const dedup = new Map<string, { record: RunRecord; state: RunSyncState }>();
     for (const it of items) dedup.set(JSON.stringify([it.record.entity, it.record.project, it.record.run_id]), it);
     const all = [...dedup.values()];
     const update = RUN_COLUMNS.slice(3)
+      .filter(([c]) => !preserve.includes(c))
       .map(([c]) =>
         c === "deleted_at"
           ? `deleted_at = CASE WHEN excluded.deleted THEN coalesce(runs.deleted_at, excluded.deleted_at) ELSE NULL END`
@@ -570,7 +575,7 @@ export abstract class SqlArchive implements Archive {
       this.ensureWritable();
       const { record } = write;
       return this.inTransaction(async () => {
-        await this.upsertRuns([{ record, state: write.state }]);
+        await this.upsertRuns([{ record, state: write.state }], write.preserve ?? []);
         let historyRows = 0;
         if (write.history) {
           const tracker = new KindTracker();

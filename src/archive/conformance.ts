@@ -456,6 +456,22 @@ export function runArchiveTests(name: string, makeArchive: MakeArchiveFixture): 
       });
     });
 
+    it("preserve keeps stored wandb_metadata/sweep_info of an existing run, and is ignored for a new one", async () => {
+      await withArchive(async (a) => {
+        const first = makeRecord("r1", { wandb_metadata: { os: "linux" }, sweep_info: { sweep_id: "s1" } });
+        await a.writeRun({ record: first, state: makeState("r1"), preserve: ["wandb_metadata"] });
+        const later = makeRecord("r1", { wandb_metadata: {}, sweep_info: {}, summary: { loss: 0.1 } });
+        await a.writeRun({ record: later, state: makeState("r1"), preserve: ["wandb_metadata", "sweep_info"] });
+        const [row] = await queryObjects(a, "SELECT wandb_metadata, sweep_info, summary FROM runs");
+        strictEqual(row!.wandb_metadata, { os: "linux" }, "wandb_metadata kept");
+        strictEqual(row!.sweep_info, { sweep_id: "s1" }, "sweep_info kept");
+        strictEqual(row!.summary, { loss: 0.1 }, "summary updated");
+        await a.writeRun({ record: later, state: makeState("r1") });
+        const [row2] = await queryObjects(a, "SELECT wandb_metadata FROM runs");
+        strictEqual(row2!.wandb_metadata, {}, "rewritten without preserve");
+      });
+    });
+
     it("writeRunRecords, loadSyncState and markDeleted", async () => {
       await withArchive(async (a) => {
         const items = Array.from({ length: 450 }, (_, i) => ({
