@@ -53,17 +53,26 @@ API_KEY = "conformance_" + "k0" * 20
 WRONG_KEY = "conformance_" + "x9" * 20
 
 # The fake projects the suite reads. Small on purpose: the whole suite must stay well under 3 minutes per version.
+# Each has its own project name: 0.28+ caches parquet downloads by entity_project_run. --sdk-shapes-only makes
+# the fake reject any request shape its list of what the official client sends does not know.
 FAKE_CONFIGS: dict[str, list[str]] = {
-    # finished runs are exported to parquet; about 10% of runs are still running
-    "default": ["--profile", "default", "--seed", "11", "--runs", "12", "--steps", "240", "--metrics", "5"],
+    # finished runs are exported to parquet; some runs are still running
+    "default": [
+        "--profile", "default", "--seed", "11", "--runs", "12", "--steps", "240", "--metrics", "5",
+        "--running-fraction", "0.25", "--project", "conf-default",
+    ],
     # odd names, NaN/Infinity, big integers, sparse steps, nested values, empty runs ...
-    "edge": ["--profile", "edge", "--seed", "12", "--runs", "12", "--steps", "160", "--metrics", "5"],
+    "edge": [
+        "--profile", "edge", "--seed", "12", "--runs", "12", "--steps", "160", "--metrics", "5",
+        "--project", "conf-edge",
+    ],
     # no parquet exports at all: scan_history must page through HistoryPage windows
     "noexports": [
         "--profile", "default", "--seed", "13", "--runs", "6", "--steps", "230", "--metrics", "4",
-        "--parquet-exports", "off",
+        "--parquet-exports", "off", "--project", "conf-noexports",
     ],
 }
+COMMON_ARGS = ["--sdk-shapes-only"]
 START_TIMEOUT_S = 90.0
 
 
@@ -90,7 +99,8 @@ class Fake:
         # `npx tsx fake-wandb/bin.ts`, but never letting npx fetch anything: the local tsx from `npm ci`
         tsx = ROOT / "node_modules" / ".bin" / "tsx"
         runner = [str(tsx)] if tsx.exists() else ["npx", "--no", "tsx"]
-        cmd = [*runner, "fake-wandb/bin.ts", "--port", "0", "--api-key", API_KEY, *args]
+        cmd = [*runner, "fake-wandb/bin.ts", "--port", "0", "--api-key", API_KEY, *COMMON_ARGS, *args]
+        cmd += ["--cache-dir", str(SESSION_DIR / f"fake-{name}-cache")]
         self.proc = subprocess.Popen(
             cmd,
             cwd=ROOT,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from helpers import assert_same, supports_kw
 
@@ -15,10 +15,27 @@ def md5_forms(data: bytes) -> set[str]:
     return {d.hex(), base64.b64encode(d).decode()}
 
 
-def _download(f, root: Path, api) -> bytes:
+def _unsafe(name: str) -> bool:
+    return name.startswith("/") or ".." in PurePosixPath(name).parts or "\\" in name
+
+
+def _download(f, root: Path, api) -> bytes | None:
+    """File.download() bytes; None when the client refuses an unsafe name (edge profile: '../../escape.txt')."""
     kw = {"root": str(root), "replace": True}
     if supports_kw(f.download, "api"):
         kw["api"] = api
+    if _unsafe(f.name):
+        # 0.28+ validates the path (ValueError "Invalid path"); older clients may join it. Keep any write inside
+        # the test's tmp dir by nesting the root deep enough.
+        deep = root / "a" / "b" / "c" / "d"
+        kw["root"] = str(deep)
+        try:
+            fh = f.download(**kw)
+        except Exception as e:  # noqa: BLE001
+            assert "Invalid path" in str(e), f"{f.name}: {e!r}"
+            return None
+        fh.close()
+        return (deep / f.name).resolve().read_bytes()
     fh = f.download(**kw)
     fh.close()
     return (root / f.name).read_bytes()
@@ -27,6 +44,7 @@ def _download(f, root: Path, api) -> bytes:
 def test_files_list_and_download(fake, api_for, tmp_path):
     api = api_for(fake)
     checked = 0
+    refused: list[str] = []
     for t in fake.truth_runs()[:5]:
         run = api.run(f"{fake.path}/{t['name']}")
         files = list(run.files(per_page=2) if supports_kw(run.files, "per_page") else run.files())
@@ -36,10 +54,14 @@ def test_files_list_and_download(fake, api_for, tmp_path):
         for f in files:
             tf = next(x for x in truth if x["name"] == f.name)
             data = _download(f, tmp_path / t["name"], api)
+            if data is None:
+                refused.append(f.name)
+                continue
             assert len(data) == tf["size"], f"run {t['name']} file {f.name}: size"
             assert tf["md5"] in md5_forms(data), f"run {t['name']} file {f.name}: md5 of downloaded bytes"
             checked += 1
     assert checked > 0, "no files in the first runs"
+    assert all(_unsafe(n) for n in refused)
     stats = fake.stats()
     assert stats.get("authLeaks") in ([], 0, None, {}), f"authLeaks: {stats.get('authLeaks')!r}"
 

@@ -8,11 +8,46 @@ import pytest
 from helpers import assert_same, diff, rows_by_step, step_of, supports_kw, uses_core
 
 
+# What the parquet path of 0.27.1+ (wandb-core reading the exports) does to rows, and the suite accepts there:
+#  - every row has every column of the export: a key the row never logged comes back as None. Truth has no
+#    logged nulls, so on that path None and "absent" are the same thing (a real logged null would be lost too);
+#  - an integer beyond int64 comes back as a string of its exact digits (no parquet integer type holds it; the
+#    fake exports such a column as VARCHAR).
+# wandb 0.26 never reads parquet, so it is compared strictly.
+PARQUET_CLIENT = uses_core()
+
+
+def _client_view(row: dict) -> dict:
+    if not PARQUET_CLIENT:
+        return row
+    return {k: v for k, v in row.items() if v is not None}
+
+
 def _scan(run, **kw):
     # 0.28+ caches parquet downloads by entity_project_run in WANDB_CACHE_DIR; two fakes may share names
     if supports_kw(run.scan_history, "use_cache"):
         kw.setdefault("use_cache", False)
-    return list(run.scan_history(**kw))
+    rows = [_client_view(r) for r in run.scan_history(**kw)]
+    return _drop_window_duplicates(rows) if PARQUET_CLIENT else rows
+
+
+def _drop_window_duplicates(rows: list[dict]) -> list[dict]:
+    """wandb-core's reader (0.27.1+), for a run whose exports end before its last step: a scan window that
+    reaches the first live step is fetched with HistoryPage from the window's *start*, and the parquet rows of
+    that window are added too, so the exported steps of that one window come back twice (sorted, side by
+    side). The server cannot answer differently: 0.26 sends the same HistoryPage and needs every row of the
+    range. Drop a row only when it repeats the previous row's step with identical values; anything else stays
+    and fails the comparison."""
+    out: list[dict] = []
+    for r in rows:
+        if out and "_step" in r and "_step" in out[-1] and step_of(r) == step_of(out[-1]):
+            a, b = out[-1], r
+            if diff(a, b, huge_as_str=True) is None or diff(b, a, huge_as_str=True) is None:
+                if any(isinstance(v, str) for v in a.values()):
+                    out[-1] = b  # keep the live (JSON) row over the parquet one where they differ in form
+                continue
+        out.append(r)
+    return out
 
 
 def _assert_rows_equal(rows: list[dict], truth: list[dict], who: str) -> None:
@@ -20,7 +55,7 @@ def _assert_rows_equal(rows: list[dict], truth: list[dict], who: str) -> None:
         _first_step_gap(rows, truth)
     )
     for i, (r, t) in enumerate(zip(rows, truth)):
-        d = diff(r, t)
+        d = diff(r, t, huge_as_str=PARQUET_CLIENT)
         assert d is None, f"{who}: row {i} (truth _step {t.get('_step')}): {d}"
 
 
@@ -82,7 +117,8 @@ def _metric_keys(truth_rows: list[dict]) -> list[str]:
     return sorted(seen, key=lambda k: (-seen[k], k))
 
 
-def test_scan_history_keys(fake, api_for):
+@pytest.mark.parametrize("page_size", [1000, 40])
+def test_scan_history_keys(fake, api_for, page_size):
     """scan_history(keys=[k]): only rows that have every key, projected to the keys (and _step)."""
     api = api_for(fake)
     checked = 0
@@ -93,17 +129,48 @@ def test_scan_history_keys(fake, api_for):
             continue
         k = keys[-1]  # the sparsest key: fewer rows have it
         run = api.run(f"{fake.path}/{t['name']}")
-        rows = _scan(run, keys=[k], page_size=40)
+        rows = _scan(run, keys=[k], page_size=page_size)
+        if PARQUET_CLIENT:
+            # the parquet reader returns every row in range, the key None where the row lacks it
+            rows = [r for r in rows if k in r]
         expected = [r for r in truth if k in r]
-        who = f"run {t['name']} ({t['state']}) keys=[{k}]"
-        assert len(rows) == len(expected), f"{who}: {len(rows)} rows, truth has {len(expected)}"
-        for i, (r, e) in enumerate(zip(rows, expected)):
+        who = f"run {t['name']} ({t['state']}) keys=[{k}] page_size={page_size}"
+        for i, r in enumerate(rows):
             assert set(r) <= {k, "_step"}, f"{who}: row {i} has keys {sorted(r)}"
-            assert_same({x: r[x] for x in r}, {x: e[x] for x in r}, f"{who}: row {i}")
+        if not uses_core() and t["lastStep"] + 1 > page_size:
+            _assert_old_sampled_windows(rows, expected, k, page_size, who)
+        else:
+            assert len(rows) == len(expected), f"{who}: {len(rows)} rows, truth has {len(expected)}"
+            for i, (r, e) in enumerate(zip(rows, expected)):
+                d = diff({x: r[x] for x in r}, {x: e[x] for x in r}, huge_as_str=PARQUET_CLIENT)
+                assert d is None, f"{who}: row {i}: {d}"
         checked += 1
         if checked >= 4:
             break
     assert checked > 0
+
+
+def _assert_old_sampled_windows(rows: list[dict], expected: list[dict], k: str, page_size: int, who: str) -> None:
+    """wandb 0.26's keyed scan sends SampledHistoryPage with spec maxStep = the window's exclusive end and
+    samples = page_size, but sampledHistory's maxStep is inclusive (wandb-core sends maxStep-1 for that reason).
+    So a row at a window's end step comes back in two windows, and a window holding page_size+1 rows is
+    down-sampled to page_size (one row lost). That is the client, not the server: check only what must still
+    hold: every row is a truth row, duplicates sit on window boundaries, at most one row lost per window."""
+    tb = rows_by_step(expected)
+    seen: dict[int, int] = {}
+    last = -1
+    for i, r in enumerate(rows):
+        s = step_of(r)
+        assert s in tb, f"{who}: row {i} step {s} is not a truth row having {k}"
+        assert_same(r[k], tb[s][k], f"{who}: row {i}")
+        assert s >= last, f"{who}: steps go back at row {i}"
+        last = s
+        seen[s] = seen.get(s, 0) + 1
+    for s, n in seen.items():
+        assert n == 1 or (n == 2 and s % page_size == 0), f"{who}: step {s} returned {n} times"
+    windows = (max(tb) // page_size + 1) if tb else 0
+    missing = [s for s in tb if s not in seen]
+    assert len(missing) <= windows, f"{who}: {len(missing)} rows missing ({missing[:10]}), {windows} windows"
 
 
 # -- history(): sampled -----------------------------------------------------------------------------------------
@@ -120,9 +187,10 @@ def test_history_sampled(fake, api_for, samples):
         if not truth:
             assert rows == [] or len(rows) == 0, who
             continue
-        # W&B samples randomly and roughly: 500 once gave 524 rows (wandb#5014). All rows when there are fewer.
+        # W&B samples randomly and roughly: 500 once gave 524 rows (wandb#5014), which fits Bernoulli sampling
+        # (the fake's way): mean `samples`, spread about sqrt(samples). All rows when there are fewer.
         assert 1 <= len(rows) <= len(truth), f"{who}: {len(rows)} rows of {len(truth)}"
-        assert len(rows) <= math.ceil(samples * 1.1) + 2, f"{who}: {len(rows)} rows"
+        assert len(rows) <= samples + math.ceil(5 * math.sqrt(samples)) + 2, f"{who}: {len(rows)} rows"
         if len(truth) <= samples // 2:
             assert len(rows) == len(truth), f"{who}: fewer rows than samples must give all rows"
         tb = rows_by_step(truth)
