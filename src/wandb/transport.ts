@@ -287,7 +287,7 @@ export class Transport {
         const wait = serverWaitMs(res.headers);
         if (status === 429) {
           outcome = "rateLimited";
-          pauseMs = wait ?? backoffDelay(attempt, this.retry, this.random);
+          pauseMs = Math.min(wait ?? backoffDelay(attempt, this.retry, this.random), this.retry.maxServerWaitMs);
         } else if (status < 500) outcome = "success"; // a client error says nothing about server load
         throw new WandbError({
           code,
@@ -418,7 +418,7 @@ export class Transport {
       const { code, transient } = classifyStatus(status);
       const wait = serverWaitMs(res.headers);
       if (status === 429 && new URL(current).origin === this.baseOrigin) {
-        this.governor.noteRateLimited(wait ?? this.retry.minDelayMs);
+        this.governor.noteRateLimited(Math.min(wait ?? this.retry.minDelayMs, this.retry.maxServerWaitMs));
       }
       throw new WandbError({
         code,
