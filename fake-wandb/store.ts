@@ -6,6 +6,7 @@
  *   exports are enabled; running and preempted (resumable) runs are not. In the edge profile the "float-step" run is
  *   exported only through half of its steps, so a reader must merge parquet and live rows.
  * - appendSteps keeps the run's state; a finished run then stays exported only through its old boundary.
+ *   setState never changes exports; finishRun is what exports a run (through lastStep+1).
  * - addRuns creates "running" runs, created after every existing run, with `steps` rows of history.
  * - Every mutation bumps the touched run's heartbeatAt to a store clock that only moves forward (+10 s a step).
  */
