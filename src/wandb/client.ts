@@ -85,6 +85,9 @@ export interface WandbClientOptions extends ResolveConfigOptions {
 export interface WandbClientStats extends TransportStats {
   governor: GovernorStats;
   capabilities: Capabilities;
+  /** History scans that read live because their parquet exports could not be fetched or read. */
+  parquetFallbacks: number;
+  lastParquetError?: string;
 }
 
 const DEFAULT_PER_PAGE = 500;
@@ -107,6 +110,8 @@ export class WandbClient implements WandbApi {
   private readonly cacheFile: string | undefined;
   private readonly tempDir: string;
   private readonly parquet = new ParquetReader();
+  private parquetFallbacks = 0;
+  private lastParquetError: string | undefined;
 
   /** Resolves the API key and base URL (see config.ts) and makes a client. */
   static async create(options: WandbClientOptions = {}): Promise<WandbClient> {
@@ -139,7 +144,13 @@ export class WandbClient implements WandbApi {
 
   /** Requests (every attempt and redirect hop) by operation, bytes received, retries, governor and capabilities. */
   stats(): WandbClientStats {
-    return { ...this.transport.stats(), governor: this.transport.governor.stats(), capabilities: { ...this.caps } };
+    return {
+      ...this.transport.stats(),
+      governor: this.transport.governor.stats(),
+      capabilities: { ...this.caps },
+      parquetFallbacks: this.parquetFallbacks,
+      ...(this.lastParquetError !== undefined ? { lastParquetError: this.lastParquetError } : {}),
+    };
   }
 
   async close(): Promise<void> {
@@ -350,29 +361,48 @@ export class WandbClient implements WandbApi {
       const boundary = liveSteps.length > 0 ? Math.min(...liveSteps) : Number.POSITIVE_INFINITY;
       if (urls.length > 0 && boundary > minStep) {
         const parquetStop = Math.min(stop, boundary);
-        let maxSeen = minStep - 1;
-        for await (const batch of this.readParquet(urls, minStep, parquetStop, types, where, signal)) {
-          const s = stepOf(batch[batch.length - 1]!);
-          if (s !== null && s > maxSeen) maxSeen = s;
-          yield batch;
+        let opened: { batches: AsyncGenerator<HistoryRow[]>; cleanup: () => Promise<void> } | undefined;
+        try {
+          opened = await this.openParquet(urls, minStep, parquetStop, types, where, signal);
+        } catch (e) {
+          if (signal?.aborted) throw e;
+          // Exports that cannot be fetched or read (expired URLs, an unexpected schema): read everything live.
+          this.parquetFallbacks++;
+          this.lastParquetError = e instanceof Error ? e.message : String(e);
         }
-        // Live rows start at the boundary; without one, anything past the exports' last row is read live too.
-        liveFrom = Number.isFinite(boundary) ? Math.max(minStep, boundary) : Math.max(minStep, maxSeen + 1);
+        if (opened) {
+          let maxSeen = minStep - 1;
+          try {
+            for await (const batch of opened.batches) {
+              const s = stepOf(batch[batch.length - 1]!);
+              if (s !== null && s > maxSeen) maxSeen = s;
+              yield batch;
+            }
+          } finally {
+            await opened.cleanup();
+          }
+          // Live rows start at the boundary; without one, anything past the exports' last row is read live too.
+          liveFrom = Number.isFinite(boundary) ? Math.max(minStep, boundary) : Math.max(minStep, maxSeen + 1);
+        }
       }
     }
     yield* this.liveWindows(entity, project, name, liveFrom, stop, pageSize, signal);
   }
 
-  /** Downloads the exports (no credentials to other hosts) and reads rows minStep <= _step < maxStep. */
-  private async *readParquet(
+  /**
+   * Downloads the exports (to a temp dir; no credentials to other hosts) and opens them for rows
+   * minStep <= _step < maxStep. Fails before yielding anything when a file cannot be fetched or read.
+   */
+  private async openParquet(
     urls: string[],
     minStep: number,
     maxStep: number,
     types: Map<string, Set<string>>,
     where: string,
     signal?: AbortSignal,
-  ): AsyncGenerator<HistoryRow[]> {
+  ): Promise<{ batches: AsyncGenerator<HistoryRow[]>; cleanup: () => Promise<void> }> {
     const dir = await mkdtemp(join(this.tempDir, "dr-wandb-parquet-"));
+    const cleanup = () => rm(dir, { recursive: true, force: true });
     try {
       const paths = urls.map((_u, i) => join(dir, `${i}.parquet`));
       let next = 0;
@@ -385,21 +415,11 @@ export class WandbClient implements WandbApi {
       await Promise.all(Array.from({ length: Math.min(PARQUET_DOWNLOAD_CONCURRENCY, urls.length) }, worker));
       const stringKeys = new Set<string>();
       for (const [k, t] of types) if (t.has("string")) stringKeys.add(k);
-      let batches: AsyncGenerator<HistoryRow[]>;
-      try {
-        batches = await this.parquet.open(paths, { minStep, maxStep, stringKeys });
-      } catch (e) {
-        throw new WandbError({
-          code: "PROTOCOL",
-          operation: "parquetFile",
-          run: where,
-          reason: `could not read the parquet history export (${(e as Error).message})`,
-          cause: e,
-        });
-      }
-      yield* batches;
-    } finally {
-      await rm(dir, { recursive: true, force: true });
+      const batches = await this.parquet.open(paths, { minStep, maxStep, stringKeys });
+      return { batches, cleanup };
+    } catch (e) {
+      await cleanup();
+      throw e;
     }
   }
 
@@ -414,8 +434,7 @@ export class WandbClient implements WandbApi {
     signal?: AbortSignal,
   ): AsyncGenerator<HistoryRow[]> {
     const where = `${entity}/${project}/${name}`;
-    const windows: Array<[number, number]> = [];
-    for (let off = from; off < stop; off += pageSize) windows.push([off, Math.min(off + pageSize, stop)]);
+    const windows = stepWindows(from, stop, pageSize);
     const fetchWindow = async ([lo, hi]: [number, number], s: AbortSignal): Promise<HistoryRow[]> => {
       const data = await this.transport.graphql(
         "HistoryPage",
@@ -453,8 +472,7 @@ export class WandbClient implements WandbApi {
   ): AsyncGenerator<HistoryRow[]> {
     const where = `${entity}/${project}/${name}`;
     const specKeys = keys.includes("_step") ? keys : ["_step", ...keys];
-    const windows: Array<[number, number]> = [];
-    for (let off = from; off < stop; off += pageSize) windows.push([off, Math.min(off + pageSize, stop)]);
+    const windows = stepWindows(from, stop, pageSize);
     const fetchWindow = async ([lo, hi]: [number, number], s: AbortSignal): Promise<HistoryRow[]> => {
       const spec = JSON.stringify({ keys: specKeys, minStep: lo, maxStep: hi - 1, samples: hi - lo });
       const data = await this.transport.graphql(
@@ -701,30 +719,40 @@ function firstSpecRows(v: JsonValue | undefined): JsonValue[] {
   return Array.isArray(first) ? first : [];
 }
 
+/** The windows [off, min(off + size, stop)) from `from` to `stop`, generated lazily. */
+function* stepWindows(from: number, stop: number, size: number): Generator<[number, number]> {
+  for (let off = from; off < stop; off += size) yield [off, Math.min(off + size, stop)];
+}
+
 /**
  * Runs `fetch` over `items` with up to `depth` in flight and yields the results in order. Stopping early (or an
  * error) aborts what is still in flight.
  */
 async function* ordered<I, T>(
-  items: I[],
+  items: Iterable<I>,
   fetch: (item: I, signal: AbortSignal) => Promise<T>,
   depth: number,
   signal?: AbortSignal,
 ): AsyncGenerator<T> {
   const ac = new AbortController();
   const combined = signal ? AbortSignal.any([signal, ac.signal]) : ac.signal;
+  const source = items[Symbol.iterator]();
   const inflight: Promise<T>[] = [];
-  let next = 0;
-  const launch = () => {
-    const p = fetch(items[next++]!, combined);
-    p.catch(() => undefined); // observed when awaited; avoid unhandled rejections for abandoned ones
+  const launch = (): boolean => {
+    const next = source.next();
+    if (next.done) return false;
+    const p = fetch(next.value, combined);
+    p.catch(() => undefined); // observed when awaited; avoids unhandled rejections for abandoned ones
     inflight.push(p);
+    return true;
   };
   try {
-    while (next < items.length && inflight.length < depth) launch();
+    while (inflight.length < depth && launch()) {
+      // fill the pipeline
+    }
     while (inflight.length > 0) {
       const result = await inflight.shift()!;
-      if (next < items.length) launch();
+      launch();
       yield result;
     }
   } finally {
