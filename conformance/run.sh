@@ -41,7 +41,7 @@ for v in "${variants[@]}"; do
   timeout --signal=TERM --kill-after=30 900 \
     "$py" -m pytest "$here" -q -rfEs -p no:cacheprovider --color=no "$@" 2>&1 | tee "$log"
   rc=${PIPESTATUS[0]}
-  line="$(grep -E '^=+ .*(passed|failed|error|skipped|no tests ran).* in [0-9.]+s' "$log" | tail -n 1 | sed -E 's/^=+ //; s/ =+$//')"
+  line="$(grep -E '^(=+ )?[0-9]+ (passed|failed|errors?|skipped).* in [0-9.]+s|no tests ran' "$log" | tail -n 1 | sed -E 's/^=+ //; s/ =+$//')"
   [ -n "$line" ] || line="no pytest summary (exit $rc)"
   summaries+=("wandb $ver ($v): $line")
   p="$(grep -oE '[0-9]+ passed' <<<"$line" | grep -oE '[0-9]+' || true)"

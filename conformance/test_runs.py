@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import statistics
 
 import pytest
@@ -103,6 +104,17 @@ def _numeric_config_key(truth: list[dict]) -> str | None:
     return sorted(good)[0] if good else None
 
 
+def _numeric_summary_key(truth: list[dict]) -> str | None:
+    """A top-level summary key holding a plain finite number in most runs."""
+    counts: dict[str, int] = {}
+    for t in truth:
+        for k, v in (t["summary"] or {}).items():
+            if _num(v) and abs(v) != float("inf") and not k.startswith("_") and "." not in k and "/" not in k:
+                counts[k] = counts.get(k, 0) + 1
+    good = sorted((k for k, c in counts.items() if c >= max(3, len(truth) // 2)), key=lambda k: (-counts[k], k))
+    return good[0] if good else None
+
+
 def _num(v) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and v == v
 
@@ -132,6 +144,27 @@ def filter_cases(truth: list[dict]) -> list[tuple[str, dict, list[dict]]]:
     if tags:
         tag = max(sorted(tags), key=lambda x: tags[x])
         cases.append(("tags-$in", {"tags": {"$in": [tag]}}, [t for t in truth if tag in (t["tags"] or [])]))
+    sk = _numeric_summary_key(truth)
+    if sk:
+        vals = sorted(t["summary"][sk] for t in truth if _num(t["summary"].get(sk)))
+        mid = statistics.median(vals)
+        cases.append(
+            (
+                f"summary_metrics.{sk}>$gt",
+                {f"summary_metrics.{sk}": {"$gt": mid}},
+                [t for t in truth if _num(t["summary"].get(sk)) and t["summary"][sk] > mid],
+            )
+        )
+    dn = sorted(t["displayName"] for t in truth if t.get("displayName"))
+    if dn:
+        prefix = re.escape(dn[len(dn) // 2][:2])
+        cases.append(
+            (
+                "display_name-$regex",
+                {"display_name": {"$regex": f"^{prefix}"}},
+                [t for t in truth if t.get("displayName") and re.match(f"^{prefix}", t["displayName"])],
+            )
+        )
     names = [t["name"] for t in truth[:3]]
     cases.append(("name-$in", {"name": {"$in": names}}, [t for t in truth if t["name"] in names]))
     cases.append(
@@ -144,7 +177,7 @@ def filter_cases(truth: list[dict]) -> list[tuple[str, dict, list[dict]]]:
     return cases
 
 
-FILTER_LABELS = ["state", "state-ne", "config", "$and", "tags-$in", "name-$in", "$or"]
+FILTER_LABELS = ["state", "state-ne", "config", "$and", "summary", "display_name-$regex", "tags-$in", "name-$in", "$or"]
 
 
 @pytest.mark.parametrize("label", FILTER_LABELS)
@@ -169,6 +202,8 @@ def _label_matches(case_label: str, label: str) -> bool:
         return case_label.startswith("config.")
     if label == "$and":
         return case_label.startswith("$and")
+    if label == "summary":
+        return case_label.startswith("summary_metrics.")
     return case_label == label
 
 
@@ -177,3 +212,11 @@ def test_filters_are_not_trivial(fakes):
     truth = fakes("default").truth_runs()
     informative = [c for c in filter_cases(truth) if 0 < len(c[2]) < len(truth)]
     assert len(informative) >= 4, [(c[0], len(c[2])) for c in filter_cases(truth)]
+
+
+def test_runs_invalid_filter_column_fails(fake_default, api_for):
+    """An unknown top-level column is HTTP 400 on the real server (wandb#1230); the client raises, no retries."""
+    api = api_for(fake_default)
+    with pytest.raises(Exception) as e:  # noqa: PT011 - CommError in 0.26/0.31, wrapping the 400
+        list(api.runs(fake_default.path, filters={"summary.epoch": 9}, per_page=2))
+    assert "400" in f"{e.value} {e.value.__cause__!r}" or "invalid" in str(e.value).lower(), repr(e.value)
