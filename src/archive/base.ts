@@ -214,7 +214,7 @@ function colList(cols: [string, Cast][]): string {
   return cols.map(([c]) => q(c)).join(", ");
 }
 
-function paramRuns(record: RunRecord, state: RunSyncState): unknown[] {
+function paramRuns(record: RunRecord, state: RunSyncState, json: (v: JsonValue) => string): unknown[] {
   return [
     record.entity,
     record.project,
@@ -223,19 +223,19 @@ function paramRuns(record: RunRecord, state: RunSyncState): unknown[] {
     record.state,
     tsText(record.created_at),
     tsText(record.heartbeat_at),
-    stringifyStrict(record.config ?? {}),
-    stringifyStrict(record.summary ?? {}),
-    stringifyStrict(record.wandb_metadata ?? {}),
-    stringifyStrict(record.system_metrics ?? {}),
-    stringifyStrict(record.system_attrs ?? {}),
-    stringifyStrict(record.sweep_info ?? {}),
+    json(record.config ?? {}),
+    json(record.summary ?? {}),
+    json(record.wandb_metadata ?? {}),
+    json(record.system_metrics ?? {}),
+    json(record.system_attrs ?? {}),
+    json(record.sweep_info ?? {}),
     JSON.stringify(record.tags ?? []),
     record.group,
     record.job_type,
     record.user,
     record.notes,
     record.commit,
-    stringifyStrict(record.history_keys ?? null),
+    json(record.history_keys ?? null),
     Math.trunc(record.last_history_step ?? -1),
     record.storage_id,
     state.deleted,
@@ -296,6 +296,11 @@ export abstract class SqlArchive implements Archive {
   protected abstract closeConnection(): Promise<void>;
   /** Names of the tables in the database's default schema. */
   protected abstract tableNames(): Promise<string[]>;
+
+  /** The text stored in a JSON column (strict JSON; the PostgreSQL backend also replaces U+0000, which JSONB refuses). */
+  protected json(v: JsonValue | undefined): string {
+    return jsonText(v);
+  }
 
   protected cast(p: string, c: Cast): string {
     switch (c) {
@@ -446,7 +451,7 @@ export abstract class SqlArchive implements Archive {
         weight += runWeight(all[i]!.record);
         chunk.push(all[i++]!);
       }
-      const params = chunk.flatMap((it) => paramRuns(it.record, it.state));
+      const params = chunk.flatMap((it) => paramRuns(it.record, it.state, (v) => this.json(v)));
       await this.exec(
         `INSERT INTO runs (${colList(RUN_COLUMNS)}) VALUES ${this.valuesSql(RUN_COLUMNS, chunk.length)}
          ON CONFLICT (entity, project, run_id) DO UPDATE SET ${update}`,
@@ -486,9 +491,9 @@ export abstract class SqlArchive implements Archive {
         Math.trunc(r.step),
         unixToIso(r.timestamp),
         r.runtime,
-        jsonText(r.wandb_metadata),
-        jsonText(r.metrics),
-        jsonText(r.extra),
+        this.json(r.wandb_metadata),
+        this.json(r.metrics),
+        this.json(r.extra),
       ]);
       await this.exec(
         `INSERT INTO history (${colList(HISTORY_COLUMNS)}) VALUES ${this.valuesSql(HISTORY_COLUMNS, chunk.length)}
@@ -539,7 +544,7 @@ export abstract class SqlArchive implements Archive {
     await this.exec("DELETE FROM system_metrics WHERE entity = $1 AND project = $2 AND run_id = $3", key);
     for (let i = 0; i < rows.length; i += 1000) {
       const chunk = rows.slice(i, i + 1000);
-      const params = chunk.flatMap((r) => [...key, unixToIso(r.timestamp), r.runtime, jsonText(r.metrics)]);
+      const params = chunk.flatMap((r) => [...key, unixToIso(r.timestamp), r.runtime, this.json(r.metrics)]);
       await this.exec(
         `INSERT INTO system_metrics (${colList(SYSTEM_COLUMNS)}) VALUES ${this.valuesSql(SYSTEM_COLUMNS, chunk.length)}`,
         params,

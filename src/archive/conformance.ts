@@ -333,6 +333,24 @@ export function runArchiveTests(name: string, makeArchive: MakeArchiveFixture): 
       });
     });
 
+    it("U+0000 in text and JSON never fails a write (PostgreSQL stores it as U+FFFD)", async () => {
+      await withArchive(async (a) => {
+        const nul = "a\u0000b \\u0000 literal";
+        await a.writeRun({
+          record: makeRecord("r\u0000", { notes: nul, config: { [nul]: nul } }),
+          state: makeState("r\u0000"),
+          history: { replace: true, fromStep: 0, batches: [[makeRow("r\u0000", 0, { s: nul })]] },
+        });
+        const [row] = await queryObjects(a, "SELECT run_id, notes, config FROM runs");
+        const [h] = await queryObjects(a, "SELECT metrics FROM history");
+        const want = a.kind === "postgres" ? nul.replaceAll("\u0000", "\uFFFD") : nul;
+        assert.equal(row!.notes, want);
+        assert.equal(row!.run_id, a.kind === "postgres" ? "r\uFFFD" : "r\u0000");
+        strictEqual(row!.config, { [want]: want }, "config with NUL");
+        assert.equal((parseWandbJson(h!.metrics as string) as JsonObject).s, want);
+      });
+    });
+
     it("append from a step is idempotent; out-of-order and duplicate steps keep the last row", async () => {
       await withArchive(async (a) => {
         const rec = makeRecord("r1");

@@ -11,6 +11,7 @@ import type { DuckDBConnection } from "@duckdb/node-api";
 import pg from "pg";
 import copyStreams from "pg-copy-streams";
 import { type KindTracker, quoteIdent, quoteLiteral } from "../export/flatten.js";
+import type { JsonValue } from "../model/json.js";
 import type { HistoryRecord, RunRecord } from "../model/records.js";
 import type { HistoryWrite, QueryResult } from "./archive.js";
 import {
@@ -103,6 +104,20 @@ function duckdbCast(v: string, pgType: string): string {
     default:
       return v;
   }
+}
+
+/** PostgreSQL text cannot hold U+0000: it is stored as U+FFFD. */
+export function noNul(s: string): string {
+  return s.includes("\u0000") ? s.replaceAll("\u0000", "\uFFFD") : s;
+}
+
+/** JSONB refuses the escape \u0000 (an odd number of backslashes before u0000): it becomes \ufffd. */
+export function jsonWithoutNul(text: string): string {
+  return text.includes("\\u0000") ? text.replace(/(?<!\\)((?:\\\\)*)\\u0000/g, "$1\\ufffd") : text;
+}
+
+function pgParams(params: unknown[] | undefined): unknown[] | undefined {
+  return params?.map((p) => (typeof p === "string" ? noNul(p) : p));
 }
 
 function escapeCopy(s: string): string {
@@ -213,9 +228,13 @@ export class PostgresArchive extends SqlArchive implements DuckDBExportSource {
     }
   }
 
+  protected override json(v: JsonValue | undefined): string {
+    return jsonWithoutNul(jsonText(v));
+  }
+
   protected async exec(sql: string, params?: unknown[]): Promise<void> {
     try {
-      await this.client.query(sql, params as unknown[] | undefined);
+      await this.client.query(sql, pgParams(params));
     } catch (e) {
       throw new ArchiveError("QUERY", `PostgreSQL: ${firstLine(e)}`, { cause: e });
     }
@@ -223,7 +242,7 @@ export class PostgresArchive extends SqlArchive implements DuckDBExportSource {
 
   protected async rows(sql: string, params?: unknown[]): Promise<Row[]> {
     try {
-      return (await this.client.query(sql, params as unknown[] | undefined)).rows as Row[];
+      return (await this.client.query(sql, pgParams(params))).rows as Row[];
     } catch (e) {
       throw new ArchiveError("QUERY", `PostgreSQL: ${firstLine(e)}`, { cause: e });
     }
@@ -249,7 +268,7 @@ export class PostgresArchive extends SqlArchive implements DuckDBExportSource {
 
   protected async loadHistory(record: RunRecord, history: HistoryWrite, tracker: KindTracker): Promise<number> {
     await this.deleteHistory(record, history);
-    const prefix = `${escapeCopy(record.entity)}\t${escapeCopy(record.project)}\t${escapeCopy(record.run_id)}\t`;
+    const prefix = `${escapeCopy(noNul(record.entity))}\t${escapeCopy(noNul(record.project))}\t${escapeCopy(noNul(record.run_id))}\t`;
     let max = history.replace ? Number.NEGATIVE_INFINITY : Math.trunc(history.fromStep) - 1;
     const outOfOrder = new Map<number, HistoryRecord>();
     let copy: copyStreams.CopyStreamQuery | null = null;
@@ -304,8 +323,8 @@ export class PostgresArchive extends SqlArchive implements DuckDBExportSource {
             max = step;
             const ts = unixToIso(row.timestamp);
             text += `${prefix}${step}\t${ts ?? "\\N"}\t${copyNumber(row.runtime)}\t${escapeCopy(
-              jsonText(row.wandb_metadata),
-            )}\t${escapeCopy(jsonText(row.metrics))}\t${escapeCopy(jsonText(row.extra))}\n`;
+              this.json(row.wandb_metadata),
+            )}\t${escapeCopy(this.json(row.metrics))}\t${escapeCopy(this.json(row.extra))}\n`;
             if (text.length > 1 << 20) {
               copy ??= startCopy();
               await write(copy, text);
