@@ -41,9 +41,10 @@ function send(res: ServerResponse, status: number, body: string | Buffer): void 
 function handle(req: IncomingMessage, res: ServerResponse, raw: Buffer): void {
   if (req.method === "GET") {
     const f = files.get(req.url ?? "");
-    if (f === undefined) return send(res, 404, '{"error":"no such file"}');
-    if (typeof f === "number") return send(res, f, "<Error>expired</Error>");
-    return send(res, 200, f);
+    if (f === undefined) send(res, 404, '{"error":"no such file"}');
+    else if (typeof f === "number") send(res, f, "<Error>expired</Error>");
+    else send(res, 200, f);
+    return;
   }
   const body = JSON.parse(raw.toString("utf8")) as { operationName: string; variables: Record<string, unknown> };
   requests.push({ op: body.operationName, variables: body.variables });
@@ -67,7 +68,8 @@ function handle(req: IncomingMessage, res: ServerResponse, raw: Buffer): void {
       break;
     }
     default:
-      return send(res, 400, JSON.stringify({ errors: [{ message: `unexpected ${body.operationName}` }] }));
+      send(res, 400, JSON.stringify({ errors: [{ message: `unexpected ${body.operationName}` }] }));
+      return;
   }
   // The rows travel as JSON strings inside the JSON body, so NaN stays a token inside a string.
   send(res, 200, JSON.stringify({ data: { project: { run } } }));

@@ -7,6 +7,25 @@ import { lastStepOf, normaliseStep } from "../model/records.js";
 import { WandbError } from "./errors.js";
 import type { HistoryRow, WandbFile, WandbRun } from "./types.js";
 
+/** An integer literal too long for a double to hold exactly (not a fraction's digits, not an exponent). */
+const LONG_INTEGER = /(?<![\d.eE+-])-?\d{16,}(?![\d.eE])/;
+
+/**
+ * Parses W&B JSON text exactly, taking the native JSON.parse path whenever that is lossless: the text must parse as
+ * standard JSON (no bare NaN/Infinity tokens) and hold no integer literal of 16+ digits. Otherwise the tolerant
+ * parser of model/json.ts (NaN/±Infinity numbers, exact bigints) decides.
+ */
+export function parseJsonText(text: string): JsonValue {
+  if (!LONG_INTEGER.test(text)) {
+    try {
+      return JSON.parse(text) as JsonValue;
+    } catch {
+      // bare NaN/Infinity tokens, or invalid: the tolerant parser handles (or positions) it
+    }
+  }
+  return parseWandbJson(text);
+}
+
 function str(v: JsonValue | undefined): string | null {
   return typeof v === "string" ? v : null;
 }
@@ -92,7 +111,7 @@ export function decodeRow(line: JsonValue, operation: string): HistoryRow {
   let row: JsonValue;
   if (typeof line === "string") {
     try {
-      row = parseWandbJson(line);
+      row = parseJsonText(line);
     } catch (e) {
       throw new WandbError({
         code: "PROTOCOL",

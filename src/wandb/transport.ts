@@ -5,7 +5,8 @@
 import { promisify } from "node:util";
 import { brotliDecompress, gunzip, inflate } from "node:zlib";
 import { Agent, type Dispatcher, request } from "undici";
-import { isJsonObject, type JsonObject, type JsonValue, parseWandbJson } from "../model/json.js";
+import { isJsonObject, type JsonObject, type JsonValue } from "../model/json.js";
+import { parseJsonText } from "./decode.js";
 import { WandbError } from "./errors.js";
 import { RateGovernor } from "./governor.js";
 import {
@@ -275,7 +276,7 @@ export class Transport {
       let parsed: JsonValue | undefined;
       let parseError: unknown;
       try {
-        parsed = parseWandbJson(text);
+        parsed = parseJsonText(text);
       } catch (e) {
         parseError = e;
       }
@@ -410,7 +411,7 @@ export class Transport {
       }
       let parsed: JsonValue | undefined;
       try {
-        parsed = parseWandbJson(text);
+        parsed = parseJsonText(text);
       } catch {
         parsed = undefined;
       }
