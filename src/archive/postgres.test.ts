@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { after, before, describe, it } from "node:test";
 import pg from "pg";
+import { exportArchive } from "../export/archive-export.js";
 import { makeRecord, makeState, rows, runArchiveTests, tempDir } from "./conformance.js";
 import { ArchiveError } from "./errors.js";
 import { openArchive } from "./open.js";
@@ -109,6 +110,33 @@ describe("postgres archive specifics", () => {
       }),
     );
     assert.equal(missing.code, "NOT_FOUND");
+  });
+
+  it("an existing empty database opened read-only: empty status, empty export, nothing created", async () => {
+    const name = freshDb();
+    const c = new pg.Client({ connectionString: server.url });
+    await c.connect();
+    await c.query(`CREATE DATABASE "${name}"`);
+    await c.end();
+    const t = tempDir("dr-wandb-pg-out-");
+    try {
+      const r = await openArchive({ dbUrl: server.urlFor(name), outputDir: t.dir, readOnly: true });
+      try {
+        assert.deepEqual((await r.status()).projects, []);
+        assert.equal((await r.loadSyncState("e", "p")).size, 0);
+        const { files } = await exportArchive(r, { outputDir: t.dir });
+        assert.equal(files.length, 9);
+      } finally {
+        await r.close();
+      }
+      const c2 = new pg.Client({ connectionString: server.urlFor(name) });
+      await c2.connect();
+      const n = await c2.query("SELECT count(*)::int AS n FROM pg_tables WHERE schemaname = 'public'");
+      await c2.end();
+      assert.equal(n.rows[0].n, 0);
+    } finally {
+      t.remove();
+    }
   });
 
   it("a database with a foreign table named like ours is refused (CORRUPT) and left alone", async () => {

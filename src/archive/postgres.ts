@@ -24,7 +24,7 @@ import {
   unixToIso,
 } from "./base.js";
 import { ArchiveError, firstLine, redactUrl } from "./errors.js";
-import { POSTGRES_DIALECT } from "./schema.js";
+import { DUCKDB_DIALECT, MIGRATIONS, POSTGRES_DIALECT } from "./schema.js";
 
 /** pg_try_advisory_lock key of a dr-wandb archive ("dr_wandb" in ASCII); advisory locks are per database. */
 export const ARCHIVE_LOCK_KEY = "7237112463414878818";
@@ -416,6 +416,11 @@ export class PostgresArchive extends SqlArchive implements DuckDBExportSource {
       const list = byTable.get(String(r.t)) ?? [];
       list.push({ c: String(r.c), ty: String(r.ty) });
       byTable.set(String(r.t), list);
+    }
+    if (byTable.size === 0) {
+      // an archive nothing was written to yet (opened read-only): export empty files
+      for (const m of MIGRATIONS) for (const sql of m.statements(DUCKDB_DIALECT)) await conn.run(sql);
+      return;
     }
     for (const [table, list] of byTable) {
       const file = join(dir, `${table}.csv`);
