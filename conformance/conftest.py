@@ -219,7 +219,16 @@ class Fakes:
             return self._fakes[name]
 
     def stop_all(self) -> dict[str, int | None]:
+        for name, f in self._fakes.items():
+            try:
+                FINAL_STATS[name] = f.stats()
+            except Exception as e:  # noqa: BLE001
+                FINAL_STATS[name] = {"error": repr(e)}
         return {name: f.stop() for name, f in self._fakes.items()}
+
+
+# /_fake/stats of every fake at the end of the session: what this client version sent, printed in the summary.
+FINAL_STATS: dict[str, dict] = {}
 
 
 @pytest.fixture(scope="session")
@@ -272,3 +281,16 @@ def pytest_report_header(config):
     except Exception as e:  # pragma: no cover
         v = f"(import failed: {e})"
     return [f"wandb {v} on Python {sys.version.split()[0]}; session dir {SESSION_DIR}"]
+
+
+def pytest_terminal_summary(terminalreporter):
+    for name, st in FINAL_STATS.items():
+        if "error" in st:
+            terminalreporter.write_line(f"fake-wandb {name}: stats unavailable ({st['error']})")
+            continue
+        ops = ", ".join(f"{k} {v}" for k, v in sorted(st.get("byOperation", {}).items()))
+        terminalreporter.write_line(
+            f"fake-wandb {name}: {st.get('total', '?')} requests (graphql {st.get('graphql', '?')}: {ops}; "
+            f"files {st.get('files', '?')}, storage {st.get('storage', '?')}, parquet {st.get('parquet', '?')}; "
+            f"statuses {st.get('byStatus', {})}; authLeaks {len(st.get('authLeaks') or [])})"
+        )

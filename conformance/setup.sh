@@ -6,7 +6,8 @@
 #
 # Packages come from PyPI only, every version pinned. A venv is rebuilt from scratch when its requirements
 # file or the Python interpreter changed; otherwise this script does nothing. Usage: setup.sh [new|old ...]
-# CONFORMANCE_PYTHON picks the interpreter (default: the first python3.13/3.12/3.11/3.10/python3 >= 3.10).
+# CONFORMANCE_PYTHON picks the interpreter (default: the first of python3.11 (the pins were frozen on 3.11),
+# python3.12, python3.13, python3.10, python3 that is >= 3.10 and has venv/ensurepip).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -17,10 +18,11 @@ variants=("$@")
 
 pick_python() {
   local c
-  for c in ${CONFORMANCE_PYTHON:-} python3.13 python3.12 python3.11 python3.10 python3; do
+  for c in ${CONFORMANCE_PYTHON:-} python3.11 python3.12 python3.13 python3.10 python3; do
+    # (a pyenv shim of an inactive version fails here and is skipped); print the real executable
     if command -v "$c" >/dev/null 2>&1 &&
       "$c" -c 'import sys, venv, ensurepip; sys.exit(0 if sys.version_info >= (3, 10) else 1)' >/dev/null 2>&1; then
-      command -v "$c"
+      "$c" -c 'import sys; print(sys.executable)'
       return 0
     fi
   done
