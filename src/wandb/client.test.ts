@@ -404,10 +404,14 @@ describe("history: the edge profile's encoding cases", () => {
     const t = truthByScenario.get("kitchen-sink")!;
     const name = t.name as string;
     const truth = await truthHistory(fake, name);
-    const keys = ["loss", "sparse/every_7"];
+    const keys = ["loss", "sparse/every_7", "weird"];
     const want = truth
       .filter((r) => keys.every((k) => k in r))
-      .map((r) => ({ _step: r._step!, loss: r.loss!, "sparse/every_7": r["sparse/every_7"]! }));
+      .map((r) => ({ _step: r._step!, loss: r.loss!, "sparse/every_7": r["sparse/every_7"]!, weird: r.weird! }));
+    assert.ok(
+      want.some((r) => Number.isNaN(r.weird)),
+      "the keyed rows include a NaN",
+    );
     const before = client.stats().byOperation.SampledHistoryPage ?? 0;
     const rows = await scanAll(client, fake, name, { keys, pageSize: 500 });
     assertRowsEqual(rows, want, "keyed scan");
