@@ -20,7 +20,8 @@ export function kindOf(v: JsonValue): ValueKind {
     case "boolean":
       return "bool";
     case "number":
-      return Number.isInteger(v) ? "int" : "float";
+      // An integral double beyond 2^53 (e.g. 1e300) came from a float literal: BIGINT could not hold it.
+      return Number.isSafeInteger(v) ? "int" : "float";
     case "bigint":
       if (v < INT128_MIN || v > INT128_MAX) return "object"; // beyond HUGEINT: keep as JSON text
       return v < INT64_MIN || v > INT64_MAX ? "bigint" : "int";
