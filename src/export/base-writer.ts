@@ -1,0 +1,98 @@
+/**
+ * The lifecycle every format shares: one writeRun at a time, close = finish every temp file, then rename them all,
+ * abort = delete temp files. A failed writeRun leaves the writer unusable (its files may hold half a run): the
+ * caller aborts.
+ */
+import type { HistoryRecord, RunRecord, SystemMetricsRecord } from "../model/records.js";
+import { fsyncDir } from "./atomic-file.js";
+import { ExportError, type ProjectWriter } from "./writer.js";
+
+/** A finished temp file waiting for its rename. */
+export interface PendingFile {
+  commit(): Promise<string>;
+  abort(): Promise<void>;
+}
+
+export type HistoryBatches = AsyncIterable<HistoryRecord[]> | Iterable<HistoryRecord[]>;
+
+export abstract class BaseProjectWriter implements ProjectWriter {
+  private state: "open" | "busy" | "closing" | "closed" | "failed" | "aborted" = "open";
+
+  constructor(protected readonly outputDir: string) {}
+
+  /** Writes one run (and its rows) to the temp files. */
+  protected abstract writeRunRows(
+    run: RunRecord,
+    history: HistoryBatches | null,
+    systemMetrics: SystemMetricsRecord[] | null,
+  ): Promise<number>;
+
+  /** Completes every temp file (flushed, fsynced, closed) without renaming; in rename order (runs file last). */
+  protected abstract finishFiles(): Promise<PendingFile[]>;
+
+  /** Deletes every temp file this writer made. Must not throw for files already gone. */
+  protected abstract removeTempFiles(): Promise<void>;
+
+  protected abstract readonly withHistory: boolean;
+  protected abstract readonly withSystemMetrics: boolean;
+
+  async writeRun(
+    run: RunRecord,
+    history: HistoryBatches,
+    systemMetrics?: SystemMetricsRecord[],
+  ): Promise<{ historyRows: number }> {
+    if (this.state !== "open") throw this.stateError("writeRun");
+    this.state = "busy";
+    try {
+      const rows = await this.writeRunRows(
+        run,
+        this.withHistory ? history : null,
+        this.withSystemMetrics ? (systemMetrics ?? []) : null,
+      );
+      this.state = "open";
+      return { historyRows: rows };
+    } catch (e) {
+      this.state = "failed";
+      throw e;
+    }
+  }
+
+  async close(): Promise<{ files: string[] }> {
+    if (this.state !== "open") throw this.stateError("close");
+    this.state = "closing";
+    try {
+      const pending = await this.finishFiles();
+      const files: string[] = [];
+      for (const f of pending) files.push(await f.commit());
+      await fsyncDir(this.outputDir);
+      this.state = "closed";
+      return { files };
+    } catch (e) {
+      this.state = "failed";
+      await this.removeTempFiles().catch(() => undefined);
+      throw e;
+    }
+  }
+
+  async abort(): Promise<void> {
+    if (this.state === "closed" || this.state === "aborted") return;
+    this.state = "aborted";
+    await this.removeTempFiles();
+  }
+
+  private stateError(op: string): ExportError {
+    switch (this.state) {
+      case "busy":
+        return new ExportError("WRITER_BUSY", `${op}: another writeRun is still in progress`);
+      case "failed":
+        return new ExportError("WRITER_FAILED", `${op}: an earlier write failed; abort() the writer`);
+      default:
+        return new ExportError("WRITER_CLOSED", `${op}: writer is ${this.state}`);
+    }
+  }
+}
+
+/** Iterates history batches, sync or async, the same way. */
+export async function* batchesOf(history: HistoryBatches): AsyncGenerator<HistoryRecord[]> {
+  for await (const b of history) yield b;
+}

@@ -1,0 +1,133 @@
+/**
+ * The JSON Lines output: one strict-JSON object per line (src/model/json.ts stringifyStrict: NaN/±Infinity as the
+ * strings "NaN"/"Infinity"/"-Infinity", integers beyond 2^53 as exact literals), UTF-8, "\n" after every line.
+ *
+ * - `{entity}_{project}_runs.jsonl`: one run per line, keys in RUN_FIELDS order.
+ * - `{entity}_{project}_histories.jsonl`: one history row per line, in run order then step order:
+ *   {run_id, step, timestamp, runtime, wandb_metadata, metrics, extra}; timestamp is ISO-8601 UTC with
+ *   microseconds ("2023-11-14T22:13:20.123456Z") or null; metrics stay a nested object.
+ * - `{entity}_{project}_system_metrics.jsonl` (optional): {run_id, timestamp, runtime, metrics} per line.
+ */
+import { type JsonObject, type JsonValue, stringifyStrict } from "../model/json.js";
+import type { HistoryRecord, RunRecord, SystemMetricsRecord } from "../model/records.js";
+import { AtomicFile } from "./atomic-file.js";
+import { BaseProjectWriter, type HistoryBatches, type PendingFile } from "./base-writer.js";
+import { historyExtra, isoOfInstant, rowTimestamp, runObject, type UtcInstant } from "./rows.js";
+import type { OutputPaths, ProjectWriterOptions } from "./writer.js";
+
+/**
+ * stringifyStrict, with a fast path for the common flat object of finite numbers, strings, booleans and nulls
+ * (JSON.stringify gives the same text for those).
+ */
+export function strictJson(v: JsonValue): string {
+  if (typeof v === "object" && v !== null && !Array.isArray(v)) {
+    let plain = true;
+    for (const k in v) {
+      const x = v[k];
+      const t = typeof x;
+      if (t === "number" ? !Number.isFinite(x as number) : t === "object" ? x !== null : t === "bigint") {
+        plain = false;
+        break;
+      }
+    }
+    if (plain) return JSON.stringify(v);
+  }
+  return stringifyStrict(v);
+}
+
+function tsJson(t: UtcInstant | null): string {
+  return t === null ? "null" : `"${isoOfInstant(t)}"`;
+}
+
+function numJson(n: number | null): string {
+  return n === null ? "null" : stringifyStrict(n);
+}
+
+export function historyLine(row: HistoryRecord): string {
+  const t = rowTimestamp(row);
+  const extra: JsonObject = historyExtra(row, t);
+  return (
+    `{"run_id":${JSON.stringify(row.run_id)},"step":${numJson(row.step)},"timestamp":${tsJson(t)},` +
+    `"runtime":${numJson(row.runtime)},"wandb_metadata":${strictJson(row.wandb_metadata)},` +
+    `"metrics":${strictJson(row.metrics)},"extra":${strictJson(extra)}}\n`
+  );
+}
+
+export function systemMetricsLine(row: SystemMetricsRecord): string {
+  return (
+    `{"run_id":${JSON.stringify(row.run_id)},"timestamp":${tsJson(rowTimestamp(row))},` +
+    `"runtime":${numJson(row.runtime)},"metrics":${strictJson(row.metrics)}}\n`
+  );
+}
+
+export function runLine(run: RunRecord): string {
+  return `${stringifyStrict(runObject(run))}\n`;
+}
+
+class JsonlProjectWriter extends BaseProjectWriter {
+  protected readonly withHistory: boolean;
+  protected readonly withSystemMetrics: boolean;
+
+  constructor(
+    outputDir: string,
+    private readonly runs: AtomicFile,
+    private readonly histories: AtomicFile | null,
+    private readonly systemMetrics: AtomicFile | null,
+  ) {
+    super(outputDir);
+    this.withHistory = histories !== null;
+    this.withSystemMetrics = systemMetrics !== null;
+  }
+
+  private files(): AtomicFile[] {
+    return [this.histories, this.systemMetrics, this.runs].filter((f): f is AtomicFile => f !== null);
+  }
+
+  protected async writeRunRows(
+    run: RunRecord,
+    history: HistoryBatches | null,
+    systemMetrics: SystemMetricsRecord[] | null,
+  ): Promise<number> {
+    let rows = 0;
+    if (this.histories !== null && history !== null) {
+      for await (const batch of history) {
+        let text = "";
+        for (const row of batch) text += historyLine(row);
+        await this.histories.write(text);
+        rows += batch.length;
+      }
+    }
+    if (this.systemMetrics !== null && systemMetrics !== null && systemMetrics.length > 0) {
+      let text = "";
+      for (const row of systemMetrics) text += systemMetricsLine(row);
+      await this.systemMetrics.write(text);
+    }
+    await this.runs.write(runLine(run));
+    return rows;
+  }
+
+  protected async finishFiles(): Promise<PendingFile[]> {
+    const files = this.files();
+    for (const f of files) await f.finish();
+    return files;
+  }
+
+  protected async removeTempFiles(): Promise<void> {
+    for (const f of this.files()) await f.abort();
+  }
+}
+
+export async function openJsonlWriter(opts: ProjectWriterOptions, paths: OutputPaths): Promise<JsonlProjectWriter> {
+  const made: AtomicFile[] = [];
+  try {
+    const runs = await AtomicFile.create(paths.runs);
+    made.push(runs);
+    const histories = paths.histories === null ? null : await AtomicFile.create(paths.histories);
+    if (histories) made.push(histories);
+    const sys = paths.systemMetrics === null ? null : await AtomicFile.create(paths.systemMetrics);
+    return new JsonlProjectWriter(opts.outputDir, runs, histories, sys);
+  } catch (e) {
+    for (const f of made) await f.abort();
+    throw e;
+  }
+}

@@ -1,0 +1,295 @@
+/**
+ * The Parquet output. Rows are spooled, as they arrive, to hidden files beside the outputs (history and system
+ * metrics: a CSV with one column position per metric key, see csv-spool.ts; runs: NDJSON), while the kinds of value
+ * each metric key takes are noted. At close, an in-memory DuckDB turns each spool into a typed, zstd-compressed
+ * Parquet file with one `COPY (SELECT … FROM read_csv/read_ndjson(spool, columns={…})) TO temp.parquet`, and the
+ * temp files are renamed into place.
+ *
+ * - runs: typed scalar columns, TIMESTAMPTZ created_at/heartbeat_at, VARCHAR[] tags, JSON for nested parts.
+ * - histories: run_id, step BIGINT, timestamp TIMESTAMPTZ, runtime DOUBLE, wandb_metadata JSON, extra JSON, then
+ *   one column per metric key, typed by columnTypeFor (a key named like a fixed column becomes "metrics.<key>").
+ * - system metrics (optional): run_id, timestamp, runtime, then one column per metric key.
+ *
+ * Every value reaches DuckDB as text and is cast there, so NaN/±Infinity and integers beyond 2^53 arrive exactly.
+ */
+import { mkdtemp, rename, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { DuckDBConnection } from "@duckdb/node-api";
+import { DuckDBInstance } from "@duckdb/node-api";
+import { stringifyStrict } from "../model/json.js";
+import { HISTORY_FIXED_COLUMNS, type RunRecord, type SystemMetricsRecord } from "../model/records.js";
+import { AtomicFile, fsyncPath, tempPathFor, unlinkIfExists } from "./atomic-file.js";
+import { BaseProjectWriter, type HistoryBatches, type PendingFile } from "./base-writer.js";
+import { CsvSpool, csvJson, csvNumber, csvText } from "./csv-spool.js";
+import { metricColumnNames, quoteIdent, quoteLiteral } from "./flatten.js";
+import { historyExtra, RUN_FIELDS, rowTimestamp, runObject, type UtcInstant } from "./rows.js";
+import type { OutputPaths, ProjectWriterOptions } from "./writer.js";
+
+/** DuckDB's JSON reader refuses objects above this size (its default is 16 MB; a run's system_attrs can be big). */
+const MAX_OBJECT_BYTES = 256 * 1024 * 1024;
+
+export const SYSTEM_METRICS_FIXED_COLUMNS = ["run_id", "timestamp", "runtime"] as const;
+
+type RunColumnType = "VARCHAR" | "TIMESTAMPTZ" | "BIGINT" | "VARCHAR[]" | "JSON";
+
+/** Column types of the runs file, in RUN_FIELDS order. */
+export const RUN_COLUMN_TYPES: Readonly<Record<(typeof RUN_FIELDS)[number], RunColumnType>> = {
+  run_id: "VARCHAR",
+  run_name: "VARCHAR",
+  state: "VARCHAR",
+  project: "VARCHAR",
+  entity: "VARCHAR",
+  created_at: "TIMESTAMPTZ",
+  config: "JSON",
+  summary: "JSON",
+  wandb_metadata: "JSON",
+  system_metrics: "JSON",
+  system_attrs: "JSON",
+  sweep_info: "JSON",
+  tags: "VARCHAR[]",
+  group: "VARCHAR",
+  job_type: "VARCHAR",
+  user: "VARCHAR",
+  heartbeat_at: "TIMESTAMPTZ",
+  notes: "VARCHAR",
+  commit: "VARCHAR",
+  history_keys: "JSON",
+  last_history_step: "BIGINT",
+  storage_id: "VARCHAR",
+};
+
+const HISTORY_SPOOL_COLUMNS = [
+  ["r", "VARCHAR"],
+  ["s", "BIGINT"],
+  ["ts", "BIGINT"],
+  ["tu", "BIGINT"],
+  ["u", "VARCHAR"],
+  ["w", "VARCHAR"],
+  ["x", "VARCHAR"],
+] as const;
+
+const SYSTEM_SPOOL_COLUMNS = [
+  ["r", "VARCHAR"],
+  ["ts", "BIGINT"],
+  ["tu", "BIGINT"],
+  ["u", "VARCHAR"],
+] as const;
+
+/** Seconds and microseconds as two CSV fields (both empty for null). */
+function tsFields(t: UtcInstant | null): string {
+  return t === null ? "," : `${t.seconds},${t.micros}`;
+}
+
+const TIMESTAMP_EXPR = `CAST(make_timestamp("ts" * 1000000 + "tu") AS TIMESTAMPTZ)`;
+
+/** The runs spool: one strict-JSON run per line. */
+class NdjsonSpool {
+  private text = "";
+  private constructor(readonly file: AtomicFile) {}
+
+  static async create(finalPath: string): Promise<NdjsonSpool> {
+    return new NdjsonSpool(await AtomicFile.create(finalPath, "spool"));
+  }
+
+  async add(line: string): Promise<void> {
+    this.text += line;
+    if (this.text.length >= 1 << 20) await this.drain();
+  }
+
+  private async drain(): Promise<void> {
+    if (this.text === "") return;
+    const t = this.text;
+    this.text = "";
+    await this.file.write(t);
+  }
+
+  async finish(): Promise<void> {
+    await this.drain();
+    await this.file.finish({ sync: false });
+  }
+}
+
+export function runsSelect(spoolPath: string): string {
+  const cols = RUN_FIELDS.map((f) => {
+    const t = RUN_COLUMN_TYPES[f];
+    return `${quoteLiteral(f)}: ${quoteLiteral(t === "TIMESTAMPTZ" ? "VARCHAR" : t)}`;
+  });
+  const select = RUN_FIELDS.map((f) =>
+    RUN_COLUMN_TYPES[f] === "TIMESTAMPTZ"
+      ? `TRY_CAST(${quoteIdent(f)} AS TIMESTAMPTZ) AS ${quoteIdent(f)}`
+      : quoteIdent(f),
+  );
+  return (
+    `SELECT ${select.join(", ")} FROM read_ndjson(${quoteLiteral(spoolPath)}, columns={${cols.join(", ")}}, ` +
+    `maximum_object_size=${MAX_OBJECT_BYTES})`
+  );
+}
+
+/** `SELECT` list entries for the flattened metric columns of a spool. */
+function metricSelects(spool: CsvSpool, reserved: readonly string[]): string[] {
+  const cols = spool.metricColumns();
+  const names = metricColumnNames(
+    cols.map((c) => c.key),
+    reserved,
+  );
+  return cols.map((c) => `${c.expr} AS ${quoteIdent(names.get(c.key)!)}`);
+}
+
+export function historiesSelect(spool: CsvSpool): string {
+  const fixed = [
+    `"r" AS "run_id"`,
+    `"s" AS "step"`,
+    `${TIMESTAMP_EXPR} AS "timestamp"`,
+    `TRY_CAST("u" AS DOUBLE) AS "runtime"`,
+    `CAST("w" AS JSON) AS "wandb_metadata"`,
+    `CAST("x" AS JSON) AS "extra"`,
+  ];
+  return `SELECT ${[...fixed, ...metricSelects(spool, HISTORY_FIXED_COLUMNS)].join(", ")} FROM ${spool.readExpr()}`;
+}
+
+export function systemMetricsSelect(spool: CsvSpool): string {
+  const fixed = [`"r" AS "run_id"`, `${TIMESTAMP_EXPR} AS "timestamp"`, `TRY_CAST("u" AS DOUBLE) AS "runtime"`];
+  const select = [...fixed, ...metricSelects(spool, SYSTEM_METRICS_FIXED_COLUMNS)];
+  return `SELECT ${select.join(", ")} FROM ${spool.readExpr()}`;
+}
+
+interface Target {
+  spool: CsvSpool | NdjsonSpool;
+  finalPath: string;
+  /** The Parquet temp file, once COPY has started writing it. */
+  tempPath: string | null;
+  select: () => string;
+}
+
+class ParquetProjectWriter extends BaseProjectWriter {
+  protected readonly withHistory: boolean;
+  protected readonly withSystemMetrics: boolean;
+  private readonly targets: Target[];
+
+  constructor(
+    outputDir: string,
+    private readonly runs: NdjsonSpool,
+    private readonly histories: CsvSpool | null,
+    private readonly systemMetrics: CsvSpool | null,
+    paths: OutputPaths,
+  ) {
+    super(outputDir);
+    this.withHistory = histories !== null;
+    this.withSystemMetrics = systemMetrics !== null;
+    // Rename order: the runs file last.
+    this.targets = [];
+    if (histories !== null && paths.histories !== null)
+      this.targets.push({
+        spool: histories,
+        finalPath: paths.histories,
+        tempPath: null,
+        select: () => historiesSelect(histories),
+      });
+    if (systemMetrics !== null && paths.systemMetrics !== null)
+      this.targets.push({
+        spool: systemMetrics,
+        finalPath: paths.systemMetrics,
+        tempPath: null,
+        select: () => systemMetricsSelect(systemMetrics),
+      });
+    this.targets.push({
+      spool: runs,
+      finalPath: paths.runs,
+      tempPath: null,
+      select: () => runsSelect(runs.file.tempPath),
+    });
+  }
+
+  protected async writeRunRows(
+    run: RunRecord,
+    history: HistoryBatches | null,
+    systemMetrics: SystemMetricsRecord[] | null,
+  ): Promise<number> {
+    let rows = 0;
+    const h = this.histories;
+    if (h !== null && history !== null) {
+      const runId = csvText(run.run_id);
+      for await (const batch of history) {
+        for (const row of batch) {
+          const t = rowTimestamp(row);
+          h.add(
+            `${row.run_id === run.run_id ? runId : csvText(row.run_id)},${row.step},${tsFields(t)},` +
+              `${csvNumber(row.runtime)},${csvJson(row.wandb_metadata)},${csvJson(historyExtra(row, t))}`,
+            row.metrics,
+          );
+        }
+        await h.maybeDrain();
+        rows += batch.length;
+      }
+    }
+    const s = this.systemMetrics;
+    if (s !== null && systemMetrics !== null) {
+      for (const row of systemMetrics) {
+        s.add(`${csvText(row.run_id)},${tsFields(rowTimestamp(row))},${csvNumber(row.runtime)}`, row.metrics);
+      }
+      await s.maybeDrain();
+    }
+    await this.runs.add(`${stringifyStrict(runObject(run))}\n`);
+    return rows;
+  }
+
+  protected async finishFiles(): Promise<PendingFile[]> {
+    for (const t of this.targets) await t.spool.finish();
+    const tempDir = await mkdtemp(join(tmpdir(), "dr-wandb-duckdb-"));
+    const instance = await DuckDBInstance.create(":memory:", { temp_directory: tempDir });
+    let conn: DuckDBConnection | null = null;
+    try {
+      conn = await instance.connect();
+      await conn.run("SET TimeZone = 'UTC'");
+      const out: PendingFile[] = [];
+      for (const t of this.targets) {
+        t.tempPath = tempPathFor(t.finalPath);
+        await conn.run(`COPY (${t.select()}) TO ${quoteLiteral(t.tempPath)} (FORMAT parquet, COMPRESSION zstd)`);
+        await fsyncPath(t.tempPath);
+        await t.spool.file.abort(); // converted: delete the spool now, to free the disk early
+        out.push(pendingRename(t));
+      }
+      return out;
+    } finally {
+      conn?.closeSync();
+      instance.closeSync();
+      await rm(tempDir, { recursive: true, force: true });
+    }
+  }
+
+  protected async removeTempFiles(): Promise<void> {
+    for (const t of this.targets) {
+      await t.spool.file.abort();
+      if (t.tempPath !== null) await unlinkIfExists(t.tempPath);
+    }
+  }
+}
+
+function pendingRename(t: Target): PendingFile {
+  return {
+    commit: async () => {
+      await rename(t.tempPath!, t.finalPath);
+      t.tempPath = null;
+      return t.finalPath;
+    },
+    abort: async () => {
+      if (t.tempPath !== null) await unlinkIfExists(t.tempPath);
+    },
+  };
+}
+
+export async function openParquetWriter(opts: ProjectWriterOptions, paths: OutputPaths): Promise<ParquetProjectWriter> {
+  const made: AtomicFile[] = [];
+  try {
+    const runs = await NdjsonSpool.create(paths.runs);
+    made.push(runs.file);
+    const histories = paths.histories === null ? null : await CsvSpool.create(paths.histories, HISTORY_SPOOL_COLUMNS);
+    if (histories) made.push(histories.file);
+    const sys = paths.systemMetrics === null ? null : await CsvSpool.create(paths.systemMetrics, SYSTEM_SPOOL_COLUMNS);
+    return new ParquetProjectWriter(opts.outputDir, runs, histories, sys, paths);
+  } catch (e) {
+    for (const f of made) await f.abort();
+    throw e;
+  }
+}
