@@ -228,4 +228,22 @@ describe("scanHistory against a scripted server", () => {
     // the client is still usable afterwards
     assert.equal((await scan(client, { pageSize: 25 })).length, 50);
   });
+
+  test("the caller's signal aborts a scan with its reason", async () => {
+    const rows = Array.from({ length: 50 }, (_, i) => ({ _step: i }));
+    script = { historyKeys: { lastStep: 49 }, parquetUrls: [], liveData: [], rows };
+    const ac = new AbortController();
+    const reason = new Error("user pressed ctrl-c");
+    let seen = 0;
+    await assert.rejects(
+      (async () => {
+        for await (const batch of client.scanHistory("e", "p", "r", { pageSize: 5, signal: ac.signal })) {
+          seen += batch.length;
+          ac.abort(reason);
+        }
+      })(),
+      (e: unknown) => e === reason,
+    );
+    assert.equal(seen, 5);
+  });
 });

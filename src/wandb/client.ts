@@ -735,7 +735,10 @@ async function* ordered<I, T>(
   signal?: AbortSignal,
 ): AsyncGenerator<T> {
   const ac = new AbortController();
-  const combined = signal ? AbortSignal.any([signal, ac.signal]) : ac.signal;
+  const onCallerAbort = () => ac.abort(signal?.reason);
+  if (signal?.aborted) ac.abort(signal.reason);
+  else signal?.addEventListener("abort", onCallerAbort, { once: true });
+  const combined = ac.signal;
   const source = items[Symbol.iterator]();
   const inflight: Promise<T>[] = [];
   const launch = (): boolean => {
@@ -756,6 +759,7 @@ async function* ordered<I, T>(
       yield result;
     }
   } finally {
+    signal?.removeEventListener("abort", onCallerAbort);
     ac.abort(new Error("history scan stopped"));
   }
 }

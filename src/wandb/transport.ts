@@ -215,13 +215,17 @@ export class Transport {
     const ticket = await this.governor.acquire(signal);
     let outcome: "success" | "failure" | "rateLimited" = "failure";
     let pauseMs = 0;
-    const timeout = new AbortController();
+    // One controller per attempt, aborted by the timeout or by the caller's signal (linked by hand rather than with
+    // AbortSignal.any, whose listeners pile up on a long-lived caller signal in Node 20).
+    const attemptAbort = new AbortController();
     let timedOut = false;
     const timer = setTimeout(() => {
       timedOut = true;
-      timeout.abort(new Error(`timed out after ${timeoutMs} ms`));
+      attemptAbort.abort(new Error(`timed out after ${timeoutMs} ms`));
     }, timeoutMs);
-    const combined = signal ? AbortSignal.any([signal, timeout.signal]) : timeout.signal;
+    const onCallerAbort = () => attemptAbort.abort(signal?.reason);
+    signal?.addEventListener("abort", onCallerAbort, { once: true });
+    const combined = attemptAbort.signal;
     try {
       this.countRequest(operation);
       let res: Dispatcher.ResponseData;
@@ -341,6 +345,7 @@ export class Transport {
       return data;
     } finally {
       clearTimeout(timer);
+      signal?.removeEventListener("abort", onCallerAbort);
       if (outcome === "success") ticket.success();
       else if (outcome === "rateLimited") ticket.rateLimited(pauseMs);
       else ticket.failure();
