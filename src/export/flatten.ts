@@ -134,7 +134,8 @@ export function metricColumnNames(keys: string[], reserved: readonly string[]): 
   const out = new Map<string, string>();
   for (const key of keys) {
     let name = key;
-    if (used.has(name.toLowerCase())) name = `metrics.${key}`;
+    // An empty key would be a zero-length identifier, which DuckDB and PostgreSQL reject.
+    if (name === "" || used.has(name.toLowerCase())) name = `metrics.${key}`;
     let i = 2;
     const base = name;
     while (used.has(name.toLowerCase())) name = `${base}_${i++}`;
