@@ -67,6 +67,11 @@ FAKE_CONFIGS: dict[str, list[str]] = {
         "--project", "conf-edge",
     ],
     # no parquet exports at all: scan_history must page through HistoryPage windows
+    # mutated by test_mutations.py (its own process, started and stopped by that module)
+    "mutable": [
+        "--profile", "default", "--seed", "14", "--runs", "5", "--steps", "120", "--metrics", "4",
+        "--running-fraction", "0.4", "--project", "conf-mutable",
+    ],
     "noexports": [
         "--profile", "default", "--seed", "13", "--runs", "6", "--steps", "230", "--metrics", "4",
         "--parquet-exports", "off", "--project", "conf-noexports",
@@ -199,6 +204,24 @@ class Fake:
         if name not in self._events:
             self._events[name] = _ndjson(self.get("/_fake/truth/events", run=name))
         return self._events[name]
+
+    def refresh(self) -> None:
+        """Forget cached truth (after a mutation)."""
+        self._truth_runs = None
+        self._history.clear()
+        self._events.clear()
+
+    def mutate(self, *ops: dict) -> None:
+        req = urllib.request.Request(
+            f"{self.url}/_fake/mutate",
+            data=json.dumps(list(ops)).encode(),
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        with opener.open(req, timeout=30) as resp:
+            assert json.loads(resp.read()).get("ok") is True
+        self.refresh()
 
     def truth_files(self, name: str) -> list:
         return _ndjson(self.get("/_fake/truth/files", run=name))
