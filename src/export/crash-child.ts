@@ -1,0 +1,39 @@
+/**
+ * Test helper (writer.test.ts): writes a project slowly and reports progress on stdout, so that the test can
+ * SIGKILL it at chosen moments. Usage: node --import tsx crash-child.ts FORMAT OUTPUT_DIR RUNS ROWS_PER_RUN
+ */
+import type { HistoryRecord } from "../model/records.js";
+import { sampleRow, sampleRun } from "./test-support.js";
+import { type DownloadFormat, openProjectWriter } from "./writer.js";
+
+const [format, outputDir, runsArg, rowsArg] = process.argv.slice(2);
+const runs = Number(runsArg);
+const rowsPerRun = Number(rowsArg);
+
+function* history(runId: string): Generator<HistoryRecord[]> {
+  for (let s = 0; s < rowsPerRun; s += 500) {
+    const batch: HistoryRecord[] = [];
+    for (let i = s; i < Math.min(rowsPerRun, s + 500); i++) {
+      const m: Record<string, number | string> = { tag: `new-${runId}` };
+      for (let k = 0; k < 20; k++) m[`metric_${k}`] = i * 1000 + k + 0.5;
+      batch.push(sampleRow(runId, i, m));
+    }
+    yield batch;
+  }
+}
+
+const w = await openProjectWriter({
+  format: format as DownloadFormat,
+  outputDir: outputDir!,
+  entity: "ent",
+  project: "proj",
+  withHistory: true,
+});
+for (let r = 0; r < runs; r++) {
+  await w.writeRun(sampleRun(`run${r}`), history(`run${r}`));
+  process.stdout.write(`run ${r}\n`);
+  await new Promise((res) => setTimeout(res, 2));
+}
+process.stdout.write("closing\n");
+await w.close();
+process.stdout.write("closed\n");
