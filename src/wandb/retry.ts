@@ -21,6 +21,11 @@ export interface RetryOptions {
   maxDelayMs: number;
   /** Cap on a server-requested wait (Retry-After, RateLimit-Reset), ms. Default 120 000. */
   maxServerWaitMs: number;
+  /**
+   * Attempts in all when the connection cannot even be made (refused, host unknown or unreachable): a server that is
+   * down or a wrong base URL should fail in seconds, not after the full budget. Default 3.
+   */
+  maxConnectAttempts: number;
 }
 
 export const DEFAULT_RETRY: Readonly<RetryOptions> = Object.freeze({
@@ -28,6 +33,7 @@ export const DEFAULT_RETRY: Readonly<RetryOptions> = Object.freeze({
   minDelayMs: 500,
   maxDelayMs: 30_000,
   maxServerWaitMs: 120_000,
+  maxConnectAttempts: 3,
 });
 
 export type Sleep = (ms: number, signal?: AbortSignal) => Promise<void>;
@@ -138,6 +144,8 @@ const TRANSIENT_NET_CODES = new Set([
   "ENETUNREACH",
   "ENETDOWN",
   "EAI_AGAIN",
+  "ENOTFOUND",
+  "ENETDOWN",
   "ENOTCONN",
   "UND_ERR_SOCKET",
   "UND_ERR_CLOSED",
@@ -171,6 +179,16 @@ function errText(e: unknown): string {
     return `${e.message}${cause}${code && !e.message.includes(code) ? ` [${code}]` : ""}`;
   }
   return String(e);
+}
+
+// Failures to connect at all: retried, but only up to maxConnectAttempts.
+const CONNECT_CODES = new Set(["ECONNREFUSED", "ENOTFOUND", "EAI_AGAIN", "EHOSTUNREACH", "ENETUNREACH", "ENETDOWN"]);
+
+/** Whether an error is a failure to connect at all (see RetryOptions.maxConnectAttempts). */
+export function isConnectFailure(e: unknown): boolean {
+  if (!(e instanceof WandbError) || e.code !== "NETWORK") return false;
+  const code = errCode(e.cause);
+  return code !== undefined && CONNECT_CODES.has(code);
 }
 
 /** Turns a thrown network-level error into a WandbError (timeouts and resets transient). */
@@ -229,7 +247,8 @@ export async function withRetry<T>(ctx: RetryContext, attempt: (n: number) => Pr
       if (ctx.signal?.aborted) throw ctx.signal.reason;
       err = e instanceof WandbError ? e : classifyNetworkError(e, { operation: ctx.operation, run: ctx.run });
     }
-    if (!err.transient || n >= max) throw n === err.attempts ? err : err.withAttempts(n);
+    const limit = isConnectFailure(err) ? Math.min(max, Math.max(1, ctx.retry.maxConnectAttempts)) : max;
+    if (!err.transient || n >= limit) throw n === err.attempts ? err : err.withAttempts(n);
     const delay =
       err.retryAfterMs !== undefined
         ? Math.min(err.retryAfterMs, ctx.retry.maxServerWaitMs)

@@ -338,6 +338,42 @@ describe("Transport", () => {
     await t.close();
   });
 
+  test("a refused connection is retried only maxConnectAttempts times", async () => {
+    const closed = await stub();
+    const url = closed.url;
+    await closed.close();
+    const t = new Transport({ baseUrl: url, apiKey: KEY, retry: { minDelayMs: 1, maxDelayMs: 2 } });
+    await assert.rejects(t.graphql("RunCount", "query RunCount { x }", {}, { run: "e/p" }), (e: unknown) => {
+      assert.ok(e instanceof WandbError);
+      assert.equal(e.code, "NETWORK");
+      assert.equal(e.attempts, 3);
+      assert.match(e.message, /ECONNREFUSED/);
+      return true;
+    });
+    await t.close();
+  });
+
+  test("an HTML page instead of GraphQL JSON is not retried and says to check the base URL", async () => {
+    a.handle((_q, res) => {
+      res.writeHead(200, { "content-type": "text/html" });
+      res.end("<html>hello</html>");
+    });
+    const t = make();
+    await assert.rejects(t.graphql("Viewer", "query Viewer { viewer { id } }", {}), (e: unknown) => {
+      assert.ok(e instanceof WandbError);
+      assert.equal(e.code, "PROTOCOL");
+      assert.equal(e.attempts, 1);
+      assert.match(e.message, /did not answer with GraphQL JSON \(text\/html: hello\); is the base URL a W&B server\?/);
+      return true;
+    });
+    a.handle((_q, res) => json(res, 404, { error: "not found" }));
+    await assert.rejects(
+      t.graphql("Viewer", "query Viewer { viewer { id } }", {}),
+      (e: unknown) => e instanceof WandbError && /not a W&B GraphQL endpoint/.test(e.message) && e.attempts === 1,
+    );
+    await t.close();
+  });
+
   test("openGet: more than 10 redirects is an error", async () => {
     a.handle((_q, res) => {
       res.writeHead(302, { location: "/again" });

@@ -302,17 +302,27 @@ export class Transport {
           reason: `HTTP ${status}${detail ? `: ${detail}` : ""}`,
           transient,
           retryAfterMs: transient ? wait : undefined,
-          hint: code === "AUTH" ? authHint(this.baseUrl) : undefined,
+          hint:
+            code === "AUTH"
+              ? authHint(this.baseUrl)
+              : status === 404 || status === 405
+                ? `${this.graphqlUrl} is not a W&B GraphQL endpoint; check the base URL`
+                : undefined,
         });
       }
       if (parseError !== undefined || !isJsonObject(parsed)) {
+        // JSON cut short is worth another try; an HTML page or other text means this is not a W&B GraphQL endpoint.
+        const head = text.trimStart();
+        const looksCut = parseError !== undefined && (head === "" || head.startsWith("{") || head.startsWith("["));
         throw new WandbError({
           code: "PROTOCOL",
           operation,
           run,
           status,
-          reason: `response is not a JSON object (${raw.length} bytes; truncated?)${parseError instanceof Error ? `: ${parseError.message}` : ""}`,
-          transient: true,
+          reason: looksCut
+            ? `response JSON is cut short or malformed (${raw.length} bytes)${parseError instanceof Error ? `: ${parseError.message}` : ""}`
+            : `${this.graphqlUrl} did not answer with GraphQL JSON (${contentType(res.headers)}: ${snippet(text)}); is the base URL a W&B server?`,
+          transient: looksCut,
           cause: parseError,
         });
       }
@@ -501,6 +511,11 @@ async function discard(body: { dump?: () => Promise<void>; destroy?: () => void 
   } catch {
     // ignore: the redirect's body is irrelevant
   }
+}
+
+function contentType(headers: Record<string, string | string[] | undefined>): string {
+  const v = headers["content-type"];
+  return (Array.isArray(v) ? v[0] : v) ?? "no content type";
 }
 
 function snippet(text: string): string {
