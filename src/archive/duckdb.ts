@@ -124,7 +124,7 @@ export class DuckDBArchive extends SqlArchive implements DuckDBExportSource {
           { cause: e },
         );
       }
-      if (/not a valid|corrupt|serializ|checksum|storage version|invalid/i.test(msg)) {
+      if (/not a valid|corrupt|serializ|checksum|version|invalid/i.test(msg)) {
         throw new ArchiveError("CORRUPT", `${path} is not a readable DuckDB archive: ${msg}`, { cause: e });
       }
       throw new ArchiveError("CONNECT", `cannot open DuckDB archive ${path}: ${msg}`, { cause: e });
