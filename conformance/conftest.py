@@ -7,8 +7,10 @@ below is one `npx tsx fake-wandb/bin.ts` process, started on first use and termi
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -317,3 +319,12 @@ def pytest_terminal_summary(terminalreporter):
             f"files {st.get('files', '?')}, storage {st.get('storage', '?')}, parquet {st.get('parquet', '?')}; "
             f"statuses {st.get('byStatus', {})}; authLeaks {len(st.get('authLeaks') or [])})"
         )
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Remove the session dir (fake logs, parquet caches, the client's dirs) unless something failed or
+    CONFORMANCE_KEEP=1; at exit, after wandb-core (which lives in it) is gone."""
+    if exitstatus == 0 and os.environ.get("CONFORMANCE_KEEP") != "1":
+        atexit.register(shutil.rmtree, SESSION_DIR, True)
+    else:
+        sys.stderr.write(f"\nconformance: fake-wandb logs and client dirs kept in {SESSION_DIR}\n")
