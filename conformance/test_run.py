@@ -55,3 +55,17 @@ def test_no_auth_leaks_so_far(fakes):
         stats = fakes(name).stats()
         leaks = stats.get("authLeaks")
         assert leaks in ([], 0, None, {}), f"{name}: authLeaks {leaks!r}"
+
+
+def test_run_sweep(fake, api_for):
+    """run.sweep (GetSweep; 0.26 loads it with every run that has a sweepName, 0.31 on first access)."""
+    api = api_for(fake)
+    in_sweeps = [t for t in fake.truth_runs() if t.get("sweepName")]
+    if not in_sweeps:
+        pytest.skip("no run in a sweep in this profile")
+    for t in in_sweeps[:3]:
+        run = api.run(f"{fake.path}/{t['name']}")
+        assert run.sweep_name == t["sweepName"]
+        sweep = run.sweep
+        assert sweep is not None, f"run {t['name']}: sweep {t['sweepName']} not found"
+        assert sweep.id == t["sweepName"], f"run {t['name']}: sweep id {sweep.id!r}"
