@@ -69,3 +69,19 @@ def test_run_sweep(fake, api_for):
         sweep = run.sweep
         assert sweep is not None, f"run {t['name']}: sweep {t['sweepName']} not found"
         assert sweep.id == t["sweepName"], f"run {t['name']}: sweep id {sweep.id!r}"
+
+
+def test_viewer_projects_default_entity(fake_default, api_for, monkeypatch):
+    """api.viewer, api.default_entity (no WANDB_ENTITY: GetDefaultEntity/GetViewer), api.projects(entity)."""
+    f = fake_default
+    api_for(f)
+    monkeypatch.delenv("WANDB_ENTITY")
+    import wandb
+
+    api = wandb.Api(timeout=20)
+    assert api.default_entity == f.entity
+    assert api.viewer.entity == f.entity
+    assert f.project in [p.name for p in api.projects(f.entity)]
+    # a path without the entity now resolves through the default entity
+    t = f.truth_runs()[0]
+    assert api.run(f"{f.project}/{t['name']}").storage_id == t["storageId"]
