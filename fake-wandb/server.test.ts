@@ -593,3 +593,57 @@ describe("fake-wandb server: faults and rate limits", () => {
     assert.ok(Date.now() - t >= 140);
   });
 });
+
+describe("fake-wandb server: redirectFiles off, storage faults, /_fake/faults", () => {
+  let fake: FakeServer;
+  before(async () => {
+    fake = await startFakeServer(createStubStore(), { apiKey: KEY, redirectFiles: false });
+  });
+  after(async () => {
+    await fake.close();
+  });
+
+  test("GET /files serves the bytes directly (with Range) when redirects are off", async () => {
+    const url = `${fake.url}/files/stub-entity/stub-project/run-a/output.log`;
+    const r = await fetch(url, { headers: { authorization: AUTH }, redirect: "manual" });
+    assert.equal(r.status, 200);
+    assert.equal(await r.text(), "hello");
+    const part = await fetch(url, { headers: { authorization: AUTH, range: "bytes=1-2" } });
+    assert.equal(part.status, 206);
+    assert.equal(await part.text(), "el");
+    assert.equal((await fetch(url)).status, 401);
+  });
+
+  test("POST /_fake/faults changes the model; storage GETs are faulted, HEADs are not", async () => {
+    const set = await fetch(`${fake.url}/_fake/faults`, {
+      method: "POST",
+      body: JSON.stringify({ failRate: 1, faultKinds: ["truncated"] }),
+    });
+    assert.equal(set.status, 200);
+    const current = (await (await fetch(`${fake.url}/_fake/faults`)).json()) as { failRate: number };
+    assert.equal(current.failRate, 1);
+    const p = await gql(
+      fake.url,
+      'query P($e: String!, $p: String!) { project(name: $p, entityName: $e) { run(name: "run-a") { parquetHistory(liveKeys: ["_step"]) { parquetUrls } } } }',
+      { e: "stub-entity", p: "stub-project" },
+    ).catch((e: Error) => e);
+    // the GraphQL answer itself is truncated: the client cannot read it
+    assert.ok(p instanceof Error);
+    await fetch(`${fake.url}/_fake/faults`, { method: "POST", body: JSON.stringify({ failRate: 0 }) });
+    const ok = await gql(
+      fake.url,
+      'query P($e: String!, $p: String!) { project(name: $p, entityName: $e) { run(name: "run-a") { parquetHistory(liveKeys: ["_step"]) { parquetUrls } } } }',
+      { e: "stub-entity", p: "stub-project" },
+    );
+    const url: string = ok.json.data.project.run.parquetHistory.parquetUrls[0];
+    fake.setFaults({ failRate: 1, faultKinds: ["truncated"] });
+    const head = await fetch(url, { method: "HEAD" });
+    assert.equal(head.status, 200);
+    const got = await fetch(url)
+      .then((r) => r.arrayBuffer())
+      .catch((e: Error) => e);
+    assert.ok(got instanceof Error, "a truncated storage body must fail to read");
+    fake.setFaults({ failRate: 0 });
+    assert.equal(fake.stats().faults.truncated, 2);
+  });
+});
