@@ -67,6 +67,31 @@ function handle(req: IncomingMessage, res: ServerResponse, raw: Buffer): void {
       };
       break;
     }
+    case "Runs": {
+      if ((v.perPage as number) > 125) {
+        send(res, 503, '{"error":"upstream timeout"}');
+        return;
+      }
+      const start = v.cursor ? Number(v.cursor) + 1 : 0;
+      const names = Array.from({ length: 300 }, (_, i) => `run${i}`).slice(start, start + (v.perPage as number));
+      const edges = names.map((name, i) => ({
+        node: { id: name, name, createdAt: "2025-01-01T00:00:00" },
+        cursor: String(start + i),
+      }));
+      send(
+        res,
+        200,
+        JSON.stringify({
+          data: {
+            project: {
+              runCount: 300,
+              runs: { edges, pageInfo: { endCursor: null, hasNextPage: start + names.length < 300 } },
+            },
+          },
+        }),
+      );
+      return;
+    }
     default:
       send(res, 400, JSON.stringify({ errors: [{ message: `unexpected ${body.operationName}` }] }));
       return;
@@ -227,6 +252,32 @@ describe("scanHistory against a scripted server", () => {
     }
     // the client is still usable afterwards
     assert.equal((await scan(client, { pageSize: 25 })).length, 50);
+  });
+
+  test("a big runs page that keeps failing with 5xx is halved for the rest of the listing (not remembered)", async () => {
+    const c = await WandbClient.create({
+      apiKey: KEY,
+      baseUrl: base,
+      env: {},
+      cwd: dir,
+      home: dir,
+      maxAttempts: 2,
+      retry: { minDelayMs: 1, maxDelayMs: 2 },
+    });
+    try {
+      requests.length = 0;
+      const names: string[] = [];
+      for await (const page of c.listRuns("e", "p")) names.push(...page.runs.map((r) => r.name));
+      assert.equal(names.length, 300);
+      assert.equal(new Set(names).size, 300);
+      assert.deepEqual(
+        requests.map((r) => r.variables.perPage),
+        [500, 500, 250, 250, 125, 125, 125],
+      );
+      assert.equal(c.stats().capabilities.maxRunsPerPage, undefined);
+    } finally {
+      await c.close();
+    }
   });
 
   test("the caller's signal aborts a scan with its reason", async () => {

@@ -198,8 +198,9 @@ export class WandbClient implements WandbApi {
     const order = options.order ?? "+created_at";
     const requested = Math.max(1, Math.floor(options.perPage ?? this.perPage));
     let cursor: string | null = null;
+    const listing: { size?: number } = {};
     for (;;) {
-      const data = await this.withPageSize("runs", requested, (perPage) =>
+      const data = await this.withPageSize("runs", requested, listing, (perPage) =>
         this.transport.graphql(
           "Runs",
           RUNS,
@@ -554,8 +555,9 @@ export class WandbClient implements WandbApi {
     }
     const requested = Math.max(1, Math.floor(options.perPage ?? this.filesPerPage));
     let cursor: string | null = null;
+    const listing: { size?: number } = {};
     for (;;) {
-      const data = await this.withPageSize("files", requested, (fileLimit) =>
+      const data = await this.withPageSize("files", requested, listing, (fileLimit) =>
         this.transport.graphql(
           "RunFiles",
           RUN_FILES,
@@ -678,21 +680,34 @@ export class WandbClient implements WandbApi {
 
   /**
    * Sends a paged request with the largest page size the server accepts: `requested` (capped by what was learned),
-   * halved on a shape rejection down to the SDK's 50; the accepted size is remembered.
+   * halved on a shape rejection down to the SDK's 50 (the accepted size is remembered), and halved for this request
+   * when a big page still fails with 5xx/timeouts after all retries.
    */
-  private async withPageSize<T>(kind: "runs" | "files", requested: number, send: (size: number) => Promise<T>) {
+  private async withPageSize<T>(
+    kind: "runs" | "files",
+    requested: number,
+    listing: { size?: number },
+    send: (size: number) => Promise<T>,
+  ): Promise<T> {
     const key = kind === "runs" ? "maxRunsPerPage" : "maxFilesPerPage";
-    let size = Math.min(requested, this.caps[key] ?? requested);
+    let size = Math.min(listing.size ?? requested, this.caps[key] ?? requested);
     if (this.compat) size = Math.min(size, SDK_PAGE_SIZE);
     for (;;) {
       try {
         const result = await send(size);
-        if (size < requested && (this.caps[key] === undefined || this.caps[key]! < size)) this.learn({ [key]: size });
+        listing.size = size;
         return result;
       } catch (e) {
-        if (!isShapeRejection(e) || size <= SDK_PAGE_SIZE) throw e;
-        size = Math.max(SDK_PAGE_SIZE, Math.floor(size / 2));
-        this.learn({ [key]: size });
+        if (size <= SDK_PAGE_SIZE) throw e;
+        if (isShapeRejection(e)) {
+          // Remembered for the server: never try above this again.
+          size = Math.max(SDK_PAGE_SIZE, Math.floor(size / 2));
+          this.learn({ [key]: size });
+        } else if (e instanceof WandbError && e.transient && ["SERVER", "TIMEOUT", "PROTOCOL"].includes(e.code)) {
+          // A big page that still fails with 5xx/timeouts after all retries: smaller pages for the rest of this
+          // listing only (the failures may have had nothing to do with the size).
+          size = Math.max(SDK_PAGE_SIZE, Math.floor(size / 2));
+        } else throw e;
       }
     }
   }
