@@ -96,6 +96,20 @@ async function main(): Promise<void> {
     fail("--api-key must be at least 40 characters of [A-Za-z0-9_] (optionally after a prefix-)");
   }
 
+  // A stop signal during start-up also ends cleanly (exit 0), once the servers are up and closed again.
+  let stopRequested = false;
+  let closeFake: (() => Promise<void>) | undefined;
+  const stop = () => {
+    if (stopRequested) return;
+    stopRequested = true;
+    closeFake?.().then(
+      () => process.exit(0),
+      () => process.exit(0),
+    );
+  };
+  process.on("SIGTERM", stop);
+  process.on("SIGINT", stop);
+
   // graphql-js skips its costly development-mode instanceof checks in production mode (read at import time).
   process.env.NODE_ENV ??= "production";
   const { startFakeWandb } = await import("./index.js");
@@ -124,17 +138,11 @@ async function main(): Promise<void> {
     cacheDir: o.cacheDir,
   });
 
-  let stopping = false;
-  const stop = () => {
-    if (stopping) return;
-    stopping = true;
-    fake.close().then(
-      () => process.exit(0),
-      () => process.exit(0),
-    );
-  };
-  process.on("SIGTERM", stop);
-  process.on("SIGINT", stop);
+  if (stopRequested) {
+    await fake.close().catch(() => undefined);
+    process.exit(0);
+  }
+  closeFake = () => fake.close();
 
   process.stdout.write(
     `${JSON.stringify({

@@ -209,10 +209,12 @@ export async function startFakeServer(store: FakeStore, options: FakeServerOptio
   const schema = fakeSchema();
   let closed = false;
 
-  const apiServer = createServer({ keepAliveTimeout: 30_000 }, (req, res) => {
+  // Idle keep-alive connections live long (as behind Google's front end), so pooled client sockets stay valid.
+  const serverOptions = { keepAliveTimeout: 120_000, headersTimeout: 130_000 };
+  const apiServer = createServer(serverOptions, (req, res) => {
     handleApi(req, res).catch((e) => internalError(res, e));
   });
-  const storageServer = createServer({ keepAliveTimeout: 30_000 }, (req, res) => {
+  const storageServer = createServer(serverOptions, (req, res) => {
     handleStorage(req, res).catch((e) => internalError(res, e));
   });
   await Promise.all([listen(apiServer, options.port ?? 0), listen(storageServer, 0)]);
