@@ -7,6 +7,8 @@ import { DuckDBInstance } from "@duckdb/node-api";
 import { type JsonObject, type JsonValue, parseWandbJson } from "../src/model/json.js";
 
 export const ROOT = resolve(import.meta.dirname, "..");
+/** tsx's loader as an absolute URL, so a child process finds it whatever its working directory. */
+const TSX_LOADER = import.meta.resolve("tsx");
 
 export interface CliResult {
   code: number | null;
@@ -22,7 +24,7 @@ export function runCli(
 ): Promise<CliResult> {
   const entry = opts.bin === "wandb-download" ? "src/cli/wandb-download.ts" : "src/cli/bin.ts";
   return new Promise((done, fail) => {
-    const child = spawn(process.execPath, ["--import", "tsx", join(ROOT, entry), ...args], {
+    const child = spawn(process.execPath, ["--import", TSX_LOADER, join(ROOT, entry), ...args], {
       cwd: opts.cwd ?? ROOT,
       env: { PATH: process.env.PATH, HOME: process.env.HOME, TMPDIR: process.env.TMPDIR, ...opts.env },
       stdio: ["ignore", "pipe", "pipe"],

@@ -37,7 +37,12 @@ async function truthRecords(run: string) {
 }
 
 function parseJsonCell(v: unknown): unknown {
-  return typeof v === "string" ? parseStrictJson(v) : v;
+  if (typeof v !== "string") return v;
+  try {
+    return parseStrictJson(v);
+  } catch {
+    return v; // a VARCHAR column holds plain strings
+  }
 }
 
 describe("wandb-download", () => {

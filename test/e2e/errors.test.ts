@@ -64,7 +64,7 @@ describe("bad input", () => {
 
   it("says clearly when the base URL is unreachable or not a W&B server (exit 5)", async () => {
     await using dir = await tempDir();
-    const closed = await runCli(["sync", "e/p", "--output-dir", dir.path, "--timeout", "2"], {
+    const closed = await runCli(["sync", "e/p", "--output-dir", dir.path, "--timeout", "2", "-q"], {
       env: { ...env, WANDB_BASE_URL: "http://127.0.0.1:9" },
     });
     assert.equal(closed.code, 5, closed.stderr);
@@ -77,7 +77,7 @@ describe("bad input", () => {
     await new Promise<void>((r) => notWandb.listen(0, "127.0.0.1", r));
     const port = (notWandb.address() as { port: number }).port;
     try {
-      const r = await runCli(["sync", "e/p", "--output-dir", dir.path], {
+      const r = await runCli(["sync", "e/p", "--output-dir", dir.path, "-q"], {
         env: { ...env, WANDB_BASE_URL: `http://127.0.0.1:${port}` },
       });
       assert.ok(r.code === 5 || r.code === 9, `exit ${r.code}: ${r.stderr}`);
@@ -91,7 +91,7 @@ describe("bad input", () => {
     await using dir = await tempDir();
     const file = join(dir.path, "wandb.duckdb");
     await writeFile(file, "this is not a database\n");
-    const r = await runCli(["sync", `${fake.entity}/${fake.project}`, "--output-dir", dir.path], { env });
+    const r = await runCli(["sync", `${fake.entity}/${fake.project}`, "--output-dir", dir.path, "-q"], { env });
     assert.equal(r.code, 7, r.stderr);
     assertOneLine(r.stderr);
     assert.equal(await readFile(file, "utf8"), "this is not a database\n");
@@ -119,7 +119,7 @@ describe("bad input", () => {
       // root ignores permission bits: use a path through a regular file instead
       await using dir = await tempDir();
       await writeFile(join(dir.path, "file"), "x");
-      const r = await runCli([fake.entity, fake.project, join(dir.path, "file", "out")], {
+      const r = await runCli([fake.entity, fake.project, join(dir.path, "file", "out"), "-q"], {
         env,
         bin: "wandb-download",
       });
@@ -131,7 +131,7 @@ describe("bad input", () => {
     const ro = join(dir.path, "ro");
     await mkdir(ro);
     await chmod(ro, 0o500);
-    const r = await runCli([fake.entity, fake.project, join(ro, "out")], { env, bin: "wandb-download" });
+    const r = await runCli([fake.entity, fake.project, join(ro, "out"), "-q"], { env, bin: "wandb-download" });
     assert.equal(r.code, 6, r.stderr);
     assertOneLine(r.stderr);
   });
