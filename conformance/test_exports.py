@@ -7,7 +7,7 @@ import pytest
 
 def _need_exports_api(run) -> None:
     if not hasattr(run, "download_history_exports"):
-        pytest.skip("this wandb has no download_history_exports (0.26 reads no parquet)")
+        pytest.skip("this wandb has no download_history_exports")
 
 
 def test_download_history_exports(fake, api_for, tmp_path):

@@ -13,7 +13,7 @@ from helpers import assert_same, diff, rows_by_step, step_of, supports_kw, uses_
 #    logged nulls, so on that path None and "absent" are the same thing (a real logged null would be lost too);
 #  - an integer beyond int64 comes back as a string of its exact digits (no parquet integer type holds it; the
 #    fake exports such a column as VARCHAR).
-# wandb 0.26 never reads parquet, so it is compared strictly.
+# wandb 0.26's scan_history never reads parquet, so it is compared strictly (its beta_scan_history does: see below).
 PARQUET_CLIENT = uses_core()
 
 
