@@ -23,8 +23,17 @@ export function runCli(
   opts: { env?: NodeJS.ProcessEnv; cwd?: string; bin?: "dr-wandb" | "wandb-download"; timeoutMs?: number } = {},
 ): Promise<CliResult> {
   const entry = opts.bin === "wandb-download" ? "src/cli/wandb-download.ts" : "src/cli/bin.ts";
+  return runNode(join(ROOT, entry), { ...opts, args });
+}
+
+/** Runs a TypeScript file through tsx in a child process with a clean environment plus `env`. */
+export function runNode(
+  file: string,
+  opts: { env?: NodeJS.ProcessEnv; cwd?: string; timeoutMs?: number; args?: string[] } = {},
+): Promise<CliResult> {
+  const args = opts.args ?? [];
   return new Promise((done, fail) => {
-    const child = spawn(process.execPath, ["--import", TSX_LOADER, join(ROOT, entry), ...args], {
+    const child = spawn(process.execPath, ["--import", TSX_LOADER, file, ...args], {
       cwd: opts.cwd ?? ROOT,
       env: { PATH: process.env.PATH, HOME: process.env.HOME, TMPDIR: process.env.TMPDIR, ...opts.env },
       stdio: ["ignore", "pipe", "pipe"],
