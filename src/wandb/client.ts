@@ -5,11 +5,8 @@
  * given up per server on a validation/complexity rejection (see capabilities.ts); `compat: true` uses only the SDK's
  * shapes from the start.
  */
-import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { isJsonObject, type JsonObject, type JsonValue, parseWandbJson, stringifyWandb } from "../model/json.js";
-import { lastStepOf, normaliseStep } from "../model/records.js";
 import {
   type Capabilities,
   capabilitiesFor,
@@ -18,26 +15,13 @@ import {
   saveCapabilities,
 } from "./capabilities.js";
 import { type ResolveConfigOptions, resolveConfig, type WandbConfig } from "./config.js";
-import { decodeFile, decodeRow, decodeRun, keyTypes, restoreNonFinite, stepOf } from "./decode.js";
+import { decodeFile, decodeRun, requireProject, requireRun } from "./decode.js";
 import { downloadToBuffer, downloadToFile } from "./download.js";
-import { NotFoundError, WandbError } from "./errors.js";
+import { WandbError } from "./errors.js";
 import type { GovernorStats, RateGovernor } from "./governor.js";
+import { HistoryReader } from "./history.js";
 import { ParquetReader } from "./parquet.js";
-import {
-  HISTORY_PAGE,
-  RUN,
-  RUN_COUNT,
-  RUN_EVENTS,
-  RUN_FILES,
-  RUN_FULL_HISTORY,
-  RUN_HISTORY_KEYS,
-  RUN_PARQUET_HISTORY,
-  RUN_SAMPLED_HISTORY,
-  RUNS,
-  runsByName,
-  SAMPLED_HISTORY_PAGE,
-  VIEWER,
-} from "./queries.js";
+import { RUN, RUN_COUNT, RUN_FILES, RUNS, runsByName, VIEWER } from "./queries.js";
 import type { RetryOptions, Sleep } from "./retry.js";
 import { Transport, type TransportStats } from "./transport.js";
 import type {
@@ -92,9 +76,7 @@ export interface WandbClientStats extends TransportStats {
 
 const DEFAULT_PER_PAGE = 500;
 const DEFAULT_RUNS_PER_REQUEST = 50;
-const DEFAULT_HISTORY_PAGE = 1000;
 const DEFAULT_HISTORY_CONCURRENCY = 4;
-const PARQUET_DOWNLOAD_CONCURRENCY = 4;
 
 export class WandbClient implements WandbApi {
   readonly baseUrl: string;
@@ -108,10 +90,8 @@ export class WandbClient implements WandbApi {
   private readonly runsPerRequest: number;
   private readonly historyConcurrency: number;
   private readonly cacheFile: string | undefined;
-  private readonly tempDir: string;
   private readonly parquet = new ParquetReader();
-  private parquetFallbacks = 0;
-  private lastParquetError: string | undefined;
+  private readonly history: HistoryReader;
 
   /** Resolves the API key and base URL (see config.ts) and makes a client. */
   static async create(options: WandbClientOptions = {}): Promise<WandbClient> {
@@ -139,7 +119,12 @@ export class WandbClient implements WandbApi {
     this.historyConcurrency = cap(options.historyConcurrency, DEFAULT_HISTORY_CONCURRENCY);
     this.cacheFile = options.capabilityCacheFile;
     this.caps = capabilitiesFor(this.baseUrl, this.cacheFile);
-    this.tempDir = options.tempDir ?? tmpdir();
+    this.history = new HistoryReader(
+      this.transport,
+      this.parquet,
+      options.tempDir ?? tmpdir(),
+      this.historyConcurrency,
+    );
   }
 
   /** Requests (every attempt and redirect hop) by operation, bytes received, retries, governor and capabilities. */
@@ -148,8 +133,8 @@ export class WandbClient implements WandbApi {
       ...this.transport.stats(),
       governor: this.transport.governor.stats(),
       capabilities: { ...this.caps },
-      parquetFallbacks: this.parquetFallbacks,
-      ...(this.lastParquetError !== undefined ? { lastParquetError: this.lastParquetError } : {}),
+      parquetFallbacks: this.history.parquetFallbacks,
+      ...(this.history.lastParquetError !== undefined ? { lastParquetError: this.history.lastParquetError } : {}),
     };
   }
 
@@ -187,7 +172,7 @@ export class WandbClient implements WandbApi {
       { entity, project, filters: stringifyWandb(filters ?? {}) },
       { run: where },
     );
-    const p = this.projectOf(data, "RunCount", where);
+    const p = requireProject(data, "RunCount", where);
     const n = p.runCount;
     return typeof n === "number" ? n : typeof n === "bigint" ? Number(n) : 0;
   }
@@ -208,7 +193,7 @@ export class WandbClient implements WandbApi {
           { run: where, signal: options.signal },
         ),
       );
-      const p = this.projectOf(data, "Runs", where);
+      const p = requireProject(data, "Runs", where);
       const conn = isJsonObject(p.runs) ? p.runs : {};
       const edges = Array.isArray(conn.edges) ? conn.edges.filter(isJsonObject) : [];
       const runs = edges
@@ -231,7 +216,7 @@ export class WandbClient implements WandbApi {
   async getRun(entity: string, project: string, name: string): Promise<WandbRun | null> {
     const where = `${entity}/${project}/${name}`;
     const data = await this.transport.graphql("Run", RUN, { entity, project, name }, { run: where });
-    const p = this.projectOf(data, "Run", where);
+    const p = requireProject(data, "Run", where);
     return isJsonObject(p.run) ? decodeRun(p.run, entity, project) : null;
   }
 
@@ -286,7 +271,7 @@ export class WandbClient implements WandbApi {
       vars[`n${i}`] = n;
     });
     const data = await this.transport.graphql("RunsByName", runsByName(names.length), vars, { run: where });
-    const p = this.projectOf(data, "RunsByName", where);
+    const p = requireProject(data, "RunsByName", where);
     names.forEach((n, i) => {
       const node = p[`r${i}`];
       out.set(n, isJsonObject(node) ? decodeRun(node, entity, project) : null);
@@ -297,242 +282,29 @@ export class WandbClient implements WandbApi {
   // History
 
   async lastHistoryStep(entity: string, project: string, name: string): Promise<number> {
-    return lastStepOf(await this.historyKeys(entity, project, name));
+    return this.history.lastHistoryStep(entity, project, name);
   }
 
-  private async historyKeys(entity: string, project: string, name: string, signal?: AbortSignal): Promise<JsonValue> {
-    const where = `${entity}/${project}/${name}`;
-    const data = await this.transport.graphql(
-      "RunHistoryKeys",
-      RUN_HISTORY_KEYS,
-      { entity, project, name },
-      { run: where, signal },
-    );
-    const run = this.runOf(data, "RunHistoryKeys", where);
-    let hk: JsonValue = run.historyKeys ?? null;
-    if (typeof hk === "string") {
-      try {
-        hk = parseWandbJson(hk);
-      } catch {
-        hk = null;
-      }
-    }
-    return hk;
-  }
-
-  async *scanHistory(
+  scanHistory(
     entity: string,
     project: string,
     name: string,
     options: ScanHistoryOptions = {},
   ): AsyncIterable<HistoryRow[]> {
-    const where = `${entity}/${project}/${name}`;
-    const signal = options.signal;
-    const minStep = Math.max(0, Math.floor(options.minStep ?? 0));
-    const pageSize = Math.max(1, Math.floor(options.pageSize ?? DEFAULT_HISTORY_PAGE));
-    let types = new Map<string, Set<string>>();
-    let lastStep: number;
-    if (options.lastStep !== undefined) lastStep = options.lastStep;
-    else {
-      const hk = await this.historyKeys(entity, project, name, signal);
-      lastStep = lastStepOf(hk);
-      types = keyTypes(hk);
-    }
-    const stop = Math.min(options.maxStep ?? Number.POSITIVE_INFINITY, lastStep + 1);
-    if (!(stop > minStep)) return;
-
-    if (options.keys && options.keys.length > 0) {
-      yield* this.sampledWindows(entity, project, name, options.keys, minStep, stop, pageSize, types, signal);
-      return;
-    }
-
-    let liveFrom = minStep;
-    if (options.useParquet !== false) {
-      const data = await this.transport.graphql(
-        "RunParquetHistory",
-        RUN_PARQUET_HISTORY,
-        { entity, project, runName: name, liveKeys: ["_step"] },
-        { run: where, signal },
-      );
-      const ph = this.runOf(data, "RunParquetHistory", where).parquetHistory;
-      const urls = isJsonObject(ph) && Array.isArray(ph.parquetUrls) ? ph.parquetUrls.filter(isString) : [];
-      const liveSteps = (isJsonObject(ph) && Array.isArray(ph.liveData) ? ph.liveData : [])
-        .map((d) => (isJsonObject(d) ? normaliseStep(d._step) : null))
-        .filter((s): s is number => s !== null);
-      const boundary = liveSteps.length > 0 ? Math.min(...liveSteps) : Number.POSITIVE_INFINITY;
-      if (urls.length > 0 && boundary > minStep) {
-        const parquetStop = Math.min(stop, boundary);
-        let opened: { batches: AsyncGenerator<HistoryRow[]>; cleanup: () => Promise<void> } | undefined;
-        try {
-          opened = await this.openParquet(urls, minStep, parquetStop, types, where, signal);
-        } catch (e) {
-          if (signal?.aborted) throw e;
-          // Exports that cannot be fetched or read (expired URLs, an unexpected schema): read everything live.
-          this.parquetFallbacks++;
-          this.lastParquetError = e instanceof Error ? e.message : String(e);
-        }
-        if (opened) {
-          let maxSeen = minStep - 1;
-          try {
-            for await (const batch of opened.batches) {
-              const s = stepOf(batch[batch.length - 1]!);
-              if (s !== null && s > maxSeen) maxSeen = s;
-              yield batch;
-            }
-          } finally {
-            await opened.cleanup();
-          }
-          // Live rows start at the boundary; without one, anything past the exports' last row is read live too.
-          liveFrom = Number.isFinite(boundary) ? Math.max(minStep, boundary) : Math.max(minStep, maxSeen + 1);
-        }
-      }
-    }
-    yield* this.liveWindows(entity, project, name, liveFrom, stop, pageSize, signal);
+    return this.history.scan(entity, project, name, options);
   }
 
-  /**
-   * Downloads the exports (to a temp dir; no credentials to other hosts) and opens them for rows
-   * minStep <= _step < maxStep. Fails before yielding anything when a file cannot be fetched or read.
-   */
-  private async openParquet(
-    urls: string[],
-    minStep: number,
-    maxStep: number,
-    types: Map<string, Set<string>>,
-    where: string,
-    signal?: AbortSignal,
-  ): Promise<{ batches: AsyncGenerator<HistoryRow[]>; cleanup: () => Promise<void> }> {
-    const dir = await mkdtemp(join(this.tempDir, "dr-wandb-parquet-"));
-    const cleanup = () => rm(dir, { recursive: true, force: true });
-    try {
-      const paths = urls.map((_u, i) => join(dir, `${i}.parquet`));
-      let next = 0;
-      const worker = async () => {
-        while (next < urls.length) {
-          const i = next++;
-          await downloadToFile(this.transport, urls[i]!, paths[i]!, { operation: "parquetFile", run: where, signal });
-        }
-      };
-      await Promise.all(Array.from({ length: Math.min(PARQUET_DOWNLOAD_CONCURRENCY, urls.length) }, worker));
-      const stringKeys = new Set<string>();
-      for (const [k, t] of types) if (t.has("string")) stringKeys.add(k);
-      const batches = await this.parquet.open(paths, { minStep, maxStep, stringKeys });
-      return { batches, cleanup };
-    } catch (e) {
-      await cleanup();
-      throw e;
-    }
-  }
-
-  /** HistoryPage windows [off, off+pageSize) from `from` to `stop`, a few in flight, yielded in order. */
-  private async *liveWindows(
-    entity: string,
-    project: string,
-    name: string,
-    from: number,
-    stop: number,
-    pageSize: number,
-    signal?: AbortSignal,
-  ): AsyncGenerator<HistoryRow[]> {
-    const where = `${entity}/${project}/${name}`;
-    const windows = stepWindows(from, stop, pageSize);
-    const fetchWindow = async ([lo, hi]: [number, number], s: AbortSignal): Promise<HistoryRow[]> => {
-      const data = await this.transport.graphql(
-        "HistoryPage",
-        HISTORY_PAGE,
-        { entity, project, run: name, minStep: lo, maxStep: hi, pageSize },
-        { run: where, signal: s },
-      );
-      const lines = this.runOf(data, "HistoryPage", where).history;
-      const rows = (Array.isArray(lines) ? lines : []).map((l) => decodeRow(l, "HistoryPage"));
-      return inWindow(rows, lo, hi);
-    };
-    let prev = Number.NEGATIVE_INFINITY;
-    for await (const rows of ordered(windows, fetchWindow, this.historyConcurrency, signal)) {
-      const fresh = rows.filter((r) => {
-        const s = stepOf(r)!;
-        if (s <= prev) return false;
-        prev = s;
-        return true;
-      });
-      if (fresh.length > 0) yield fresh; // an empty window does not end the scan
-    }
-  }
-
-  /** SampledHistoryPage windows (spec maxStep is inclusive: end - 1), as the SDK does for keyed scans. */
-  private async *sampledWindows(
-    entity: string,
-    project: string,
-    name: string,
-    keys: string[],
-    from: number,
-    stop: number,
-    pageSize: number,
-    types: Map<string, Set<string>>,
-    signal?: AbortSignal,
-  ): AsyncGenerator<HistoryRow[]> {
-    const where = `${entity}/${project}/${name}`;
-    const specKeys = keys.includes("_step") ? keys : ["_step", ...keys];
-    const windows = stepWindows(from, stop, pageSize);
-    const fetchWindow = async ([lo, hi]: [number, number], s: AbortSignal): Promise<HistoryRow[]> => {
-      const spec = JSON.stringify({ keys: specKeys, minStep: lo, maxStep: hi - 1, samples: hi - lo });
-      const data = await this.transport.graphql(
-        "SampledHistoryPage",
-        SAMPLED_HISTORY_PAGE,
-        { entity, project, run: name, spec },
-        { run: where, signal: s },
-      );
-      const rows = firstSpecRows(this.runOf(data, "SampledHistoryPage", where).sampledHistory).map((r) =>
-        restoreNonFinite(decodeRow(r, "SampledHistoryPage"), types),
-      );
-      return inWindow(rows, lo, hi);
-    };
-    for await (const rows of ordered(windows, fetchWindow, this.historyConcurrency, signal)) {
-      if (rows.length > 0) yield rows;
-    }
-  }
-
-  async sampledHistory(
+  sampledHistory(
     entity: string,
     project: string,
     name: string,
     options: { keys?: string[]; samples: number },
   ): Promise<HistoryRow[]> {
-    const where = `${entity}/${project}/${name}`;
-    if (options.keys && options.keys.length > 0) {
-      const keys = options.keys.includes("_step") ? options.keys : ["_step", ...options.keys];
-      const specs = [JSON.stringify({ keys, samples: options.samples })];
-      const data = await this.transport.graphql(
-        "RunSampledHistory",
-        RUN_SAMPLED_HISTORY,
-        { entity, project, name, specs },
-        { run: where },
-      );
-      const rows = firstSpecRows(this.runOf(data, "RunSampledHistory", where).sampledHistory);
-      return rows.map((r) => decodeRow(r, "RunSampledHistory"));
-    }
-    const data = await this.transport.graphql(
-      "RunFullHistory",
-      RUN_FULL_HISTORY,
-      { entity, project, name, samples: options.samples },
-      { run: where },
-    );
-    const lines = this.runOf(data, "RunFullHistory", where).history;
-    return (Array.isArray(lines) ? lines : []).map((l) => decodeRow(l, "RunFullHistory"));
+    return this.history.sampledHistory(entity, project, name, options);
   }
 
-  async systemEvents(entity: string, project: string, name: string, samples = 500): Promise<EventRow[]> {
-    const where = `${entity}/${project}/${name}`;
-    const data = await this.transport.graphql(
-      "RunFullHistory",
-      RUN_EVENTS,
-      { entity, project, name, samples },
-      {
-        run: where,
-      },
-    );
-    const lines = this.runOf(data, "RunFullHistory", where).events;
-    return (Array.isArray(lines) ? lines : []).map((l) => decodeRow(l, "RunFullHistory"));
+  systemEvents(entity: string, project: string, name: string, samples = 500): Promise<EventRow[]> {
+    return this.history.systemEvents(entity, project, name, samples);
   }
 
   // ---------------------------------------------------------------------------------------------------------------
@@ -573,7 +345,7 @@ export class WandbClient implements WandbApi {
           { run: where },
         ),
       );
-      const run = this.runOf(data, "RunFiles", where);
+      const run = requireRun(data, "RunFiles", where);
       const conn = isJsonObject(run.files) ? run.files : {};
       const edges = Array.isArray(conn.edges) ? conn.edges.filter(isJsonObject) : [];
       const files = edges
@@ -655,24 +427,6 @@ export class WandbClient implements WandbApi {
   // ---------------------------------------------------------------------------------------------------------------
   // Helpers
 
-  private projectOf(data: JsonObject, operation: string, where: string): JsonObject {
-    const p = data.project;
-    if (!isJsonObject(p)) {
-      throw new NotFoundError({
-        operation,
-        run: where,
-        reason: `project ${where.split("/").slice(0, 2).join("/")} not found (or not visible with this API key)`,
-      });
-    }
-    return p;
-  }
-
-  private runOf(data: JsonObject, operation: string, where: string): JsonObject {
-    const run = this.projectOf(data, operation, where).run;
-    if (!isJsonObject(run)) throw new NotFoundError({ operation, run: where, reason: `run ${where} not found` });
-    return run;
-  }
-
   private learn(update: Partial<Capabilities>): void {
     Object.assign(this.caps, update);
     saveCapabilities(this.baseUrl, this.cacheFile);
@@ -710,71 +464,5 @@ export class WandbClient implements WandbApi {
         } else throw e;
       }
     }
-  }
-}
-
-function isString(v: JsonValue): v is string {
-  return typeof v === "string";
-}
-
-/** Rows with lo <= step < hi, in step order, one per step. */
-function inWindow(rows: HistoryRow[], lo: number, hi: number): HistoryRow[] {
-  const kept = rows.filter((r) => {
-    const s = stepOf(r);
-    return s !== null && s >= lo && s < hi;
-  });
-  kept.sort((a, b) => stepOf(a)! - stepOf(b)!);
-  return kept.filter((r, i) => i === 0 || stepOf(r) !== stepOf(kept[i - 1]!));
-}
-
-/** The rows of the first spec of a sampledHistory answer ([[row, ...]]). */
-function firstSpecRows(v: JsonValue | undefined): JsonValue[] {
-  if (!Array.isArray(v)) return [];
-  const first = v[0];
-  return Array.isArray(first) ? first : [];
-}
-
-/** The windows [off, min(off + size, stop)) from `from` to `stop`, generated lazily. */
-function* stepWindows(from: number, stop: number, size: number): Generator<[number, number]> {
-  for (let off = from; off < stop; off += size) yield [off, Math.min(off + size, stop)];
-}
-
-/**
- * Runs `fetch` over `items` with up to `depth` in flight and yields the results in order. Stopping early (or an
- * error) aborts what is still in flight.
- */
-async function* ordered<I, T>(
-  items: Iterable<I>,
-  fetch: (item: I, signal: AbortSignal) => Promise<T>,
-  depth: number,
-  signal?: AbortSignal,
-): AsyncGenerator<T> {
-  const ac = new AbortController();
-  const onCallerAbort = () => ac.abort(signal?.reason);
-  if (signal?.aborted) ac.abort(signal.reason);
-  else signal?.addEventListener("abort", onCallerAbort, { once: true });
-  const combined = ac.signal;
-  const source = items[Symbol.iterator]();
-  const inflight: Promise<T>[] = [];
-  const launch = (): boolean => {
-    const next = source.next();
-    if (next.done) return false;
-    const p = fetch(next.value, combined);
-    p.catch(() => undefined); // observed when awaited; avoids unhandled rejections for abandoned ones
-    inflight.push(p);
-    return true;
-  };
-  try {
-    while (inflight.length < depth && launch()) {
-      // fill the pipeline
-    }
-    while (inflight.length > 0) {
-      const result = await inflight.shift()!;
-      launch();
-      yield result;
-    }
-  } finally {
-    signal?.removeEventListener("abort", onCallerAbort);
-    ac.abort(new Error("history scan stopped"));
   }
 }

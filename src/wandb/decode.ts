@@ -4,7 +4,7 @@
  */
 import { isJsonObject, type JsonObject, type JsonValue, parseJsonStringField, parseWandbJson } from "../model/json.js";
 import { lastStepOf, normaliseStep } from "../model/records.js";
-import { WandbError } from "./errors.js";
+import { NotFoundError, WandbError } from "./errors.js";
 import type { HistoryRow, WandbFile, WandbRun } from "./types.js";
 
 /** An integer literal too long for a double to hold exactly (not a fraction's digits, not an exponent). */
@@ -182,4 +182,24 @@ export function restoreNonFinite(row: HistoryRow, types: Map<string, Set<string>
     if (t && t.size > 0 && [...t].every((x) => x === "number")) row[k] = NON_FINITE[v]!;
   }
   return row;
+}
+
+/** `data.project`, or NotFoundError when W&B answered null (unknown project, or not visible with this key). */
+export function requireProject(data: JsonObject, operation: string, where: string): JsonObject {
+  const p = data.project;
+  if (!isJsonObject(p)) {
+    throw new NotFoundError({
+      operation,
+      run: where,
+      reason: `project ${where.split("/").slice(0, 2).join("/")} not found (or not visible with this API key)`,
+    });
+  }
+  return p;
+}
+
+/** `data.project.run`, or NotFoundError when the project or the run is null. */
+export function requireRun(data: JsonObject, operation: string, where: string): JsonObject {
+  const run = requireProject(data, operation, where).run;
+  if (!isJsonObject(run)) throw new NotFoundError({ operation, run: where, reason: `run ${where} not found` });
+  return run;
 }
