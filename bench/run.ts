@@ -13,6 +13,7 @@ import { cpus, tmpdir, totalmem } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { serialPagination } from "./lib/bound.js";
+import { prepareRuntime, type Runtime } from "./lib/build.js";
 import { FakeProcess as Fake, type FakeProcess, type FakeSettings, type FakeStats, type TruthRun } from "./lib/fake.js";
 import { measure, stopAllMeasured } from "./lib/proc.js";
 import { renderMarkdown } from "./lib/report.js";
@@ -141,6 +142,7 @@ class Bench {
   constructor(
     readonly plan: Plan,
     readonly args: Args,
+    readonly runtime: Runtime,
   ) {}
 
   wants(g: ToolGroup): boolean {
@@ -153,6 +155,8 @@ class Bench {
         return oursSyncCommand(input);
       case "ours-download":
         return oursDownloadCommand(input);
+      case "ours-download-nometa":
+        return oursDownloadCommand(input, true);
       case "sdk":
         return "missing" in this.envs.sdk ? this.envs.sdk : sdkCommand(input, this.envs.sdk.python);
       case "original":
@@ -175,6 +179,8 @@ class Bench {
       label: spec.label,
       role: spec.role,
       command: "",
+      source: this.runtime.source,
+      at: new Date().toISOString(),
       status: "unavailable",
       wallS: null,
       timeoutS: timeoutMs / 1000,
@@ -190,7 +196,7 @@ class Bench {
       failedRuns: null,
       rowsPerS: null,
     };
-    const cmd = this.command(spec, { root, fake, outDir, runsOnly: spec.runsOnly });
+    const cmd = this.command(spec, { root, fake, outDir, runsOnly: spec.runsOnly, runtime: this.runtime });
     if ("missing" in cmd) {
       log(`${spec.scenario} ${spec.label}: not available: ${cmd.missing}`);
       return { ...base, error: cmd.missing };
@@ -234,8 +240,9 @@ class Bench {
 
     let report: ToolReport = { runs: null, historyRows: null, failedRuns: null };
     if (spec.tool === "ours-sync") report = parseOursSync(r.stdout);
-    else if (spec.tool === "ours-download") report = parseOursDownload(r.stdout);
-    else if (spec.tool === "sdk") report = parseSdk(r.stdout);
+    else if (spec.tool === "ours-download" || spec.tool === "ours-download-nometa") {
+      report = parseOursDownload(r.stdout);
+    } else if (spec.tool === "sdk") report = parseSdk(r.stdout);
 
     let status: Status = r.memoryCapped ? "memory-cap" : r.timedOut ? "timeout" : r.exitCode === 0 ? "ok" : "failed";
     let error: string | undefined;
@@ -288,6 +295,10 @@ class Bench {
       };
     }
     const rows = report.historyRows;
+    const extrapolatedWallS =
+      status === "timeout" && progress && progress.done > 0 && progress.total > progress.done
+        ? (wallS * progress.total) / progress.done
+        : undefined;
     const m: Measurement = {
       ...base,
       status,
@@ -295,6 +306,8 @@ class Bench {
       exitCode: r.exitCode,
       peakRssMb: Math.round(r.peakRssMb * 10) / 10,
       maxProcesses: r.maxProcesses,
+      cpuS: Math.round(r.cpuS * 10) / 10,
+      meanLoad: Number.isFinite(r.meanLoad) ? Math.round(r.meanLoad * 100) / 100 : null,
       requests,
       runs: report.runs,
       historyRows: rows,
@@ -302,6 +315,7 @@ class Bench {
       failedRuns: report.failedRuns,
       rowsPerS: rows !== null && rows > 0 ? rows / wallS : null,
       progress,
+      extrapolatedWallS,
       rate,
       error,
       stderrTail: status === "ok" ? undefined : r.stderrTail.slice(-2000),
@@ -309,7 +323,8 @@ class Bench {
     };
     log(
       `${spec.scenario} ${spec.label}${spec.role ? ` (${spec.role})` : ""}: ${status} in ${wallS.toFixed(1)} s, ` +
-        `${requests.total} requests, ${(requests.bytesOut / 1e6).toFixed(1)} MB, RSS ${m.peakRssMb} MB, rows ${rows ?? "?"}` +
+        `${requests.total} requests, ${(requests.bytesOut / 1e6).toFixed(1)} MB, RSS ${m.peakRssMb} MB, CPU ${m.cpuS} s, ` +
+        `load ${m.meanLoad}, rows ${rows ?? "?"}` +
         `${error ? `, error: ${error}` : ""}`,
     );
     if (!spec.outDir) rmSync(dir, { recursive: true, force: true });
@@ -343,8 +358,11 @@ function lastErrorLine(stderr: string): string {
 }
 
 async function startFake(s: FakeSettings, bench: Bench): Promise<FakeProcess> {
-  const cache = join(bench.scratch, `fake-cache-${Date.now()}`);
-  const fake = await Fake.start(root, s, cache);
+  // The fake reuses parquet exports it finds in its cache folder (keyed by seed, sizes and run version), so a
+  // persistent folder per settings spares re-writing gigabytes on every bench run. Gitignored (.tmp/).
+  const key = `${s.seed}-${s.runs}x${s.steps}x${s.metrics}-${s.runningFraction}`;
+  const cache = join(root, ".tmp/bench-fake-cache", key);
+  const fake = await Fake.start(root, bench.runtime.entry("fake-wandb/bin.ts"), s, cache);
   return fake;
 }
 
@@ -400,6 +418,13 @@ async function scenarioS1(bench: Bench): Promise<ScenarioResult> {
           ...common,
           tool: "ours-download",
           label: "ours: wandb-download --runs-only --format parquet",
+        }),
+      );
+      ms.push(
+        await bench.run(fake, {
+          ...common,
+          tool: "ours-download-nometa",
+          label: "ours: wandb-download --runs-only --no-metadata (listing only)",
         }),
       );
     }
@@ -590,7 +615,8 @@ function machine(): Record<string, string | number> {
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
   const plan = makePlan(args.quick, args.peerTimeoutMin);
-  const bench = new Bench(plan, args);
+  const runtime = prepareRuntime(root, log);
+  const bench = new Bench(plan, args, runtime);
   const cleanup = () => {
     stopAllMeasured();
   };
@@ -624,7 +650,9 @@ async function main(): Promise<void> {
   } finally {
     cleanup();
     bench.close();
+    rmSync(runtime.dir, { recursive: true, force: true });
   }
+  for (const r of results) r.source = runtime.source;
 
   const mode = args.quick ? "quick" : "full";
   const file = join(root, "bench/results", args.quick ? "quick.json" : "latest.json");
@@ -636,7 +664,21 @@ async function main(): Promise<void> {
     previous = undefined;
   }
   const scenarios: Results["scenarios"] = { ...(previous?.scenarios ?? {}) };
-  for (const r of results) scenarios[r.id] = r;
+  for (const r of results) {
+    // Same scenario with the same settings measured before: keep the earlier rows of tools not run this time.
+    const prev = scenarios[r.id];
+    if (prev && JSON.stringify(prev.settings) === JSON.stringify(r.settings)) {
+      const key = (m: Measurement) => `${m.tool}/${m.role ?? ""}`;
+      const fresh = new Set(r.measurements.map(key));
+      const kept = prev.measurements.filter((m) => !fresh.has(key(m)));
+      r.measurements.push(...kept);
+      r.bound ??= prev.bound;
+      r.mutations ??= prev.mutations;
+      const order = ["ours-sync", "ours-download", "ours-download-nometa", "sdk", "original"];
+      r.measurements.sort((a, b) => order.indexOf(a.tool) - order.indexOf(b.tool));
+    }
+    scenarios[r.id] = r;
+  }
   const out: Results = {
     mode,
     generatedAt: new Date().toISOString(),
@@ -646,6 +688,7 @@ async function main(): Promise<void> {
     ),
     machine: machine(),
     peers: peersInfo,
+    runtime: runtime.note,
     peerTimeoutS: plan.peerTimeoutMs / 1000,
     oursTimeoutS: plan.oursTimeoutMs / 1000,
     scenarios,

@@ -65,11 +65,15 @@ export class FakeProcess {
   ) {}
 
   /** Starts `fake-wandb/bin.ts` with tsx in a child process and waits for its ready line (bounded). */
-  static async start(root: string, s: FakeSettings, cacheDir: string, timeoutMs = 300_000): Promise<FakeProcess> {
+  static async start(
+    root: string,
+    entry: string[],
+    s: FakeSettings,
+    cacheDir: string,
+    timeoutMs = 300_000,
+  ): Promise<FakeProcess> {
     const args = [
-      "--import",
-      "tsx",
-      "fake-wandb/bin.ts",
+      ...entry,
       "--host",
       "127.0.0.1",
       "--port",

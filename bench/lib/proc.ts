@@ -38,6 +38,10 @@ export interface MeasureResult {
   peakRssMb: number;
   /** Largest number of processes seen in the tree at once. */
   maxProcesses: number;
+  /** CPU time (user + system) of the tree, summed over every process seen (last sample of each). */
+  cpuS: number;
+  /** Mean 1-minute load average over the samples (how busy the machine was, all processes). */
+  meanLoad: number;
   stdout: string;
   /** The last ~8 KB of stderr. */
   stderrTail: string;
@@ -90,6 +94,26 @@ export function processTree(root: number): number[] {
   }
   for (const p of procs) if (p.pgrp === root) seen.add(p.pid);
   return [...seen];
+}
+
+/** utime + stime of one process, in seconds (USER_HZ is 100 on Linux). */
+function cpuSeconds(pid: number): number | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const rest = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(rest[11]) + Number(rest[12])) / 100;
+  } catch {
+    return null;
+  }
+}
+
+/** The 1-minute load average. */
+export function loadAverage(): number {
+  try {
+    return Number(readFileSync("/proc/loadavg", "utf8").split(" ")[0]);
+  } catch {
+    return Number.NaN;
+  }
 }
 
 function statusKb(pid: number): { rss: number; hwm: number } | null {
@@ -146,6 +170,9 @@ export function measure(o: MeasureOptions): Promise<MeasureResult> {
     let peakHwmKb = 0;
     let maxProcesses = 0;
     const hwmByPid = new Map<number, number>();
+    const cpuByPid = new Map<number, number>();
+    let loadSum = 0;
+    let loadN = 0;
     const sample = () => {
       if (child.pid === undefined) return;
       let sum = 0;
@@ -156,6 +183,13 @@ export function measure(o: MeasureOptions): Promise<MeasureResult> {
         if (!s) continue;
         sum += s.rss;
         hwmByPid.set(pid, Math.max(hwmByPid.get(pid) ?? 0, s.hwm));
+        const c = cpuSeconds(pid);
+        if (c !== null) cpuByPid.set(pid, Math.max(cpuByPid.get(pid) ?? 0, c));
+      }
+      const la = loadAverage();
+      if (Number.isFinite(la)) {
+        loadSum += la;
+        loadN++;
       }
       peakSumKb = Math.max(peakSumKb, sum);
       if (sum / 1024 > maxTreeRssMb && !memoryCapped) {
@@ -200,6 +234,8 @@ export function measure(o: MeasureOptions): Promise<MeasureResult> {
         memoryCapped,
         peakRssMb: Math.max(peakSumKb, peakHwmKb) / 1024,
         maxProcesses,
+        cpuS: [...cpuByPid.values()].reduce((a, b) => a + b, 0),
+        meanLoad: loadN ? loadSum / loadN : Number.NaN,
         stdout,
         stderrTail: stderr.slice(-8192),
       });

@@ -52,11 +52,11 @@ export function makePlan(quick: boolean, peerTimeoutMin?: number): Plan {
   if (quick) {
     return {
       quick,
-      s1: base({ runs: 300, steps: 100 }),
-      s2: base({ runs: 10, steps: 2000, metrics: 10, runningFraction: 0.2 }),
+      s1: base({ runs: 100, steps: 100 }),
+      s2: base({ runs: 10, steps: 1000, metrics: 10, runningFraction: 0.2 }),
       s3: { appendRuns: 2, appendSteps: 200, finishRuns: 1, addRuns: 1 },
-      s4: base({ runs: 5, steps: 1000, metrics: 10, rateLimit: 5, parquetExports: false }),
-      peerTimeoutMs: (peerTimeoutMin ?? 0.25) * 60_000,
+      s4: base({ runs: 4, steps: 500, metrics: 10, rateLimit: 5, parquetExports: false }),
+      peerTimeoutMs: (peerTimeoutMin ?? 10 / 60) * 60_000,
       oursTimeoutMs: 120_000,
     };
   }

@@ -31,7 +31,11 @@ function speedupCheck(sc: ScenarioResult, ours: Measurement, peer: Measurement, 
       note: ours.status !== "ok" ? ours.error : peer.error,
     };
   }
-  const measured = `${s.lowerBound ? ">= " : ""}${fmtX(s.value)}`;
+  const est =
+    s.lowerBound && peer.extrapolatedWallS && ours.wallS
+      ? ` (extrapolated: about ${fmtX(peer.extrapolatedWallS / ours.wallS)})`
+      : "";
+  const measured = `${s.lowerBound ? ">= " : ""}${fmtX(s.value)}${est}`;
   if (s.lowerBound && s.value < min) {
     return {
       scenario: sc.id,
@@ -39,7 +43,11 @@ function speedupCheck(sc: ScenarioResult, ours: Measurement, peer: Measurement, 
       target: `>= ${min}x`,
       measured,
       met: null,
-      note: `the peer was stopped at its ${peer.timeoutS} s limit, so only a lower bound is known`,
+      note:
+        `the peer was stopped at its ${peer.timeoutS} s limit, so only a lower bound is known` +
+        (peer.extrapolatedWallS && ours.wallS
+          ? `; extrapolated from its progress: about ${fmtX(peer.extrapolatedWallS / ours.wallS)}`
+          : ""),
     };
   }
   return { scenario: sc.id, name, target: `>= ${min}x`, measured, met: s.value >= min };

@@ -5,10 +5,11 @@
 import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
+import type { Runtime } from "./build.js";
 import type { FakeProcess } from "./fake.js";
 
 export type ToolGroup = "ours" | "sdk" | "original";
-export type ToolId = "ours-sync" | "ours-download" | "sdk" | "original";
+export type ToolId = "ours-sync" | "ours-download" | "ours-download-nometa" | "sdk" | "original";
 
 export interface ToolCommand {
   cmd: string;
@@ -28,10 +29,6 @@ export interface PythonEnv {
   python: string;
   version: string;
   wandb: string;
-}
-
-export function tsxLoader(): string {
-  return import.meta.resolve("tsx");
 }
 
 /** The venvs of the peers, or why they are missing. Never installs anything. */
@@ -100,13 +97,12 @@ export interface CommandInput {
   fake: FakeProcess;
   outDir: string;
   runsOnly: boolean;
+  runtime: Runtime;
 }
 
 export function oursSyncCommand(i: CommandInput): ToolCommand {
   const args = [
-    "--import",
-    tsxLoader(),
-    join(i.root, "src/cli/bin.ts"),
+    ...i.runtime.entry("src/cli/bin.ts"),
     "sync",
     `${i.fake.entity}/${i.fake.project}`,
     "--output-dir",
@@ -117,15 +113,13 @@ export function oursSyncCommand(i: CommandInput): ToolCommand {
   return {
     cmd: process.execPath,
     args,
-    display: `node --import tsx src/cli/bin.ts sync ENTITY/PROJECT --output-dir DIR --json${i.runsOnly ? " --runs-only" : ""}`,
+    display: `${i.runtime.kind === "dist" ? "node dist/src/cli/bin.js" : "node --import tsx src/cli/bin.ts"} sync ENTITY/PROJECT --output-dir DIR --json${i.runsOnly ? " --runs-only" : ""}`,
   };
 }
 
-export function oursDownloadCommand(i: CommandInput): ToolCommand {
+export function oursDownloadCommand(i: CommandInput, noMetadata = false): ToolCommand {
   const args = [
-    "--import",
-    tsxLoader(),
-    join(i.root, "src/cli/wandb-download.ts"),
+    ...i.runtime.entry("src/cli/wandb-download.ts"),
     i.fake.entity,
     i.fake.project,
     i.outDir,
@@ -133,11 +127,12 @@ export function oursDownloadCommand(i: CommandInput): ToolCommand {
     "parquet",
     "--json",
     ...(i.runsOnly ? ["--runs-only"] : []),
+    ...(noMetadata ? ["--no-metadata"] : []),
   ];
   return {
     cmd: process.execPath,
     args,
-    display: `node --import tsx src/cli/wandb-download.ts ENTITY PROJECT DIR --format parquet --json${i.runsOnly ? " --runs-only" : ""}`,
+    display: `${i.runtime.kind === "dist" ? "node dist/src/cli/wandb-download.js" : "node --import tsx src/cli/wandb-download.ts"} ENTITY PROJECT DIR --format parquet --json${i.runsOnly ? " --runs-only" : ""}${noMetadata ? " --no-metadata" : ""}`,
   };
 }
 

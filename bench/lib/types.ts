@@ -28,12 +28,20 @@ export interface Measurement {
   /** For S3: "incremental" or "full-baseline". */
   role?: string;
   command: string;
+  /** The source our commands were built from when this row was measured. */
+  source?: string;
+  /** When this row was measured. */
+  at?: string;
   status: Status;
   wallS: number | null;
   timeoutS: number;
   exitCode: number | null;
   peakRssMb: number | null;
   maxProcesses: number | null;
+  /** CPU seconds of the tool's process tree (robust to other load on the machine, unlike wall time). */
+  cpuS?: number | null;
+  /** Mean 1-minute load average of the machine while the tool ran (2 cores: above ~2 means contention). */
+  meanLoad?: number | null;
   requests: RequestStats | null;
   runs: number | null;
   expectedRuns: number | null;
@@ -44,6 +52,11 @@ export interface Measurement {
   failedRuns: number | null;
   rowsPerS: number | null;
   progress?: { done: number; total: number; rows?: number };
+  /**
+   * For a peer stopped at its limit: its wall time extrapolated linearly from its progress (limit x total / done).
+   * An estimate, never used to decide a target.
+   */
+  extrapolatedWallS?: number;
   rate?: {
     limit: number;
     acceptedApiRequests: number;
@@ -77,6 +90,8 @@ export interface ScenarioResult {
   bound?: BoundResult & { requests: RequestStats | null };
   measurements: Measurement[];
   ranAt: string;
+  /** The source our commands were built from (commit, uncommitted changes) for this scenario's run. */
+  source?: string;
 }
 
 export interface Results {
@@ -85,6 +100,8 @@ export interface Results {
   command: string;
   machine: Record<string, string | number>;
   peers: Record<string, string>;
+  /** How our commands and the fake were run (compiled or through tsx). */
+  runtime: string;
   peerTimeoutS: number;
   oursTimeoutS: number;
   scenarios: Partial<Record<ScenarioId, ScenarioResult>>;
