@@ -91,8 +91,3 @@ export abstract class BaseProjectWriter implements ProjectWriter {
     }
   }
 }
-
-/** Iterates history batches, sync or async, the same way. */
-export async function* batchesOf(history: HistoryBatches): AsyncGenerator<HistoryRecord[]> {
-  for await (const b of history) yield b;
-}

@@ -21,8 +21,14 @@ import { type ColumnType, columnTypeFor, kindOf, quoteIdent, quoteLiteral, type 
 const KIND_BITS: Record<ValueKind, number> = { null: 1, bool: 2, int: 4, bigint: 8, float: 16, string: 32, object: 64 };
 const ALL_KINDS = Object.keys(KIND_BITS) as ValueKind[];
 const DECIMAL38 = 10n ** 38n;
-/** DuckDB refuses longer CSV lines; a row with a big nested value (a table, a histogram) can be long. */
-export const MAX_LINE_BYTES = 256 * 1024 * 1024;
+/**
+ * DuckDB's CSV reader refuses lines longer than max_line_size and reads in buffers of buffer_size (by default
+ * 16 × max_line_size, allocated up front). So both are sized from the longest line actually spooled, with floors.
+ */
+export function csvReaderSizes(longestLineChars: number): { maxLineSize: number; bufferSize: number } {
+  const maxLineSize = Math.max(2 << 20, 3 * longestLineChars + 1024); // UTF-8 is at most 3 bytes per UTF-16 unit
+  return { maxLineSize, bufferSize: Math.max(32 << 20, 2 * maxLineSize) };
+}
 
 /** CSV-quotes a text if it needs it (an empty text is quoted too, so that it is not read as NULL). */
 export function csvText(s: string): string {
@@ -96,6 +102,7 @@ export class CsvSpool {
   /** Keys that hold an integer beyond 2^53 (which a DOUBLE column would round). */
   private readonly unsafeInts = new Set<number>();
   private text = "";
+  private longestLine = 0;
   rows = 0;
   // Per-row scratch, reused.
   private idx: number[] = [];
@@ -157,15 +164,17 @@ export class CsvSpool {
       line += val[at];
       pos = i;
     }
+    if (line.length > this.longestLine) this.longestLine = line.length;
     this.text += `${line}\n`;
     this.rows++;
   }
 
-  async maybeDrain(): Promise<void> {
-    if (this.text.length >= 1 << 20) await this.drain();
+  /** True when enough text has gathered that the caller should `await drain()`. */
+  get full(): boolean {
+    return this.text.length >= 1 << 20;
   }
 
-  private async drain(): Promise<void> {
+  async drain(): Promise<void> {
     if (this.text === "") return;
     const t = this.text;
     this.text = "";
@@ -197,10 +206,11 @@ export class CsvSpool {
   readExpr(): string {
     const cols = [...this.fixedColumns, ...this.keyList.map((_, i) => [`m${i}`, "VARCHAR"] as const)];
     const columns = `{${cols.map(([n, t]) => `${quoteLiteral(n)}: ${quoteLiteral(t)}`).join(", ")}}`;
+    const sizes = csvReaderSizes(this.longestLine);
     return (
       `read_csv(${quoteLiteral(this.file.tempPath)}, columns=${columns}, header=false, auto_detect=false, ` +
       `delim=',', quote='"', escape='"', null_padding=true, allow_quoted_nulls=false, ` +
-      `max_line_size=${MAX_LINE_BYTES})`
+      `max_line_size=${sizes.maxLineSize}, buffer_size=${sizes.bufferSize})`
     );
   }
 }

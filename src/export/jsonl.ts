@@ -64,6 +64,19 @@ export function runLine(run: RunRecord): string {
   return `${stringifyStrict(runObject(run))}\n`;
 }
 
+/** Writes one line per item, in ~1 MB writes (a batch can be big: never one giant string). */
+async function writeLines<T>(file: AtomicFile, items: readonly T[], line: (item: T) => string): Promise<void> {
+  let text = "";
+  for (const item of items) {
+    text += line(item);
+    if (text.length >= 1 << 20) {
+      await file.write(text);
+      text = "";
+    }
+  }
+  await file.write(text);
+}
+
 class JsonlProjectWriter extends BaseProjectWriter {
   protected readonly withHistory: boolean;
   protected readonly withSystemMetrics: boolean;
@@ -91,16 +104,12 @@ class JsonlProjectWriter extends BaseProjectWriter {
     let rows = 0;
     if (this.histories !== null && history !== null) {
       for await (const batch of history) {
-        let text = "";
-        for (const row of batch) text += historyLine(row);
-        await this.histories.write(text);
+        await writeLines(this.histories, batch, historyLine);
         rows += batch.length;
       }
     }
-    if (this.systemMetrics !== null && systemMetrics !== null && systemMetrics.length > 0) {
-      let text = "";
-      for (const row of systemMetrics) text += systemMetricsLine(row);
-      await this.systemMetrics.write(text);
+    if (this.systemMetrics !== null && systemMetrics !== null) {
+      await writeLines(this.systemMetrics, systemMetrics, systemMetricsLine);
     }
     await this.runs.write(runLine(run));
     return rows;

@@ -312,6 +312,31 @@ describe("parquet writer, read back with DuckDB", () => {
     ]);
   });
 
+  test("long rows and big run records (beyond DuckDB's default line and object sizes)", async () => {
+    const dir = await tempDir();
+    const w = await openProjectWriter({
+      format: "parquet",
+      outputDir: dir,
+      entity: "ent",
+      project: "proj",
+      withHistory: true,
+    });
+    const bigText = 'é🎉,"x'.repeat(1_000_000); // ~9 MB of UTF-8 in one value
+    await w.writeRun(sampleRun("r1", { config: { blob: bigText, more: "z".repeat(10_000_000) } }), [
+      [sampleRow("r1", 0, { table: bigText, n: 1 }), sampleRow("r1", 1, { n: 2 })],
+    ]);
+    await w.close();
+    const [h] = await rows(
+      `SELECT length("table")::INTEGER AS len, "table" = '${bigText.replaceAll("'", "''")}' AS same, sum(n) OVER () AS total
+       FROM read_parquet('${join(dir, "ent_proj_histories.parquet")}') ORDER BY step LIMIT 1`,
+    );
+    assert.deepStrictEqual(h, { len: bigText.length - 1_000_000, same: true, total: "3" });
+    const [r] = await rows(
+      `SELECT length(config->>'$.blob')::INTEGER AS a, length(config->>'$.more')::INTEGER AS b FROM read_parquet('${join(dir, "ent_proj_runs.parquet")}')`,
+    );
+    assert.deepStrictEqual(r, { a: bigText.length - 1_000_000, b: 10_000_000 });
+  });
+
   test("system metrics file, and an empty project", async () => {
     const dir = await tempDir();
     const w = await openProjectWriter({

@@ -13,7 +13,7 @@
  * Every value reaches DuckDB as text and is cast there, so NaN/±Infinity and integers beyond 2^53 arrive exactly.
  */
 import { mkdtemp, rename, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
 import type { DuckDBConnection } from "@duckdb/node-api";
 import { DuckDBInstance } from "@duckdb/node-api";
@@ -25,9 +25,6 @@ import { CsvSpool, csvJson, csvNumber, csvText } from "./csv-spool.js";
 import { metricColumnNames, quoteIdent, quoteLiteral } from "./flatten.js";
 import { historyExtra, RUN_FIELDS, rowTimestamp, runObject, type UtcInstant } from "./rows.js";
 import type { OutputPaths, ProjectWriterOptions } from "./writer.js";
-
-/** DuckDB's JSON reader refuses objects above this size (its default is 16 MB; a run's system_attrs can be big). */
-const MAX_OBJECT_BYTES = 256 * 1024 * 1024;
 
 export const SYSTEM_METRICS_FIXED_COLUMNS = ["run_id", "timestamp", "runtime"] as const;
 
@@ -92,7 +89,11 @@ class NdjsonSpool {
     return new NdjsonSpool(await AtomicFile.create(finalPath, "spool"));
   }
 
+  /** Longest line so far, in UTF-16 units. */
+  longestLine = 0;
+
   async add(line: string): Promise<void> {
+    if (line.length > this.longestLine) this.longestLine = line.length;
     this.text += line;
     if (this.text.length >= 1 << 20) await this.drain();
   }
@@ -110,7 +111,9 @@ class NdjsonSpool {
   }
 }
 
-export function runsSelect(spoolPath: string): string {
+/** read_ndjson refuses objects above maximum_object_size (default 16 MB; a run's system_attrs can be bigger). */
+export function runsSelect(spoolPath: string, longestLineChars = 0): string {
+  const maxObject = Math.max(16 << 20, 3 * longestLineChars + 1024);
   const cols = RUN_FIELDS.map((f) => {
     const t = RUN_COLUMN_TYPES[f];
     return `${quoteLiteral(f)}: ${quoteLiteral(t === "TIMESTAMPTZ" ? "VARCHAR" : t)}`;
@@ -122,7 +125,7 @@ export function runsSelect(spoolPath: string): string {
   );
   return (
     `SELECT ${select.join(", ")} FROM read_ndjson(${quoteLiteral(spoolPath)}, columns={${cols.join(", ")}}, ` +
-    `maximum_object_size=${MAX_OBJECT_BYTES})`
+    `maximum_object_size=${maxObject})`
   );
 }
 
@@ -197,7 +200,7 @@ class ParquetProjectWriter extends BaseProjectWriter {
       spool: runs,
       finalPath: paths.runs,
       tempPath: null,
-      select: () => runsSelect(runs.file.tempPath),
+      select: () => runsSelect(runs.file.tempPath, runs.longestLine),
     });
   }
 
@@ -218,8 +221,8 @@ class ParquetProjectWriter extends BaseProjectWriter {
               `${csvNumber(row.runtime)},${csvJson(row.wandb_metadata)},${csvJson(historyExtra(row, t))}`,
             row.metrics,
           );
+          if (h.full) await h.drain(); // a batch can be big: never gather more than ~1 MB of text
         }
-        await h.maybeDrain();
         rows += batch.length;
       }
     }
@@ -227,8 +230,8 @@ class ParquetProjectWriter extends BaseProjectWriter {
     if (s !== null && systemMetrics !== null) {
       for (const row of systemMetrics) {
         s.add(`${csvText(row.run_id)},${tsFields(rowTimestamp(row))},${csvNumber(row.runtime)}`, row.metrics);
+        if (s.full) await s.drain();
       }
-      await s.maybeDrain();
     }
     await this.runs.add(`${stringifyStrict(runObject(run))}\n`);
     return rows;
@@ -237,7 +240,10 @@ class ParquetProjectWriter extends BaseProjectWriter {
   protected async finishFiles(): Promise<PendingFile[]> {
     for (const t of this.targets) await t.spool.finish();
     const tempDir = await mkdtemp(join(tmpdir(), "dr-wandb-duckdb-"));
-    const instance = await DuckDBInstance.create(":memory:", { temp_directory: tempDir });
+    const instance = await DuckDBInstance.create(":memory:", {
+      temp_directory: tempDir,
+      memory_limit: `${duckdbMemoryMiB()}MiB`,
+    });
     let conn: DuckDBConnection | null = null;
     try {
       conn = await instance.connect();
@@ -245,7 +251,11 @@ class ParquetProjectWriter extends BaseProjectWriter {
       const out: PendingFile[] = [];
       for (const t of this.targets) {
         t.tempPath = tempPathFor(t.finalPath);
-        await conn.run(`COPY (${t.select()}) TO ${quoteLiteral(t.tempPath)} (FORMAT parquet, COMPRESSION zstd)`);
+        const rowGroup = rowGroupSize(t.spool instanceof CsvSpool ? t.spool.keys().length + 7 : RUN_FIELDS.length);
+        await conn.run(
+          `COPY (${t.select()}) TO ${quoteLiteral(t.tempPath)} ` +
+            `(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE ${rowGroup})`,
+        );
         await fsyncPath(t.tempPath);
         await t.spool.file.abort(); // converted: delete the spool now, to free the disk early
         out.push(pendingRename(t));
@@ -264,6 +274,19 @@ class ParquetProjectWriter extends BaseProjectWriter {
       if (t.tempPath !== null) await unlinkIfExists(t.tempPath);
     }
   }
+}
+
+/** DuckDB's memory budget for the conversion: a quarter of RAM, between 512 MiB and 2 GiB (it spills beyond). */
+function duckdbMemoryMiB(): number {
+  return Math.round(Math.min(2048, Math.max(512, totalmem() / 4 / 2 ** 20)));
+}
+
+/**
+ * Rows per Parquet row group: DuckDB's default (122,880) for ordinary widths, fewer for very wide tables so that
+ * one row group (held in memory while it is written) stays around 8M cells.
+ */
+export function rowGroupSize(columns: number): number {
+  return Math.max(2048, Math.min(122_880, Math.floor(8_000_000 / Math.max(1, columns))));
 }
 
 function pendingRename(t: Target): PendingFile {
