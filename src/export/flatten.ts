@@ -12,8 +12,8 @@ export type ColumnType = "BOOLEAN" | "BIGINT" | "HUGEINT" | "DOUBLE" | "VARCHAR"
 
 const INT64_MIN = -(2n ** 63n);
 const INT64_MAX = 2n ** 63n - 1n;
-const INT128_MAX = 2n ** 127n - 1n;
-const INT128_MIN = -(2n ** 127n);
+/** The widest integer Parquet holds exactly: DECIMAL(38,0) (DuckDB writes HUGEINT to Parquet as a lossy DOUBLE). */
+const DECIMAL38 = 10n ** 38n;
 
 export function kindOf(v: JsonValue): ValueKind {
   switch (typeof v) {
@@ -23,7 +23,7 @@ export function kindOf(v: JsonValue): ValueKind {
       // An integral double beyond 2^53 (e.g. 1e300) came from a float literal: BIGINT could not hold it.
       return Number.isSafeInteger(v) ? "int" : "float";
     case "bigint":
-      if (v < INT128_MIN || v > INT128_MAX) return "object"; // beyond HUGEINT: keep as JSON text
+      if (v <= -DECIMAL38 || v >= DECIMAL38) return "object"; // beyond DECIMAL(38,0): keep as JSON text
       return v < INT64_MIN || v > INT64_MAX ? "bigint" : "int";
     case "string":
       return "string";
@@ -119,6 +119,9 @@ export function extractExpr(jsonColumn: string, key: string, type: ColumnType): 
       return `json_extract(${col}, ${path})`;
     case "VARCHAR":
       return `json_extract_string(${col}, ${path})`;
+    case "HUGEINT":
+      // Parquet has no 128-bit integer: DECIMAL(38,0) keeps every digit (kindOf sends larger values to JSON).
+      return `TRY_CAST(json_extract_string(${col}, ${path}) AS DECIMAL(38,0))`;
     default:
       return `TRY_CAST(json_extract_string(${col}, ${path}) AS ${type})`;
   }
