@@ -113,7 +113,8 @@ async function writeParquet(name: string, selectSql: string): Promise<string> {
 
 async function scan(client: WandbClient, options = {}): Promise<HistoryRow[]> {
   const out: HistoryRow[] = [];
-  for await (const b of client.scanHistory("e", "p", "r", options)) out.push(...b);
+  // Small windows, so that these short runs take the parquet path (a one-window span is read live directly).
+  for await (const b of client.scanHistory("e", "p", "r", { pageSize: 2, ...options })) out.push(...b);
   return out;
 }
 
@@ -202,7 +203,7 @@ describe("scanHistory against a scripted server", () => {
     );
     script = {
       historyKeys: {
-        lastStep: 0,
+        lastStep: 5,
         keys: {
           label: { typeCounts: [{ type: "string", count: 1 }] },
           huge: { typeCounts: [{ type: "number", count: 1 }] },

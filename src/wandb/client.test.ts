@@ -319,7 +319,8 @@ describe("history: the edge profile's encoding cases", () => {
     assert.ok(t, `the edge profile has a ${scenario} run (have ${[...truthByScenario.keys()].join(", ")})`);
     const name = t.name as string;
     const truth = await truthHistory(fake, name);
-    const viaParquet = await scanAll(client, fake, name);
+    // pageSize below the run's length, so that the parquet path is taken (a one-window span is read live).
+    const viaParquet = await scanAll(client, fake, name, { pageSize: 64 });
     assertRowsEqual(viaParquet, truth, `${scenario} via parquet`);
     const live = await scanAll(client, fake, name, { useParquet: false });
     assertRowsEqual(live, truth, `${scenario} live`);
@@ -380,7 +381,7 @@ describe("history: the edge profile's encoding cases", () => {
       if (["kitchen-sink", "float-step", "late-start", "sparse-steps"].includes(scenario)) continue;
       const name = t.name as string;
       const truth = await truthHistory(fake, name);
-      assertRowsEqual(await scanAll(client, fake, name), truth, `${scenario} via parquet`);
+      assertRowsEqual(await scanAll(client, fake, name, { pageSize: 64 }), truth, `${scenario} via parquet`);
       assertRowsEqual(await scanAll(client, fake, name, { useParquet: false }), truth, `${scenario} live`);
     }
   });
@@ -395,7 +396,7 @@ describe("history: the edge profile's encoding cases", () => {
       assertRowsEqual(rows, want, `window (parquet ${useParquet})`);
     }
     const before = client.stats().byOperation.RunHistoryKeys ?? 0;
-    const rows = await scanAll(client, fake, name, { lastStep: t.lastStep as number });
+    const rows = await scanAll(client, fake, name, { lastStep: t.lastStep as number, pageSize: 100 });
     assertRowsEqual(rows, truth, "with lastStep");
     assert.equal(client.stats().byOperation.RunHistoryKeys ?? 0, before, "lastStep saves the RunHistoryKeys request");
   });
@@ -417,6 +418,20 @@ describe("history: the edge profile's encoding cases", () => {
     assertRowsEqual(rows, want, "keyed scan");
     const windows = Math.ceil(((t.lastStep as number) + 1) / 500);
     assert.equal((client.stats().byOperation.SampledHistoryPage ?? 0) - before, windows);
+  });
+
+  test("a span of one window skips the parquet request: one HistoryPage", async () => {
+    const t = truthByScenario.get("kitchen-sink")!;
+    const name = t.name as string;
+    const last = t.lastStep as number;
+    const truth = (await truthHistory(fake, name)).filter((r) => (r._step as number) >= last - 9);
+    const before = { ...client.stats().byOperation };
+    const rows = await scanAll(client, fake, name, { minStep: last - 9, lastStep: last });
+    assertRowsEqual(rows, truth, "tail");
+    const after = client.stats().byOperation;
+    assert.equal((after.HistoryPage ?? 0) - (before.HistoryPage ?? 0), 1);
+    assert.equal(after.RunParquetHistory ?? 0, before.RunParquetHistory ?? 0);
+    assert.equal(after.RunHistoryKeys ?? 0, before.RunHistoryKeys ?? 0);
   });
 
   test("sampledHistory and systemEvents", async () => {

@@ -89,7 +89,9 @@ export class HistoryReader {
     }
 
     let liveFrom = minStep;
-    if (options.useParquet !== false) {
+    // A span of at most one window is one HistoryPage request: cheaper than asking for exports at all (this is the
+    // common incremental case, a short tail of new steps).
+    if (options.useParquet !== false && stop - minStep > pageSize) {
       const data = await this.transport.graphql(
         "RunParquetHistory",
         RUN_PARQUET_HISTORY,
