@@ -225,6 +225,36 @@ class Fake:
             assert json.loads(resp.read()).get("ok") is True
         self.refresh()
 
+    def graphql(self, query: str, variables: dict) -> dict:
+        """A GraphQL request of our own (Basic auth with the fake's key), for facts the truth does not carry."""
+        import base64
+
+        auth = base64.b64encode(f"api:{self.api_key}".encode()).decode()
+        req = urllib.request.Request(
+            f"{self.url}/graphql",
+            data=json.dumps({"query": query, "variables": variables}).encode(),
+            headers={"Content-Type": "application/json", "Authorization": f"Basic {auth}"},
+            method="POST",
+        )
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        with opener.open(req, timeout=30) as resp:
+            body = json.loads(resp.read())
+        assert not body.get("errors"), body
+        return body["data"]
+
+    def live_boundary(self, name: str) -> int | None:
+        """The first not-yet-exported step of a run that has parquet exports AND live steps, else None."""
+        q = (
+            "query RunParquetHistory($entity: String!, $project: String!, $runName: String!, $liveKeys: [String!]!) "
+            "{ project(name: $project, entityName: $entity) { run(name: $runName) "
+            "{ parquetHistory(liveKeys: $liveKeys) { parquetUrls liveData } } } }"
+        )
+        v = {"entity": self.entity, "project": self.project, "runName": name, "liveKeys": ["_step"]}
+        ph = self.graphql(q, v)["project"]["run"]["parquetHistory"]
+        if not ph["parquetUrls"] or not ph["liveData"]:
+            return None
+        return int(min(x["_step"] for x in ph["liveData"]))
+
     def truth_files(self, name: str) -> list:
         return _ndjson(self.get("/_fake/truth/files", run=name))
 

@@ -35,7 +35,7 @@ def test_running_run_grows_then_finishes(mfake, api_for):
     t = next(t for t in f.truth_runs() if t["state"] == "running")
     name = t["name"]
     path = f"{f.path}/{name}"
-    _assert_rows_equal(_scan(api.run(path)), f.truth_history(name), f"{name} before")
+    _assert_rows_equal(_scan(f, api.run(path)), f.truth_history(name), f"{name} before")
 
     f.mutate({"op": "appendSteps", "run": name, "steps": 37})
     api = api_for(f)
@@ -44,7 +44,7 @@ def test_running_run_grows_then_finishes(mfake, api_for):
     run = api.run(path)
     check_run_against_truth(run, t2)
     assert run.lastHistoryStep == t2["lastStep"]
-    _assert_rows_equal(_scan(run, page_size=50), f.truth_history(name), f"{name} after appendSteps")
+    _assert_rows_equal(_scan(f, run, page_size=50), f.truth_history(name), f"{name} after appendSteps")
 
     before = f.stats()
     f.mutate({"op": "finishRun", "run": name})
@@ -52,7 +52,7 @@ def test_running_run_grows_then_finishes(mfake, api_for):
     run = api.run(path)
     check_run_against_truth(run, f.truth_run(name))
     assert run.state == "finished"
-    _assert_rows_equal(_scan(run, page_size=64), f.truth_history(name), f"{name} after finishRun")
+    _assert_rows_equal(_scan(f, run, page_size=64), f.truth_history(name), f"{name} after finishRun")
     if PARQUET_CLIENT:  # now exported: the scan reads parquet
         assert _stats_delta(before, f.stats())["<parquet GETs>"] > 0
 
@@ -67,7 +67,7 @@ def test_finished_run_gets_more_steps(mfake, api_for):
     run = api.run(f"{f.path}/{name}")
     check_run_against_truth(run, f.truth_run(name))
     for page_size in (1000, 40):
-        _assert_rows_equal(_scan(run, page_size=page_size), f.truth_history(name), f"{name} page {page_size}")
+        _assert_rows_equal(_scan(f, run, page_size=page_size), f.truth_history(name), f"{name} page {page_size}")
 
 
 def test_tags_summary_new_and_deleted_runs(mfake, api_for):
