@@ -22,6 +22,7 @@ import type { GovernorStats, RateGovernor } from "./governor.js";
 import { HistoryReader } from "./history.js";
 import { ParquetReader } from "./parquet.js";
 import { RUN, RUN_COUNT, RUN_FILES, RUNS, runsByName, VIEWER } from "./queries.js";
+import { registerSecret } from "./redact.js";
 import type { RetryOptions, Sleep } from "./retry.js";
 import { Transport, type TransportStats } from "./transport.js";
 import type {
@@ -99,6 +100,7 @@ export class WandbClient implements WandbApi {
   }
 
   constructor(config: WandbConfig, options: WandbClientOptions = {}) {
+    registerSecret(config.apiKey); // also when the config was built by hand rather than by resolveConfig
     this.baseUrl = config.baseUrl;
     this.warnings = [...config.warnings];
     this.transport = new Transport({
