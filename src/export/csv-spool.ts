@@ -20,6 +20,8 @@ import { type ColumnType, columnTypeFor, kindOf, quoteIdent, quoteLiteral, type 
 
 const KIND_BITS: Record<ValueKind, number> = { null: 1, bool: 2, int: 4, bigint: 8, float: 16, string: 32, object: 64 };
 const ALL_KINDS = Object.keys(KIND_BITS) as ValueKind[];
+const INT_BIT = KIND_BITS.int;
+const FLOAT_BIT = KIND_BITS.float;
 const DECIMAL38 = 10n ** 38n;
 /**
  * DuckDB's CSV reader refuses lines longer than max_line_size and reads in buffers of buffer_size (by default
@@ -104,6 +106,9 @@ export class CsvSpool {
   private text = "";
   private longestLine = 0;
   rows = 0;
+  /** The previous row's keys and their column positions. */
+  private shapeKeys: string[] = [];
+  private shapeIdx: number[] = [];
   // Per-row scratch, reused.
   private idx: number[] = [];
   private val: string[] = [];
@@ -118,6 +123,17 @@ export class CsvSpool {
     return new CsvSpool(await AtomicFile.create(finalPath, "spool"), fixedColumns);
   }
 
+  private indexOf(k: string): number {
+    let i = this.keyIndex.get(k);
+    if (i === undefined) {
+      i = this.keyList.length;
+      this.keyIndex.set(k, i);
+      this.keyList.push(k);
+      this.masks.push(0);
+    }
+    return i;
+  }
+
   /** Metric keys in first-seen order. */
   keys(): string[] {
     return this.keyList;
@@ -127,42 +143,59 @@ export class CsvSpool {
   add(fixed: string, metrics: JsonObject): void {
     const idx = this.idx;
     const val = this.val;
+    const masks = this.masks;
+    const shapeKeys = this.shapeKeys;
+    const shapeIdx = this.shapeIdx;
+    let sameShape = true;
     let n = 0;
-    let last = -1;
+    let pos = -1;
     let sorted = true;
+    let line = fixed;
     for (const k in metrics) {
       const v = metrics[k]!;
-      let i = this.keyIndex.get(k);
-      if (i === undefined) {
-        i = this.keyList.length;
-        this.keyIndex.set(k, i);
-        this.keyList.push(k);
-        this.masks.push(0);
+      // Rows mostly repeat the previous row's keys in the same order: skip the map lookups then.
+      let i: number;
+      if (sameShape && shapeKeys[n] === k) i = shapeIdx[n]!;
+      else {
+        sameShape = false;
+        i = this.indexOf(k);
       }
-      this.masks[i]! |= KIND_BITS[kindOf(v)];
-      if (typeof v === "bigint") {
-        this.unsafeInts.add(i);
-        if (v >= DECIMAL38 || v <= -DECIMAL38) this.masks[i]! |= KIND_BITS.object; // beyond DECIMAL(38,0): JSON
+      let field: string;
+      if (typeof v === "number") {
+        masks[i]! |= Number.isSafeInteger(v) ? INT_BIT : FLOAT_BIT;
+        field = csvNumber(v);
+      } else {
+        masks[i]! |= KIND_BITS[kindOf(v)];
+        if (typeof v === "bigint") {
+          this.unsafeInts.add(i);
+          if (v >= DECIMAL38 || v <= -DECIMAL38) masks[i]! |= KIND_BITS.object; // beyond DECIMAL(38,0): JSON
+        }
+        field = metricField(v);
       }
       idx[n] = i;
-      val[n] = metricField(v);
+      val[n] = field;
       n++;
-      if (i < last) sorted = false;
-      last = i;
+      if (sorted) {
+        if (i > pos) {
+          line += i - pos === 1 ? `,${field}` : `${",".repeat(i - pos)}${field}`;
+          pos = i;
+        } else sorted = false;
+      }
     }
-    let line = fixed;
-    let order: number[] | null = null;
+    if (!sameShape || n !== shapeKeys.length) {
+      this.shapeKeys = Object.keys(metrics);
+      this.shapeIdx = idx.slice(0, n);
+    }
     if (!sorted) {
-      order = Array.from({ length: n }, (_, j) => j);
-      order.sort((a, b) => idx[a]! - idx[b]!);
-    }
-    let pos = -1;
-    for (let j = 0; j < n; j++) {
-      const at = order === null ? j : order[j]!;
-      const i = idx[at]!;
-      line += i - pos === 1 ? "," : ",".repeat(i - pos);
-      line += val[at];
-      pos = i;
+      // Keys arrived out of column order: place the fields by position.
+      const order = Array.from({ length: n }, (_, j) => j).sort((a, b) => idx[a]! - idx[b]!);
+      line = fixed;
+      pos = -1;
+      for (const at of order) {
+        const i = idx[at]!;
+        line += `${",".repeat(i - pos)}${val[at]}`;
+        pos = i;
+      }
     }
     if (line.length > this.longestLine) this.longestLine = line.length;
     this.text += `${line}\n`;

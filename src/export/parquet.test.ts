@@ -312,6 +312,31 @@ describe("parquet writer, read back with DuckDB", () => {
     ]);
   });
 
+  test("rows that repeat, drop, add and reorder keys land in the right columns", async () => {
+    const shapes: JsonObject[] = [
+      { a: 1, b: 2, c: 3 },
+      { a: 4, b: 5, c: 6 },
+      { a: 7, c: 9 },
+      { c: 12, b: 11, a: 10 },
+      { a: 13, b: 14, c: 15, d: 16 },
+      { d: 20, a: 17 },
+      { a: 21, b: 22, c: 23 },
+      {},
+      { b: 24 },
+    ];
+    const dir = await writeProject([{ id: "r1", history: shapes.map((m, i) => sampleRow("r1", i, m)) }]);
+    const got = await rows(
+      `SELECT a, b, c, d FROM read_parquet('${join(dir, "ent_proj_histories.parquet")}') ORDER BY step`,
+    );
+    const want = shapes.map((m) => ({
+      a: m.a === undefined ? null : String(m.a),
+      b: m.b === undefined ? null : String(m.b),
+      c: m.c === undefined ? null : String(m.c),
+      d: m.d === undefined ? null : String(m.d),
+    }));
+    assert.deepStrictEqual(got, want);
+  });
+
   test("long rows and big run records (beyond DuckDB's default line and object sizes)", async () => {
     const dir = await tempDir();
     const w = await openProjectWriter({
