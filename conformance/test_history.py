@@ -174,27 +174,29 @@ def _metric_keys(truth_rows: list[dict]) -> list[str]:
 
 
 @pytest.mark.parametrize("page_size", [1000, 40])
-def test_scan_history_keys(fake, api_for, page_size):
-    """scan_history(keys=[k]): only rows that have every key, projected to the keys (and _step)."""
+@pytest.mark.parametrize("nkeys", [1, 2])
+def test_scan_history_keys(fake, api_for, page_size, nkeys):
+    """scan_history(keys=[...]): only rows that have every key, projected to the keys (and _step)."""
     api = api_for(fake)
     checked = 0
     for t in fake.truth_runs():
         truth = fake.truth_history(t["name"])
-        keys = _metric_keys(truth)
-        if not keys:
+        metric_keys = _metric_keys(truth)
+        if len(metric_keys) < nkeys:
             continue
-        k = keys[-1]  # the sparsest key: fewer rows have it
+        # the sparsest key (fewer rows have it), and with two keys the densest as well
+        keys = [metric_keys[-1]] if nkeys == 1 else [metric_keys[-1], metric_keys[0]]
         run = api.run(f"{fake.path}/{t['name']}")
-        rows = _scan(fake, run, keys=[k], page_size=page_size)
+        rows = _scan(fake, run, keys=list(keys), page_size=page_size)
         if PARQUET_CLIENT:
-            # the parquet reader returns every row in range, the key None where the row lacks it
-            rows = [r for r in rows if k in r]
-        expected = [r for r in truth if k in r]
-        who = f"run {t['name']} ({t['state']}) keys=[{k}] page_size={page_size}"
+            # the parquet reader returns every row in range, a key None where the row lacks it
+            rows = [r for r in rows if all(k in r for k in keys)]
+        expected = [r for r in truth if all(k in r for k in keys)]
+        who = f"run {t['name']} ({t['state']}) keys={keys} page_size={page_size}"
         for i, r in enumerate(rows):
-            assert set(r) <= {k, "_step"}, f"{who}: row {i} has keys {sorted(r)}"
+            assert set(keys) <= set(r) <= {*keys, "_step"}, f"{who}: row {i} has keys {sorted(r)}"
         if not uses_core() and t["lastStep"] + 1 > page_size:
-            _assert_old_sampled_windows(rows, expected, k, page_size, who)
+            _assert_old_sampled_windows(rows, expected, keys, page_size, who)
         else:
             assert len(rows) == len(expected), f"{who}: {len(rows)} rows, truth has {len(expected)}"
             for i, (r, e) in enumerate(zip(rows, expected)):
@@ -206,7 +208,9 @@ def test_scan_history_keys(fake, api_for, page_size):
     assert checked > 0
 
 
-def _assert_old_sampled_windows(rows: list[dict], expected: list[dict], k: str, page_size: int, who: str) -> None:
+def _assert_old_sampled_windows(
+    rows: list[dict], expected: list[dict], keys: list[str], page_size: int, who: str
+) -> None:
     """wandb 0.26's keyed scan sends SampledHistoryPage with spec maxStep = the window's exclusive end and
     samples = page_size, but sampledHistory's maxStep is inclusive (wandb-core sends maxStep-1 for that reason).
     So a row at a window's end step comes back in two windows, and a window holding page_size+1 rows is
@@ -217,8 +221,8 @@ def _assert_old_sampled_windows(rows: list[dict], expected: list[dict], k: str, 
     last = -1
     for i, r in enumerate(rows):
         s = step_of(r)
-        assert s in tb, f"{who}: row {i} step {s} is not a truth row having {k}"
-        assert_same(r[k], tb[s][k], f"{who}: row {i}")
+        assert s in tb, f"{who}: row {i} step {s} is not a truth row having {keys}"
+        assert_same({k: r[k] for k in keys}, {k: tb[s][k] for k in keys}, f"{who}: row {i}")
         assert s >= last, f"{who}: steps go back at row {i}"
         last = s
         seen[s] = seen.get(s, 0) + 1
