@@ -1,0 +1,128 @@
+/**
+ * The short fault soak (the long one is `npm run soak`): a fake project served with 10% of requests failing over
+ * every fault kind (500, 502, 503, 429, reset, truncated body, stalled response, GraphQL error). The sync (DuckDB and
+ * PostgreSQL) and wandb-download (every format) must produce exactly what a fault-free run produces, and the truth.
+ */
+import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { type FakeWandb, startFakeWandb } from "../../fake-wandb/index.js";
+import { openArchive } from "../../src/archive/open.js";
+import { startTestPg, type TestPgServer } from "../../src/archive/pg-test-server.js";
+import { duckObjects, fakeStats, runCli, tempDir, truthHistory, truthRuns } from "../helpers.js";
+
+const SEED = Number(process.env.DR_WANDB_SOAK_SEED ?? 42);
+const ALL_FAULTS = ["500", "502", "503", "429", "reset", "truncated", "stall", "graphql"] as const;
+
+let clean: FakeWandb;
+let faulty: FakeWandb;
+let pg: TestPgServer | undefined;
+
+before(async () => {
+  // No parquet exports: every history window is a GraphQL request, so ~10% of ~80 requests fail.
+  const data = { seed: SEED, runs: 12, steps: 2500, metrics: 4, runningFraction: 0.2, parquetExports: false };
+  clean = await startFakeWandb(data);
+  faulty = await startFakeWandb({ ...data, failRate: 0.1, faultKinds: [...ALL_FAULTS], stallMs: 1500 });
+});
+after(async () => {
+  await clean?.close();
+  await faulty?.close();
+  await pg?.stop();
+});
+
+const FAST = ["--timeout", "1", "--concurrency", "4"];
+
+function envFor(f: FakeWandb): NodeJS.ProcessEnv {
+  return { WANDB_BASE_URL: f.url, WANDB_API_KEY: f.apiKey };
+}
+
+/** A canonical text of the archive's contents for one project (runs, history), for equality checks. */
+async function archiveDigest(dbUrl: string | undefined, outputDir: string, f: FakeWandb): Promise<string> {
+  const archive = await openArchive({ dbUrl, outputDir, readOnly: true });
+  try {
+    const runs = await archive.query(
+      `SELECT run_id, state, config, summary, last_history_step FROM runs WHERE project = '${f.project}' ORDER BY run_id`,
+    );
+    const hist = await archive.query(
+      `SELECT run_id, step, runtime, metrics FROM history WHERE project = '${f.project}' ORDER BY run_id, step`,
+    );
+    const h = createHash("sha256");
+    // PostgreSQL's JSONB reorders keys: compare parsed, key-sorted values.
+    const canon = (v: unknown): string => {
+      if (typeof v === "string" && /^[[{]/.test(v)) {
+        try {
+          return JSON.stringify(JSON.parse(v), (_k, x) =>
+            x && typeof x === "object" && !Array.isArray(x)
+              ? Object.fromEntries(Object.entries(x).sort(([a], [b]) => (a < b ? -1 : 1)))
+              : x,
+          );
+        } catch {
+          return v;
+        }
+      }
+      return typeof v === "bigint" ? v.toString() : String(v);
+    };
+    for (const row of [...runs.rows, ...hist.rows]) h.update(`${row.map(canon).join("\u0001")}\n`);
+    return `${runs.rows.length} runs, ${hist.rows.length} rows, ${h.digest("hex")}`;
+  } finally {
+    await archive.close();
+  }
+}
+
+async function syncAndDigest(f: FakeWandb, dbUrl?: string): Promise<string> {
+  await using dir = await tempDir();
+  const args = ["sync", `${f.entity}/${f.project}`, "--output-dir", dir.path, "-q", ...FAST];
+  if (dbUrl) args.push("--db-url", dbUrl);
+  const r = await runCli(args, { env: envFor(f) });
+  assert.equal(r.code, 0, r.stderr);
+  return await archiveDigest(dbUrl, dir.path, f); // await: the folder is removed when this scope ends
+}
+
+describe("under 10% faults of every kind", () => {
+  it("a DuckDB sync equals the fault-free sync and the truth", async () => {
+    await fetch(`${faulty.url}/_fake/stats/reset`, { method: "POST" });
+    const want = await syncAndDigest(clean);
+    const got = await syncAndDigest(faulty);
+    assert.equal(got, want);
+    const stats = await fakeStats(faulty.url);
+    const injected = Object.values(stats.faults as Record<string, number>).reduce((a, b) => a + b, 0);
+    assert.ok(injected >= 3, `only ${injected} faults were injected: ${JSON.stringify(stats.faults)}`);
+    let truthRows = 0;
+    for (const t of await truthRuns(clean.url)) truthRows += (await truthHistory(clean.url, t.name as string)).length;
+    assert.match(want, new RegExp(`^12 runs, ${truthRows} rows`));
+  });
+
+  it("a PostgreSQL sync equals the fault-free sync", async () => {
+    pg ??= await startTestPg();
+    const want = await syncAndDigest(clean, pg.urlFor(`drwandb_soak_clean_${process.pid}`));
+    const got = await syncAndDigest(faulty, pg.urlFor(`drwandb_soak_faulty_${process.pid}`));
+    assert.equal(got, want);
+  });
+
+  for (const format of ["parquet", "pkl", "jsonl"] as const) {
+    it(`wandb-download --format ${format} equals the fault-free download`, async () => {
+      await using dir = await tempDir();
+      const out = async (f: FakeWandb, name: string) => {
+        const r = await runCli([f.entity, f.project, join(dir.path, name), "--format", format, "-q", ...FAST], {
+          env: envFor(f),
+          bin: "wandb-download",
+        });
+        assert.equal(r.code, 0, r.stderr);
+        return join(dir.path, name, `${f.entity}_${f.project}_histories.${format}`);
+      };
+      const a = await out(clean, "clean");
+      const b = await out(faulty, "faulty");
+      if (format === "parquet") {
+        const q = (p: string) =>
+          duckObjects(`SELECT * EXCLUDE (timestamp) FROM read_parquet('${p}') ORDER BY run_id, step`).then((rows) =>
+            JSON.stringify(rows, (_k, v) => (typeof v === "bigint" ? v.toString() : Number.isNaN(v) ? "NaN" : v)),
+          );
+        assert.equal(await q(b), await q(a));
+      } else {
+        assert.ok((await readFile(a)).equals(await readFile(b)), `${format} files differ`);
+      }
+    });
+  }
+});
