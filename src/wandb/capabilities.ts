@@ -15,6 +15,8 @@ export interface Capabilities {
   maxRunsPerPage?: number;
   /** Largest `files(first:)` seen to work, when a bigger one was rejected. */
   maxFilesPerPage?: number;
+  /** Run files can be fetched straight from {base}/files/<entity>/<project>/<run>/<path> (no RunFiles request). */
+  directFiles?: boolean;
 }
 
 /** The SDK's own page size: always accepted. */

@@ -67,6 +67,19 @@ function handle(req: IncomingMessage, res: ServerResponse, raw: Buffer): void {
       };
       break;
     }
+    case "RunFiles": {
+      const wanted = (v.fileNames as string[]) ?? [];
+      const listed = wanted.includes("wandb-metadata.json")
+        ? [
+            {
+              node: { id: "f1", name: "wandb-metadata.json", url: `${base}/other/meta.json`, sizeBytes: 13 },
+              cursor: "0",
+            },
+          ]
+        : [];
+      run = { fileCount: listed.length, files: { edges: listed, pageInfo: { endCursor: null, hasNextPage: false } } };
+      break;
+    }
     case "Runs": {
       if ((v.perPage as number) > 125) {
         send(res, 503, '{"error":"upstream timeout"}');
@@ -276,6 +289,22 @@ describe("scanHistory against a scripted server", () => {
         [500, 500, 250, 250, 125, 125, 125],
       );
       assert.equal(c.stats().capabilities.maxRunsPerPage, undefined);
+    } finally {
+      await c.close();
+    }
+  });
+
+  test("fetchJsonFile: a server whose file URLs differ from {base}/files/... is remembered and asked via RunFiles", async () => {
+    files.set("/other/meta.json", Buffer.from('{"os": "Linux"}'));
+    const c = await WandbClient.create({ apiKey: KEY, baseUrl: base, env: {}, cwd: dir, home: dir });
+    try {
+      requests.length = 0;
+      assert.deepEqual(await c.fetchJsonFile("e", "p", "r", "wandb-metadata.json"), { os: "Linux" });
+      assert.equal(c.stats().capabilities.directFiles, false);
+      assert.deepEqual(c.stats().byOperation, { downloadFile: 2, RunFiles: 1 });
+      assert.deepEqual(await c.fetchJsonFile("e", "p", "r", "wandb-metadata.json"), { os: "Linux" });
+      assert.deepEqual(c.stats().byOperation, { downloadFile: 3, RunFiles: 2 });
+      assert.equal(await c.fetchJsonFile("e", "p", "r", "missing.json"), null);
     } finally {
       await c.close();
     }

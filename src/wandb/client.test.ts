@@ -620,9 +620,19 @@ describe("files", () => {
         assert.equal(createHash("md5").update(bytes).digest("base64"), truth.get(f.name)!.md5, f.name);
       }
       assert.ok(!(await readdir(dir)).some((n) => n.endsWith(".part")));
+      const runFilesBefore = client.stats().byOperation.RunFiles ?? 0;
       const meta = await client.fetchJsonFile(fake.entity, fake.project, sink, "wandb-metadata.json");
       assert.ok(meta && typeof meta === "object");
       assert.equal(await client.fetchJsonFile(fake.entity, fake.project, sink, "missing.json"), null);
+      assert.equal(client.stats().byOperation.RunFiles ?? 0, runFilesBefore, "fetched straight from {base}/files/...");
+      assert.equal(client.stats().capabilities.directFiles, true);
+      const compat = await clientFor(fake, { compat: true });
+      try {
+        assert.deepEqual(await compat.fetchJsonFile(fake.entity, fake.project, sink, "wandb-metadata.json"), meta);
+        assert.equal(compat.stats().byOperation.RunFiles, 1);
+      } finally {
+        await compat.close();
+      }
       // parquet reads too
       await scanAll(client, fake, sink);
       const s = await fakeStats(fake);

@@ -387,8 +387,48 @@ export class WandbClient implements WandbApi {
     });
   }
 
+  /**
+   * A small JSON run file, or null when the run has no such file. Unless `compat` is set, the file is first fetched
+   * straight from its W&B URL ({base}/files/<entity>/<project>/<run>/<path>, the `url` RunFiles would return): one
+   * request instead of two. A server where that URL scheme does not work is remembered and asked through RunFiles.
+   */
   async fetchJsonFile(entity: string, project: string, name: string, fileName: string): Promise<JsonObject | null> {
-    const where = `${entity}/${project}/${name}`;
+    const label = `${entity}/${project}/${name}/${fileName}`;
+    if (!this.compat && this.caps.directFiles !== false) {
+      const url = `${this.baseUrl}/files/${[entity, project, name].map(encodeURIComponent).join("/")}/${fileName
+        .split("/")
+        .map(encodeURIComponent)
+        .join("/")}`;
+      let direct: JsonObject | undefined;
+      try {
+        direct = parseJsonFile(
+          await downloadToBuffer(this.transport, url, { operation: "downloadFile", run: label }),
+          label,
+        );
+      } catch (e) {
+        // Not there, or not this URL scheme (an HTML page, a 404 of another layout): ask RunFiles below.
+        if (!(e instanceof WandbError) || !["NOT_FOUND", "PROTOCOL", "BAD_REQUEST"].includes(e.code)) throw e;
+        if (e.code === "NOT_FOUND" && this.caps.directFiles === true) return null;
+      }
+      if (direct) {
+        if (this.caps.directFiles !== true) this.learn({ directFiles: true });
+        return direct;
+      }
+      const listed = await this.fetchListedJsonFile(entity, project, name, fileName);
+      if (listed !== null) this.learn({ directFiles: false });
+      return listed;
+    }
+    return this.fetchListedJsonFile(entity, project, name, fileName);
+  }
+
+  /** fetchJsonFile the SDK's way: RunFiles(fileNames: [name]), then GET its url. */
+  private async fetchListedJsonFile(
+    entity: string,
+    project: string,
+    name: string,
+    fileName: string,
+  ): Promise<JsonObject | null> {
+    const label = `${entity}/${project}/${name}/${fileName}`;
     let file: WandbFile | undefined;
     for await (const page of this.listFiles(entity, project, name, { names: [fileName], perPage: SDK_PAGE_SIZE })) {
       file = page.find((f) => f.name === fileName);
@@ -396,34 +436,15 @@ export class WandbClient implements WandbApi {
     }
     const url = file?.url ?? file?.directUrl;
     if (!file || !url) return null;
-    let buf: Buffer;
     try {
-      buf = await downloadToBuffer(this.transport, url, { operation: "downloadFile", run: `${where}/${fileName}` });
+      return parseJsonFile(
+        await downloadToBuffer(this.transport, url, { operation: "downloadFile", run: label }),
+        label,
+      );
     } catch (e) {
       if (e instanceof WandbError && e.code === "NOT_FOUND") return null;
       throw e;
     }
-    let parsed: JsonValue;
-    try {
-      parsed = parseWandbJson(buf.toString("utf8"));
-    } catch (e) {
-      throw new WandbError({
-        code: "PROTOCOL",
-        operation: "fetchJsonFile",
-        run: `${where}/${fileName}`,
-        reason: `not valid JSON (${(e as Error).message})`,
-        cause: e,
-      });
-    }
-    if (!isJsonObject(parsed)) {
-      throw new WandbError({
-        code: "PROTOCOL",
-        operation: "fetchJsonFile",
-        run: `${where}/${fileName}`,
-        reason: "not a JSON object",
-      });
-    }
-    return parsed;
   }
 
   // ---------------------------------------------------------------------------------------------------------------
@@ -467,4 +488,23 @@ export class WandbClient implements WandbApi {
       }
     }
   }
+}
+
+function parseJsonFile(buf: Buffer, label: string): JsonObject {
+  let parsed: JsonValue;
+  try {
+    parsed = parseWandbJson(buf.toString("utf8"));
+  } catch (e) {
+    throw new WandbError({
+      code: "PROTOCOL",
+      operation: "fetchJsonFile",
+      run: label,
+      reason: `not valid JSON (${(e as Error).message})`,
+      cause: e,
+    });
+  }
+  if (!isJsonObject(parsed)) {
+    throw new WandbError({ code: "PROTOCOL", operation: "fetchJsonFile", run: label, reason: "not a JSON object" });
+  }
+  return parsed;
 }
