@@ -418,6 +418,12 @@ describe("history: the edge profile's encoding cases", () => {
     assertRowsEqual(rows, want, "keyed scan");
     const windows = Math.ceil(((t.lastStep as number) + 1) / 500);
     assert.equal((client.stats().byOperation.SampledHistoryPage ?? 0) - before, windows);
+    // The run's historyKeys (as the sync has it from listRuns) replaces the RunHistoryKeys request, types included.
+    const run = (await client.getRun(fake.entity, fake.project, name))!;
+    const keysBefore = client.stats().byOperation.RunHistoryKeys ?? 0;
+    const again = await scanAll(client, fake, name, { keys, pageSize: 500, historyKeys: run.historyKeys });
+    assertRowsEqual(again, want, "keyed scan with the run's historyKeys");
+    assert.equal(client.stats().byOperation.RunHistoryKeys ?? 0, keysBefore);
   });
 
   test("a span of one window skips the parquet request: one HistoryPage", async () => {

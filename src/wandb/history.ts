@@ -74,7 +74,10 @@ export class HistoryReader {
     const pageSize = Math.max(1, Math.floor(options.pageSize ?? DEFAULT_HISTORY_PAGE));
     let types = new Map<string, Set<string>>();
     let lastStep: number;
-    if (options.lastStep !== undefined) lastStep = options.lastStep;
+    if (options.historyKeys !== undefined && options.historyKeys !== null) {
+      types = keyTypes(options.historyKeys);
+      lastStep = options.lastStep ?? lastStepOf(options.historyKeys);
+    } else if (options.lastStep !== undefined) lastStep = options.lastStep;
     else {
       const hk = await this.historyKeys(entity, project, name, signal);
       lastStep = lastStepOf(hk);
@@ -103,7 +106,9 @@ export class HistoryReader {
       const liveSteps = (isJsonObject(ph) && Array.isArray(ph.liveData) ? ph.liveData : [])
         .map((d) => (isJsonObject(d) ? normaliseStep(d._step) : null))
         .filter((s): s is number => s !== null);
-      const boundary = liveSteps.length > 0 ? Math.min(...liveSteps) : Number.POSITIVE_INFINITY;
+      // liveData can hold one entry per unexported step (millions for a long live run): no spread into Math.min.
+      let boundary = Number.POSITIVE_INFINITY;
+      for (const st of liveSteps) if (st < boundary) boundary = st;
       if (urls.length > 0 && boundary > minStep) {
         const parquetStop = Math.min(stop, boundary);
         let opened: { batches: AsyncGenerator<HistoryRow[]>; cleanup: () => Promise<void> } | undefined;

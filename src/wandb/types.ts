@@ -88,6 +88,11 @@ export interface ScanHistoryOptions {
   maxStep?: number;
   /** The run's last step if known (saves the RunHistoryKeys request). */
   lastStep?: number;
+  /**
+   * The run's historyKeys if known (WandbRun.historyKeys): saves the RunHistoryKeys request like `lastStep`, and
+   * gives each key's type, so that values are decoded exactly (e.g. "NaN" strings of keyed rows back to numbers).
+   */
+  historyKeys?: JsonValue;
   /** Only these metric keys (sampledHistory windows; rows lacking a key may be absent, as on W&B). */
   keys?: string[];
   /** Window width in steps for history pages. Default 1000. */
