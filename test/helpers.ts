@@ -1,9 +1,11 @@
 /** Helpers for end-to-end tests: the CLI as a real child process, the fake's truth, Parquet read back by DuckDB. */
 import { spawn } from "node:child_process";
+import { createHash } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { DuckDBInstance } from "@duckdb/node-api";
+import { openArchive } from "../src/archive/open.js";
 import { type JsonObject, type JsonValue, parseWandbJson } from "../src/model/json.js";
 
 export const ROOT = resolve(import.meta.dirname, "..");
@@ -15,6 +17,35 @@ export interface CliResult {
   signal: NodeJS.Signals | null;
   stdout: string;
   stderr: string;
+}
+
+export function cliEntry(bin: "dr-wandb" | "wandb-download" = "dr-wandb"): string {
+  return join(ROOT, bin === "wandb-download" ? "src/cli/wandb-download.ts" : "src/cli/bin.ts");
+}
+
+/** Starts the CLI in a child process and returns it (to kill it mid-run) with a promise of its result. */
+export function startCli(
+  args: string[],
+  opts: { env?: NodeJS.ProcessEnv; bin?: "dr-wandb" | "wandb-download" } = {},
+): { child: ReturnType<typeof spawn>; done: Promise<CliResult> } {
+  const child = spawn(process.execPath, ["--import", TSX_LOADER, cliEntry(opts.bin), ...args], {
+    cwd: ROOT,
+    env: { PATH: process.env.PATH, HOME: process.env.HOME, ...opts.env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let stdout = "";
+  let stderr = "";
+  child.stdout?.on("data", (d) => {
+    stdout += d;
+  });
+  child.stderr?.on("data", (d) => {
+    stderr += d;
+  });
+  const done = new Promise<CliResult>((res, rej) => {
+    child.on("error", rej);
+    child.on("close", (code, signal) => res({ code, signal, stdout, stderr }));
+  });
+  return { child, done };
 }
 
 /** Runs `dr-wandb` (or `wandb-download`) through tsx in a child process. */
@@ -90,6 +121,43 @@ export async function fakeStats(
 export async function mutate(baseUrl: string, ops: JsonObject | JsonObject[]): Promise<void> {
   const res = await fetch(`${baseUrl}/_fake/mutate`, { method: "POST", body: JSON.stringify(ops) });
   if (!res.ok) throw new Error(`mutate: HTTP ${res.status} ${await res.text()}`);
+}
+
+/** A canonical text of the archive's contents for one project (runs, history), for equality checks. */
+export async function archiveDigest(
+  dbUrl: string | undefined,
+  outputDir: string,
+  f: { project: string },
+): Promise<string> {
+  const archive = await openArchive({ dbUrl, outputDir, readOnly: true });
+  try {
+    const runs = await archive.query(
+      `SELECT run_id, state, config, summary, last_history_step FROM runs WHERE project = '${f.project}' ORDER BY run_id`,
+    );
+    const hist = await archive.query(
+      `SELECT run_id, step, runtime, metrics FROM history WHERE project = '${f.project}' ORDER BY run_id, step`,
+    );
+    const h = createHash("sha256");
+    // PostgreSQL's JSONB reorders keys: compare parsed, key-sorted values.
+    const canon = (v: unknown): string => {
+      if (typeof v === "string" && /^[[{]/.test(v)) {
+        try {
+          return JSON.stringify(JSON.parse(v), (_k, x) =>
+            x && typeof x === "object" && !Array.isArray(x)
+              ? Object.fromEntries(Object.entries(x).sort(([a], [b]) => (a < b ? -1 : 1)))
+              : x,
+          );
+        } catch {
+          return v;
+        }
+      }
+      return typeof v === "bigint" ? v.toString() : String(v);
+    };
+    for (const row of [...runs.rows, ...hist.rows]) h.update(`${row.map(canon).join("\u0001")}\n`);
+    return `${runs.rows.length} runs, ${hist.rows.length} rows, ${h.digest("hex")}`;
+  } finally {
+    await archive.close();
+  }
 }
 
 /** Runs SQL in a fresh in-memory DuckDB (for reading Parquet files or a copy of an archive). */

@@ -4,14 +4,12 @@
  * PostgreSQL) and wandb-download (every format) must produce exactly what a fault-free run produces, and the truth.
  */
 import assert from "node:assert/strict";
-import { createHash } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { type FakeWandb, startFakeWandb } from "../../fake-wandb/index.js";
-import { openArchive } from "../../src/archive/open.js";
 import { startTestPg, type TestPgServer } from "../../src/archive/pg-test-server.js";
-import { duckObjects, fakeStats, runCli, tempDir, truthHistory, truthRuns } from "../helpers.js";
+import { archiveDigest, duckObjects, fakeStats, runCli, tempDir, truthHistory, truthRuns } from "../helpers.js";
 
 const SEED = Number(process.env.DR_WANDB_SOAK_SEED ?? 42);
 const ALL_FAULTS = ["500", "502", "503", "429", "reset", "truncated", "stall", "graphql"] as const;
@@ -36,39 +34,6 @@ const FAST = ["--timeout", "1", "--concurrency", "4"];
 
 function envFor(f: FakeWandb): NodeJS.ProcessEnv {
   return { WANDB_BASE_URL: f.url, WANDB_API_KEY: f.apiKey };
-}
-
-/** A canonical text of the archive's contents for one project (runs, history), for equality checks. */
-async function archiveDigest(dbUrl: string | undefined, outputDir: string, f: FakeWandb): Promise<string> {
-  const archive = await openArchive({ dbUrl, outputDir, readOnly: true });
-  try {
-    const runs = await archive.query(
-      `SELECT run_id, state, config, summary, last_history_step FROM runs WHERE project = '${f.project}' ORDER BY run_id`,
-    );
-    const hist = await archive.query(
-      `SELECT run_id, step, runtime, metrics FROM history WHERE project = '${f.project}' ORDER BY run_id, step`,
-    );
-    const h = createHash("sha256");
-    // PostgreSQL's JSONB reorders keys: compare parsed, key-sorted values.
-    const canon = (v: unknown): string => {
-      if (typeof v === "string" && /^[[{]/.test(v)) {
-        try {
-          return JSON.stringify(JSON.parse(v), (_k, x) =>
-            x && typeof x === "object" && !Array.isArray(x)
-              ? Object.fromEntries(Object.entries(x).sort(([a], [b]) => (a < b ? -1 : 1)))
-              : x,
-          );
-        } catch {
-          return v;
-        }
-      }
-      return typeof v === "bigint" ? v.toString() : String(v);
-    };
-    for (const row of [...runs.rows, ...hist.rows]) h.update(`${row.map(canon).join("\u0001")}\n`);
-    return `${runs.rows.length} runs, ${hist.rows.length} rows, ${h.digest("hex")}`;
-  } finally {
-    await archive.close();
-  }
 }
 
 async function syncAndDigest(f: FakeWandb, dbUrl?: string): Promise<string> {
