@@ -235,12 +235,13 @@ export class WandbClient implements WandbApi {
           break;
         } catch (e) {
           if (!isShapeRejection(e)) throw e;
-          if (size <= 2) {
+          const smaller = Math.floor(size / 2);
+          if (smaller < 2) {
             size = 0;
             this.learn({ aliases: false });
             break;
           }
-          size = Math.floor(size / 2);
+          size = smaller;
           this.learn({ maxAliases: size });
         }
       }
