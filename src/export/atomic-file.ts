@@ -40,7 +40,7 @@ export class AtomicFile {
   /** Creates the temp file for `finalPath` (the folder must exist). */
   static async create(finalPath: string, tag: TempTag = "tmp"): Promise<AtomicFile> {
     const tempPath = tempPathFor(finalPath, tag);
-    const fh = await open(tempPath, "wx", 0o644);
+    const fh = await open(tempPath, "wx", 0o666); // as any new file: the umask decides
     return new AtomicFile(finalPath, tempPath, fh);
   }
 

@@ -240,12 +240,13 @@ class ParquetProjectWriter extends BaseProjectWriter {
   protected async finishFiles(): Promise<PendingFile[]> {
     for (const t of this.targets) await t.spool.finish();
     const tempDir = await mkdtemp(join(tmpdir(), "dr-wandb-duckdb-"));
-    const instance = await DuckDBInstance.create(":memory:", {
-      temp_directory: tempDir,
-      memory_limit: `${duckdbMemoryMiB()}MiB`,
-    });
+    let instance: DuckDBInstance | null = null;
     let conn: DuckDBConnection | null = null;
     try {
+      instance = await DuckDBInstance.create(":memory:", {
+        temp_directory: tempDir,
+        memory_limit: `${duckdbMemoryMiB()}MiB`,
+      });
       conn = await instance.connect();
       await conn.run("SET TimeZone = 'UTC'");
       const out: PendingFile[] = [];
@@ -263,7 +264,7 @@ class ParquetProjectWriter extends BaseProjectWriter {
       return out;
     } finally {
       conn?.closeSync();
-      instance.closeSync();
+      instance?.closeSync();
       await rm(tempDir, { recursive: true, force: true });
     }
   }

