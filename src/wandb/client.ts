@@ -235,7 +235,9 @@ export class WandbClient implements WandbApi {
           break;
         } catch (e) {
           if (!isShapeRejection(e)) throw e;
-          const smaller = Math.floor(size / 2);
+          // "field queried more than once" / alias errors reject aliasing itself; anything else may be about size.
+          const aliasing = /alias|more than once|duplicate/i.test((e as WandbError).reason);
+          const smaller = aliasing ? 0 : Math.floor(size / 2);
           if (smaller < 2) {
             size = 0;
             this.learn({ aliases: false });
