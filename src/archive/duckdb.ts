@@ -113,7 +113,10 @@ export class DuckDBArchive extends SqlArchive implements DuckDBExportSource {
     }
     let instance: DuckDBInstance;
     try {
-      instance = await DuckDBInstance.create(path, readOnly ? { access_mode: "READ_ONLY" } : {});
+      instance = await DuckDBInstance.create(path, {
+        ...(readOnly ? { access_mode: "READ_ONLY" } : {}),
+        ...duckdbResourceSettings(),
+      });
     } catch (e) {
       const msg = firstLine(e);
       if (/lock/i.test(msg)) {
@@ -264,4 +267,17 @@ export class DuckDBArchive extends SqlArchive implements DuckDBExportSource {
       else openInProcess.set(this.location, held - 1);
     }
   }
+}
+
+/**
+ * DuckDB's memory budget. Its default is 80% of the machine's RAM, which lets one sync grow to gigabytes; a few
+ * hundred MB suffice (inserts stream, and sorts for the export spill to the archive's .tmp folder).
+ * DR_WANDB_DUCKDB_MEMORY (e.g. "1GB") and DR_WANDB_DUCKDB_THREADS override the defaults.
+ */
+export function duckdbResourceSettings(env: NodeJS.ProcessEnv = process.env): Record<string, string> {
+  return {
+    memory_limit: env.DR_WANDB_DUCKDB_MEMORY ?? "256MB",
+    threads: env.DR_WANDB_DUCKDB_THREADS ?? "2",
+    preserve_insertion_order: "false",
+  };
 }
