@@ -18,7 +18,7 @@ import { type ResolveConfigOptions, resolveConfig, type WandbConfig } from "./co
 import { decodeFile, decodeRun, requireProject, requireRun } from "./decode.js";
 import { downloadToBuffer, downloadToFile } from "./download.js";
 import { WandbError } from "./errors.js";
-import type { GovernorStats, RateGovernor } from "./governor.js";
+import { type GovernorOptions, type GovernorStats, RateGovernor } from "./governor.js";
 import { HistoryReader } from "./history.js";
 import { ParquetReader } from "./parquet.js";
 import { RUN, RUN_COUNT, RUN_FILES, RUNS, runsByName, VIEWER } from "./queries.js";
@@ -48,6 +48,8 @@ export interface WandbClientOptions extends ResolveConfigOptions {
   retry?: Partial<RetryOptions>;
   /** A rate governor shared with other clients of the same server (default: a private one). */
   governor?: RateGovernor;
+  /** Settings of the private governor made when `governor` is not given (start 8, max 32, no requests/s cap). */
+  governorOptions?: GovernorOptions;
   /** Use only the request shapes the official SDK sends (no aliases, pages of at most 50). */
   compat?: boolean;
   /** Runs per listRuns page. Default 500 (halved on rejection, down to the SDK's 50). */
@@ -109,7 +111,7 @@ export class WandbClient implements WandbApi {
       timeoutMs: options.timeoutMs,
       downloadTimeoutMs: options.downloadTimeoutMs,
       retry: { ...options.retry, ...(options.maxAttempts !== undefined ? { maxAttempts: options.maxAttempts } : {}) },
-      governor: options.governor,
+      governor: options.governor ?? new RateGovernor(options.governorOptions),
       sleep: options.sleep,
       random: options.random,
     });
