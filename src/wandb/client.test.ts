@@ -289,9 +289,35 @@ describe("history: exact, with and without parquet, under faults", () => {
       assert.ok(client.stats().retries > 0);
       assert.ok((s.byOperation.RunParquetHistory ?? 0) > 0);
       assert.ok((s.byOperation.HistoryPage ?? 0) > 0);
+      assert.ok(client.stats().byOperation.parquetFile! > 0, "parquet exports were read");
+      assert.equal(client.stats().parquetFallbacks, 0);
       assert.deepEqual(s.authLeaks, []);
     } finally {
       await client.close();
+    }
+  });
+
+  test("the same on a server without parquet exports (empty parquetUrls, liveData only)", async () => {
+    const bare = await startFakeWandb({
+      runs: 8,
+      steps: 1300,
+      profile: "edge",
+      seed: 22,
+      failRate: 0.1,
+      stallMs: 2000,
+      parquetExports: false,
+    });
+    const client = await clientFor(bare, { timeoutMs: 2500, downloadTimeoutMs: 2500, maxAttempts: 10 });
+    try {
+      for (const r of await truthRuns(bare)) {
+        const name = r.name as string;
+        assertRowsEqual(await scanAll(client, bare, name, { pageSize: 100 }), await truthHistory(bare, name), name);
+      }
+      assert.equal(client.stats().byOperation.parquetFile ?? 0, 0);
+      assert.ok((client.stats().byOperation.RunParquetHistory ?? 0) > 0);
+    } finally {
+      await client.close();
+      await bare.close();
     }
   });
 });
