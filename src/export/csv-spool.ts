@@ -12,7 +12,8 @@
  * - finite number → its shortest JS text (as JSON); NaN/±Infinity → the bare tokens NaN, Infinity, -Infinity
  *   (DuckDB's DOUBLE cast reads them); bigint → its exact digits; boolean → true/false; null → null
  * - string → its JSON text, CSV-quoted; object/array → strict JSON text (stringifyStrict), CSV-quoted.
- * JSON text never holds a raw newline, so every row is one line.
+ * JSON text never holds a raw newline; only a fixed field such as an odd run id could (it is CSV-quoted then, which
+ * DuckDB's reader handles).
  */
 import { type JsonObject, type JsonValue, stringifyStrict } from "../model/json.js";
 import { AtomicFile } from "./atomic-file.js";
