@@ -106,6 +106,7 @@ export class CsvSpool {
   private readonly unsafeInts = new Set<number>();
   private text = "";
   private longestLine = 0;
+  private quotedNewlines = false;
   rows = 0;
   /** The previous row's keys and their column positions. */
   private shapeKeys: string[] = [];
@@ -133,6 +134,15 @@ export class CsvSpool {
       this.masks.push(0);
     }
     return i;
+  }
+
+  /**
+   * A text field for a fixed column (a run id), CSV-quoted when needed. DuckDB's parallel CSV scanner refuses quoted
+   * newlines together with null_padding, so a value with one switches the read to a single thread.
+   */
+  textField(s: string): string {
+    if (!this.quotedNewlines && /[\n\r]/.test(s)) this.quotedNewlines = true;
+    return csvText(s);
   }
 
   /** Metric keys in first-seen order. */
@@ -244,7 +254,8 @@ export class CsvSpool {
     return (
       `read_csv(${quoteLiteral(this.file.tempPath)}, columns=${columns}, header=false, auto_detect=false, ` +
       `delim=',', quote='"', escape='"', null_padding=true, allow_quoted_nulls=false, ` +
-      `max_line_size=${sizes.maxLineSize}, buffer_size=${sizes.bufferSize})`
+      `max_line_size=${sizes.maxLineSize}, buffer_size=${sizes.bufferSize}` +
+      `${this.quotedNewlines ? ", parallel=false" : ""})`
     );
   }
 }

@@ -425,3 +425,16 @@ describe("parquet writer, read back with DuckDB", () => {
     );
   });
 });
+
+describe("csv spool", () => {
+  test("a run id with a newline switches DuckDB's CSV read to one thread (parallel scans refuse it)", async () => {
+    const { CsvSpool } = await import("./csv-spool.js");
+    const dir = await tempDir();
+    const spool = await CsvSpool.create(join(dir, "x"), [["r", "VARCHAR"]]);
+    spool.add(spool.textField("plain"), { a: 1 });
+    assert.ok(!spool.readExpr().includes("parallel=false"));
+    spool.add(spool.textField("two\nlines"), { a: 2 });
+    assert.ok(spool.readExpr().includes("parallel=false"));
+    await spool.file.abort();
+  });
+});

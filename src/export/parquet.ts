@@ -21,7 +21,7 @@ import { stringifyStrict } from "../model/json.js";
 import { HISTORY_FIXED_COLUMNS, type RunRecord, type SystemMetricsRecord } from "../model/records.js";
 import { AtomicFile, fsyncPath, tempPathFor, unlinkIfExists } from "./atomic-file.js";
 import { BaseProjectWriter, type HistoryBatches, type PendingFile } from "./base-writer.js";
-import { CsvSpool, csvJson, csvNumber, csvText } from "./csv-spool.js";
+import { CsvSpool, csvJson, csvNumber } from "./csv-spool.js";
 import { metricColumnNames, quoteIdent, quoteLiteral } from "./flatten.js";
 import { historyExtra, RUN_FIELDS, rowTimestamp, runObject, type UtcInstant } from "./rows.js";
 import type { OutputPaths, ProjectWriterOptions } from "./writer.js";
@@ -212,12 +212,12 @@ class ParquetProjectWriter extends BaseProjectWriter {
     let rows = 0;
     const h = this.histories;
     if (h !== null && history !== null) {
-      const runId = csvText(run.run_id);
+      const runId = h.textField(run.run_id);
       for await (const batch of history) {
         for (const row of batch) {
           const t = rowTimestamp(row);
           h.add(
-            `${row.run_id === run.run_id ? runId : csvText(row.run_id)},${row.step},${tsFields(t)},` +
+            `${row.run_id === run.run_id ? runId : h.textField(row.run_id)},${row.step},${tsFields(t)},` +
               `${csvNumber(row.runtime)},${csvJson(row.wandb_metadata)},${csvJson(historyExtra(row, t))}`,
             row.metrics,
           );
@@ -229,7 +229,7 @@ class ParquetProjectWriter extends BaseProjectWriter {
     const s = this.systemMetrics;
     if (s !== null && systemMetrics !== null) {
       for (const row of systemMetrics) {
-        s.add(`${csvText(row.run_id)},${tsFields(rowTimestamp(row))},${csvNumber(row.runtime)}`, row.metrics);
+        s.add(`${s.textField(row.run_id)},${tsFields(rowTimestamp(row))},${csvNumber(row.runtime)}`, row.metrics);
         if (s.full) await s.drain();
       }
     }
