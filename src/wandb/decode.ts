@@ -37,8 +37,18 @@ function num(v: JsonValue | undefined): number | null {
   return null;
 }
 
+/** A JSONString field decoded (fast path when lossless); a string that does not parse is kept as the string. */
+function jsonStringField(v: JsonValue | undefined): JsonValue {
+  if (typeof v !== "string") return parseJsonStringField(v);
+  try {
+    return parseJsonText(v);
+  } catch {
+    return v;
+  }
+}
+
 function objectField(v: JsonValue | undefined): JsonObject {
-  const parsed = parseJsonStringField(v);
+  const parsed = jsonStringField(v);
   return isJsonObject(parsed) ? parsed : {};
 }
 
@@ -64,7 +74,7 @@ export function decodeRun(node: JsonObject, entity: string, project: string): Wa
   const summary = objectField(node.summaryMetrics);
   const systemMetrics = objectField(node.systemMetrics);
   let historyKeys: JsonValue = node.historyKeys ?? null;
-  if (typeof historyKeys === "string") historyKeys = parseJsonStringField(historyKeys);
+  if (typeof historyKeys === "string") historyKeys = jsonStringField(historyKeys);
   const raw: JsonObject = { ...node, config: rawConfig, summaryMetrics: summary, systemMetrics, historyKeys };
   const user = isJsonObject(node.user) ? { name: str(node.user.name), username: str(node.user.username) } : null;
   const name = str(node.name);
