@@ -4,12 +4,13 @@
  * live history), VARCHAR-encoded integers, and historyKeys sent as a string.
  */
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
+import { fileURLToPath } from "node:url";
 import { DuckDBInstance } from "@duckdb/node-api";
 import { type JsonObject, stringifyWandb } from "../model/json.js";
 import { WandbClient } from "./client.js";
@@ -308,6 +309,36 @@ describe("scanHistory against a scripted server", () => {
     } finally {
       await c.close();
     }
+  });
+
+  test("a process that exits in the middle of a parquet scan leaves no temp files behind", async () => {
+    const a = await writeParquet("exit.parquet", "SELECT i::BIGINT AS _step, 1.0 AS v FROM range(0, 50) t(i)");
+    script = { historyKeys: { lastStep: 49 }, parquetUrls: [a], liveData: [], rows: [] };
+    const tmp = mkdtempSync(join(dir, "exit-"));
+    const child = join(tmp, "child.mts");
+    const clientPath = fileURLToPath(new URL("./client.js", import.meta.url)).replace(/\.js$/, ".ts");
+    writeFileSync(
+      child,
+      `import { WandbClient } from ${JSON.stringify(clientPath)};
+       const c = await WandbClient.create({ apiKey: ${JSON.stringify(KEY)}, baseUrl: ${JSON.stringify(base)}, env: {}, cwd: ${JSON.stringify(tmp)}, home: ${JSON.stringify(tmp)}, tempDir: ${JSON.stringify(tmp)} });
+       for await (const b of c.scanHistory("e", "p", "r", { pageSize: 2 })) { console.log("rows", b.length); process.exit(0); }`,
+    );
+    const { spawn } = await import("node:child_process");
+    const proc = spawn(process.execPath, ["--import", "tsx", child], { stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    proc.stdout.on("data", (d: Buffer) => {
+      out += d.toString();
+    });
+    proc.stderr.on("data", (d: Buffer) => {
+      out += d.toString();
+    });
+    const code = await new Promise((r) => proc.on("close", r));
+    assert.equal(code, 0, out);
+    assert.match(out, /rows 50/);
+    assert.deepEqual(
+      readdirSync(tmp).filter((n) => n.startsWith("dr-wandb-parquet-")),
+      [],
+    );
   });
 
   test("the caller's signal aborts a scan with its reason", async () => {

@@ -3,6 +3,7 @@
  * without W&B credentials and read with DuckDB) for the exported part, HistoryPage windows for the live tail,
  * SampledHistoryPage windows for keyed scans; rows merged in step order, one per step, in batches.
  */
+import { rmSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { isJsonObject, type JsonValue, parseWandbJson } from "../model/json.js";
@@ -24,6 +25,23 @@ import type { EventRow, HistoryRow, ScanHistoryOptions } from "./types.js";
 
 const DEFAULT_HISTORY_PAGE = 1000;
 const PARQUET_DOWNLOAD_CONCURRENCY = 4;
+
+// Temp dirs of scans in progress, removed on process exit too (a CLI may exit while a scan is suspended).
+const liveTempDirs = new Set<string>();
+let exitHookInstalled = false;
+function trackTempDir(dir: string): () => Promise<void> {
+  liveTempDirs.add(dir);
+  if (!exitHookInstalled) {
+    exitHookInstalled = true;
+    process.once("exit", () => {
+      for (const d of liveTempDirs) rmSync(d, { recursive: true, force: true });
+    });
+  }
+  return async () => {
+    liveTempDirs.delete(dir);
+    await rm(dir, { recursive: true, force: true });
+  };
+}
 
 export class HistoryReader {
   /** Scans that read live because their parquet exports could not be fetched or read. */
@@ -152,7 +170,7 @@ export class HistoryReader {
     signal?: AbortSignal,
   ): Promise<{ batches: AsyncGenerator<HistoryRow[]>; cleanup: () => Promise<void> }> {
     const dir = await mkdtemp(join(this.tempDir, "dr-wandb-parquet-"));
-    const cleanup = () => rm(dir, { recursive: true, force: true });
+    const cleanup = trackTempDir(dir);
     try {
       const paths = urls.map((_u, i) => join(dir, `${i}.parquet`));
       let next = 0;
