@@ -19,7 +19,7 @@ export {
   resolveConfig,
   type WandbConfig,
 } from "./config.js";
-export { decodeRow, decodeRun, unwrapConfig } from "./decode.js";
+export { decodeRow, decodeRun, parseJsonText, unwrapConfig } from "./decode.js";
 export { fileMd5 } from "./download.js";
 export { isWandbError, NotFoundError, WandbError, type WandbErrorCode, type WandbErrorInit } from "./errors.js";
 export { type GovernorOptions, type GovernorStats, type GovernorTicket, RateGovernor } from "./governor.js";
