@@ -2,7 +2,7 @@
  * What the two backends share: the SQL of every operation except bulk history loading, the migration runner, the
  * one-operation-at-a-time queue and the conversions between records and column values.
  */
-import { KindTracker, type ValueKind } from "../export/flatten.js";
+import { KIND_BITS, KindTracker, type ValueKind } from "../export/flatten.js";
 import { type JsonValue, stringifyStrict } from "../model/json.js";
 import type { FileRecord, HistoryRecord, RunRecord, SystemMetricsRecord } from "../model/records.js";
 import type {
@@ -44,8 +44,6 @@ export function isDuckDBExportSource(a: unknown): a is DuckDBExportSource {
 
 // ---------------------------------------------------------------------------------------------------------------
 // Value conversions
-
-const KIND_BITS: Record<ValueKind, number> = { null: 1, bool: 2, int: 4, bigint: 8, float: 16, string: 32, object: 64 };
 
 /** metric_keys.kinds: the set of value kinds seen for a key, as a bit mask (null 1, bool 2, int 4, bigint 8, float 16, string 32, object 64). */
 export function kindsToMask(kinds: Iterable<ValueKind>): number {

@@ -17,9 +17,16 @@
  */
 import { type JsonObject, type JsonValue, stringifyStrict } from "../model/json.js";
 import { AtomicFile } from "./atomic-file.js";
-import { type ColumnType, columnTypeFor, kindOf, quoteIdent, quoteLiteral, type ValueKind } from "./flatten.js";
+import {
+  type ColumnType,
+  columnTypeFor,
+  KIND_BITS,
+  kindOf,
+  quoteIdent,
+  quoteLiteral,
+  type ValueKind,
+} from "./flatten.js";
 
-const KIND_BITS: Record<ValueKind, number> = { null: 1, bool: 2, int: 4, bigint: 8, float: 16, string: 32, object: 64 };
 const ALL_KINDS = Object.keys(KIND_BITS) as ValueKind[];
 const INT_BIT = KIND_BITS.int;
 const FLOAT_BIT = KIND_BITS.float;

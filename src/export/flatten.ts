@@ -7,7 +7,11 @@
  */
 import type { JsonValue } from "../model/json.js";
 
-export type ValueKind = "null" | "bool" | "int" | "bigint" | "float" | "string" | "object";
+/**
+ * What a value is, for choosing its column: "int" is a safe integer (|n| <= 2^53), "int64" an integer beyond 2^53
+ * within int64, "bigint" one beyond int64 (up to 38 digits), "float" any other number (NaN and ±Infinity too).
+ */
+export type ValueKind = "null" | "bool" | "int" | "int64" | "bigint" | "float" | "string" | "object";
 export type ColumnType = "BOOLEAN" | "BIGINT" | "HUGEINT" | "DOUBLE" | "VARCHAR" | "JSON";
 
 const INT64_MIN = -(2n ** 63n);
@@ -23,8 +27,9 @@ export function kindOf(v: JsonValue): ValueKind {
       // An integral double beyond 2^53 (e.g. 1e300) came from a float literal: BIGINT could not hold it.
       return Number.isSafeInteger(v) ? "int" : "float";
     case "bigint":
+      // An integer beyond 2^53 must never share a DOUBLE column with floats (it would lose digits).
       if (v <= -DECIMAL38 || v >= DECIMAL38) return "object"; // beyond DECIMAL(38,0): keep as JSON text
-      return v < INT64_MIN || v > INT64_MAX ? "bigint" : "int";
+      return v < INT64_MIN || v > INT64_MAX ? "bigint" : "int64";
     case "string":
       return "string";
     default:
@@ -33,7 +38,18 @@ export function kindOf(v: JsonValue): ValueKind {
 }
 
 /** Set of kinds seen per key, as a bit mask (cheap to merge). */
-const BIT: Record<ValueKind, number> = { null: 1, bool: 2, int: 4, bigint: 8, float: 16, string: 32, object: 64 };
+/** The bit of each kind in a kinds mask (stored in the archive's metric_keys: never renumber, only add). */
+export const KIND_BITS: Readonly<Record<ValueKind, number>> = {
+  null: 1,
+  bool: 2,
+  int: 4,
+  bigint: 8,
+  float: 16,
+  string: 32,
+  object: 64,
+  int64: 128,
+};
+const BIT = KIND_BITS;
 
 export class KindTracker {
   private readonly masks = new Map<string, number>();
@@ -67,28 +83,19 @@ export class KindTracker {
 
 /**
  * The narrowest column that holds every value exactly:
- * bool → BOOLEAN; int → BIGINT; int+bigint → HUGEINT; int+float → DOUBLE unless an integer would lose digits
- * (then JSON); string → VARCHAR; anything mixed or nested → JSON.
+ * bool → BOOLEAN; int/int64 → BIGINT; with bigint → HUGEINT (written as DECIMAL(38,0)); int + float → DOUBLE;
+ * an integer beyond 2^53 with floats → JSON (a double would lose its digits); string → VARCHAR; mixed or nested → JSON.
  */
 export function columnTypeFor(kinds: ValueKind[]): ColumnType {
   const k = new Set(kinds.filter((x) => x !== "null"));
   if (k.size === 0) return "DOUBLE";
   if (k.has("object")) return "JSON";
-  if (k.size === 1) {
-    const only = [...k][0]!;
-    return only === "bool"
-      ? "BOOLEAN"
-      : only === "int"
-        ? "BIGINT"
-        : only === "bigint"
-          ? "HUGEINT"
-          : only === "float"
-            ? "DOUBLE"
-            : "VARCHAR";
-  }
-  if ([...k].every((x) => x === "int" || x === "bigint")) return "HUGEINT";
-  // int + float: a double holds every int we call "int" only up to 2^53; JSON numbers beyond that arrive as bigint.
-  if ([...k].every((x) => x === "int" || x === "float")) return "DOUBLE";
+  const only = (...allowed: ValueKind[]) => [...k].every((x) => allowed.includes(x));
+  if (only("bool")) return "BOOLEAN";
+  if (only("string")) return "VARCHAR";
+  if (only("int", "int64")) return "BIGINT";
+  if (only("int", "int64", "bigint")) return "HUGEINT";
+  if (only("int", "float")) return "DOUBLE";
   return "JSON";
 }
 
