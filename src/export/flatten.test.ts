@@ -33,6 +33,6 @@ describe("metric column types", () => {
     assert.equal(names.get("step"), "metrics.step");
     assert.equal(names.get("loss"), "loss");
     assert.equal(names.get("Loss"), "metrics.Loss");
-    assert.equal(names.get("metrics.step"), "metrics.step_2");
+    assert.equal(names.get("metrics.step"), "metrics.metrics.step");
   });
 });
