@@ -166,7 +166,20 @@ export async function duckQuery(sql: string): Promise<{ columns: string[]; rows:
   const conn = await db.connect();
   try {
     const r = await conn.runAndReadAll(sql);
-    return { columns: r.columnNames(), rows: r.getRowsJS() as unknown[][] };
+    const rows = r.getRowsJS() as unknown[][];
+    // getRowsJS turns DECIMAL into a double: keep whole-number decimals (DECIMAL(38,0)) exact as bigint.
+    const types = r.columnTypes().map((t) => t.toString());
+    const exact = types.flatMap((t, i) => (/^DECIMAL\(\d+,0\)$/.test(t) ? [i] : []));
+    if (exact.length > 0) {
+      const raw = r.getRows();
+      rows.forEach((row, j) => {
+        for (const i of exact) {
+          const v = raw[j]![i] as { value?: bigint } | null;
+          row[i] = v === null ? null : (v.value ?? row[i]);
+        }
+      });
+    }
+    return { columns: r.columnNames(), rows };
   } finally {
     conn.closeSync();
     db.closeSync();

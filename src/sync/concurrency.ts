@@ -62,3 +62,36 @@ export class Mutex {
     return result;
   }
 }
+
+/**
+ * A weighted semaphore: bounds the sum of weights held at once (here, history cells buffered in memory).
+ * A request heavier than the capacity is let through alone, so one huge run still proceeds.
+ */
+export class WeightedSemaphore {
+  private used = 0;
+  private readonly waiting: { weight: number; resolve: () => void }[] = [];
+
+  constructor(readonly capacity: number) {}
+
+  async acquire(weight: number): Promise<() => void> {
+    const w = Math.min(Math.max(0, weight), this.capacity);
+    if (this.waiting.length > 0 || this.used + w > this.capacity) {
+      await new Promise<void>((resolve) => this.waiting.push({ weight: w, resolve }));
+    } else this.used += w;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.used -= w;
+      this.drain();
+    };
+  }
+
+  private drain(): void {
+    while (this.waiting.length > 0 && this.used + this.waiting[0]!.weight <= this.capacity) {
+      const next = this.waiting.shift()!;
+      this.used += next.weight;
+      next.resolve();
+    }
+  }
+}

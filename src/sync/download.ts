@@ -4,8 +4,15 @@
  */
 import { type DownloadFormat, openProjectWriter } from "../export/writer.js";
 import type { WandbApi, WandbRun } from "../wandb/types.js";
-import { orderedMap } from "./concurrency.js";
-import { fetchHistory, fetchMetadata, fetchSystemMetrics, type HistorySelection } from "./fetch-run.js";
+import { orderedMap, WeightedSemaphore } from "./concurrency.js";
+import {
+  estimateCells,
+  fetchHistory,
+  fetchMetadata,
+  fetchSystemMetrics,
+  HISTORY_CELL_BUDGET,
+  type HistorySelection,
+} from "./fetch-run.js";
 import { toRunRecord } from "./run-record.js";
 import { buildFilters, type RunSelection } from "./selection.js";
 
@@ -74,8 +81,11 @@ export async function downloadProject(api: WandbApi, opts: DownloadOptions): Pro
   });
   let runs = 0;
   let historyRows = 0;
+  // Runs are fetched in parallel but written in order: bound the histories waiting in memory.
+  const budget = new WeightedSemaphore(HISTORY_CELL_BUDGET);
   try {
     const fetched = orderedMap(listAll(api, opts, filters), opts.concurrency ?? 8, async (run: WandbRun) => {
+      const release = opts.withHistory ? await budget.acquire(estimateCells(run, 0, opts.history ?? {})) : () => {};
       const metadata = opts.metadata === false ? {} : await fetchMetadata(api, run);
       const history = opts.withHistory
         ? await fetchHistory(api, run, 0, opts.history ?? {}, opts.signal)
@@ -83,10 +93,17 @@ export async function downloadProject(api: WandbApi, opts: DownloadOptions): Pro
       const sys = opts.systemMetrics
         ? await fetchSystemMetrics(api, run, opts.systemMetricsSamples ?? 10_000)
         : undefined;
-      return { run, record: toRunRecord(run, { wandbMetadata: metadata, baseUrl: api.baseUrl }), history, sys };
+      return {
+        run,
+        record: toRunRecord(run, { wandbMetadata: metadata, baseUrl: api.baseUrl }),
+        history,
+        sys,
+        release,
+      };
     });
     for await (const item of fetched) {
       const w = await writer.writeRun(item.record, item.history.batches, item.sys);
+      item.release();
       runs++;
       historyRows += w.historyRows;
       opts.onEvent?.({

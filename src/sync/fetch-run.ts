@@ -83,6 +83,7 @@ export async function fetchHistory(
     minStep,
     maxStep: Number.isFinite(maxExclusive) ? maxExclusive : undefined,
     lastStep: run.lastHistoryStep,
+    historyKeys: run.historyKeys,
     keys: sel.keys && sel.keys.length > 0 ? sel.keys : undefined,
     signal,
   })) {
@@ -191,4 +192,18 @@ export async function fetchFiles(
     out.records.push({ ...base, local_path: relPath });
   }
   return out;
+}
+
+/** History cells (rows × keys) buffered in memory at once, across runs fetched in parallel. */
+export const HISTORY_CELL_BUDGET = Number(process.env.DR_WANDB_MAX_BUFFERED_CELLS ?? 3_000_000);
+
+/** An estimate of the cells a run's history read will buffer (for the memory budget). */
+export function estimateCells(run: WandbRun, fromStep: number, sel: HistorySelection): number {
+  if (run.lastHistoryStep < 0) return 0;
+  const rows =
+    sel.samples ??
+    Math.max(0, Math.min(run.historyLineCount ?? Number.MAX_SAFE_INTEGER, run.lastHistoryStep + 1 - fromStep));
+  const hk = run.historyKeys as { keys?: Record<string, unknown> } | null;
+  const keys = sel.keys?.length ?? Math.max(1, Object.keys(hk?.keys ?? {}).length);
+  return rows * keys;
 }

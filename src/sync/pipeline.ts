@@ -6,17 +6,19 @@
  *   4. commit each run's record, history and state in one transaction;
  *   5. re-list if W&B's offset pages skipped runs; mark runs deleted on the server; log the sync.
  */
-import type { Archive, RunSyncState } from "../archive/archive.js";
+import type { Archive, HistoryWrite, RunSyncState } from "../archive/archive.js";
 import type { JsonObject } from "../model/json.js";
 import type { FileRecord, RunRecord } from "../model/records.js";
 import type { WandbApi, WandbRun } from "../wandb/types.js";
-import { forEachLimit, Mutex } from "./concurrency.js";
+import { forEachLimit, Mutex, WeightedSemaphore } from "./concurrency.js";
 import {
+  estimateCells,
   type FileOptions,
   fetchFiles,
   fetchHistory,
   fetchMetadata,
   fetchSystemMetrics,
+  HISTORY_CELL_BUDGET,
   type HistorySelection,
   selectionKey,
 } from "./fetch-run.js";
@@ -113,6 +115,8 @@ export async function syncProject(api: WandbApi, archive: Archive, opts: SyncOpt
     result.runsWritten += items.length;
   };
   const knownFiles = opts.files ? await loadKnownFiles(archive, entity, project) : undefined;
+  // Several runs are fetched at once: bound the history they hold in memory until written.
+  const budget = new WeightedSemaphore(HISTORY_CELL_BUDGET);
 
   const processAction = async (action: RunAction): Promise<void> => {
     const { run } = action;
@@ -132,32 +136,43 @@ export async function syncProject(api: WandbApi, archive: Archive, opts: SyncOpt
       synced_at: new Date().toISOString(),
       selection: prev && !withHistory ? prev.selection : selection,
     };
+    if (withHistory && run.lastHistoryStep < 0) state.history_complete = true;
     const preserve: ("wandb_metadata" | "sweep_info")[] = metadata === null ? ["wandb_metadata"] : [];
-    const needsOwnTransaction = action.history.kind !== "none" || opts.systemMetrics || opts.files;
-    if (!needsOwnTransaction) {
-      if (withHistory && run.lastHistoryStep < 0) state.history_complete = true;
-      if (preserve.length === 0) {
-        pendingRecords.push({ record, state });
-        if (pendingRecords.length >= RECORD_BATCH) await flushRecords();
-        return;
-      }
+    const ownTransaction = action.history.kind !== "none" || opts.systemMetrics || opts.files || preserve.length > 0;
+    if (!ownTransaction) {
+      // runs-only records of new runs: batched, many runs per transaction
+      pendingRecords.push({ record, state });
+      if (pendingRecords.length >= RECORD_BATCH) await flushRecords();
+      return;
     }
-    let historyWrite: Parameters<Archive["writeRun"]>[0]["history"];
+    const fromStep = action.history.kind === "append" ? action.history.fromStep : 0;
+    const cells = action.history.kind === "none" ? 0 : estimateCells(run, fromStep, historySel);
+    const release = await budget.acquire(cells);
+    try {
+      await fetchAndWrite(action, record, state, preserve, fromStep);
+    } finally {
+      release();
+    }
+  };
+
+  /** Reads a run's history, system metrics and files as the action says, then commits it all in one transaction. */
+  const fetchAndWrite = async (
+    action: RunAction,
+    record: RunRecord,
+    state: RunSyncState,
+    preserve: ("wandb_metadata" | "sweep_info")[],
+    fromStep: number,
+  ): Promise<void> => {
+    const { run } = action;
+    let history: HistoryWrite | undefined;
     let rows = 0;
     if (action.history.kind !== "none") {
-      const fromStep = action.history.kind === "append" ? action.history.fromStep : 0;
       const h = await fetchHistory(api, run, fromStep, historySel, opts.signal);
       rows = h.rows;
-      historyWrite = {
-        replace: action.history.kind === "replace",
-        fromStep,
-        batches: h.batches,
-      };
+      history = { replace: action.history.kind === "replace", fromStep, batches: h.batches };
       state.last_step = Math.max(action.history.kind === "replace" ? -1 : state.last_step, h.maxStep);
       state.history_complete = true;
       state.selection = selection;
-    } else if (withHistory && run.lastHistoryStep < 0) {
-      state.history_complete = true;
     }
     const systemMetrics = opts.systemMetrics
       ? await fetchSystemMetrics(api, run, opts.systemMetricsSamples ?? 10_000)
@@ -170,7 +185,7 @@ export async function syncProject(api: WandbApi, archive: Archive, opts: SyncOpt
       for (const w of f.warnings) warn(w);
     }
     const written = await writeLock.run(() =>
-      archive.writeRun({ record, state, history: historyWrite, systemMetrics, files, preserve }),
+      archive.writeRun({ record, state, history, systemMetrics, files, preserve }),
     );
     result.runsWritten++;
     result.historyRows += written.historyRows;
