@@ -86,7 +86,10 @@ describe("kill -9 and rerun", () => {
       assert.deepEqual(left, [], "temporary files left behind after the rerun");
     }
     assert.equal(moments.length, KILLS);
-    assert.ok(interrupted >= Math.ceil(KILLS / 2), `only ${interrupted} of ${KILLS} kills landed before the sync ended`);
+    assert.ok(
+      interrupted >= Math.ceil(KILLS / 2),
+      `only ${interrupted} of ${KILLS} kills landed before the sync ended`,
+    );
   });
 
   it("a killed wandb-download leaves the previous files or none, never a torn one", async () => {
