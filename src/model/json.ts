@@ -142,7 +142,6 @@ class TolerantParser {
       return JSON.parse(raw) as string;
     } catch {
       // W&B tolerates raw control characters (Python strict=False); escape them and retry.
-      // biome-ignore lint/suspicious/noControlCharactersInRegex: deliberate
       const fixed = raw.replace(/[\u0000-\u001f]/g, (m) => `\\u${m.charCodeAt(0).toString(16).padStart(4, "0")}`);
       try {
         return JSON.parse(fixed) as string;
