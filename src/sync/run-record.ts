@@ -1,7 +1,7 @@
 /** Builds the stored/exported run record from a decoded W&B run. */
-import type { JsonObject } from "../model/json.js";
+import { isJsonObject, type JsonObject } from "../model/json.js";
 import { type RunRecord, toUtcIso } from "../model/records.js";
-import type { WandbRun } from "../wandb/types.js";
+import type { WandbRun, WandbSweep } from "../wandb/types.js";
 
 /** The W&B app URL that belongs to an API base URL (api.wandb.ai → wandb.ai; self-hosted: the same host). */
 export function appUrlFor(baseUrl: string): string {
@@ -14,14 +14,45 @@ export function appUrlFor(baseUrl: string): string {
   }
 }
 
-export function sweepInfoFor(run: WandbRun, baseUrl: string): JsonObject {
+/**
+ * sweep_info of a run: {} without a sweep. With one, the sweep's own fields when it was read from W&B (`sweep`), else
+ * (not read, or not found) the fallback fields {sweep_id, sweep_name, sweep_url} from the run's sweepName alone.
+ * sweep_id is the short id of URLs (W&B's sweep `name`); sweep_name is the SDK's `sweep.name` (display name, else
+ * the config's name, else the id); config is the parsed sweep configuration (or its YAML text).
+ */
+export function sweepInfoFor(run: WandbRun, baseUrl: string, sweep?: WandbSweep | null): JsonObject {
   if (!run.sweepName) return {};
   const app = appUrlFor(baseUrl);
   const path = [run.entity, run.project, "sweeps", run.sweepName].map(encodeURIComponent).join("/");
-  return { sweep_id: run.sweepName, sweep_name: run.sweepName, sweep_url: `${app}/${path}` };
+  const sweep_url = `${app}/${path}`;
+  if (!sweep) return { sweep_id: run.sweepName, sweep_name: run.sweepName, sweep_url };
+  const configName = isJsonObject(sweep.config) && typeof sweep.config.name === "string" ? sweep.config.name : null;
+  return {
+    sweep_id: run.sweepName,
+    sweep_name: sweep.displayName || configName || run.sweepName,
+    display_name: sweep.displayName,
+    method: sweep.method,
+    state: sweep.state,
+    description: sweep.description,
+    best_loss: sweep.bestLoss,
+    config: sweep.config,
+    run_count: sweep.runCount,
+    run_count_expected: sweep.runCountExpected,
+    created_at: toUtcIso(sweep.createdAt),
+    updated_at: toUtcIso(sweep.updatedAt),
+    sweep_url,
+  };
 }
 
-export function toRunRecord(run: WandbRun, extras: { wandbMetadata: JsonObject | null; baseUrl: string }): RunRecord {
+export function toRunRecord(
+  run: WandbRun,
+  extras: {
+    wandbMetadata: JsonObject | null;
+    baseUrl: string;
+    /** The run's sweep as read from W&B (SweepCache); null or absent: sweep_info's fallback fields. */
+    sweep?: WandbSweep | null;
+  },
+): RunRecord {
   return {
     entity: run.entity,
     project: run.project,
@@ -35,7 +66,7 @@ export function toRunRecord(run: WandbRun, extras: { wandbMetadata: JsonObject |
     wandb_metadata: extras.wandbMetadata ?? {},
     system_metrics: run.systemMetrics,
     system_attrs: run.raw,
-    sweep_info: sweepInfoFor(run, extras.baseUrl),
+    sweep_info: sweepInfoFor(run, extras.baseUrl, extras.sweep),
     tags: run.tags,
     group: run.group,
     job_type: run.jobType,

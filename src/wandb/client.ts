@@ -15,13 +15,13 @@ import {
   saveCapabilities,
 } from "./capabilities.js";
 import { type ResolveConfigOptions, resolveConfig, type WandbConfig } from "./config.js";
-import { decodeFile, decodeRun, requireProject, requireRun } from "./decode.js";
+import { decodeFile, decodeProject, decodeRun, decodeSweep, requireProject, requireRun } from "./decode.js";
 import { downloadToBuffer, downloadToFile } from "./download.js";
 import { WandbError } from "./errors.js";
 import { type GovernorOptions, type GovernorStats, RateGovernor } from "./governor.js";
 import { HistoryReader } from "./history.js";
 import { ParquetReader } from "./parquet.js";
-import { RUN, RUN_COUNT, RUN_FILES, RUNS, runsByName, VIEWER } from "./queries.js";
+import { PROJECTS, RUN, RUN_COUNT, RUN_FILES, RUNS, runsByName, SWEEP, SWEEP_LEGACY, VIEWER } from "./queries.js";
 import { registerSecret } from "./redact.js";
 import type { RetryOptions, Sleep } from "./retry.js";
 import { Transport, type TransportStats } from "./transport.js";
@@ -34,7 +34,9 @@ import type {
   Viewer,
   WandbApi,
   WandbFile,
+  WandbProject,
   WandbRun,
+  WandbSweep,
 } from "./types.js";
 
 export interface WandbClientOptions extends ResolveConfigOptions {
@@ -283,6 +285,54 @@ export class WandbClient implements WandbApi {
       const node = p[`r${i}`];
       out.set(n, isJsonObject(node) ? decodeRun(node, entity, project) : null);
     });
+  }
+
+  // ---------------------------------------------------------------------------------------------------------------
+  // Projects and sweeps
+
+  async *listProjects(entity: string): AsyncIterable<WandbProject[]> {
+    let cursor: string | null = null;
+    for (;;) {
+      const data = await this.transport.graphql(
+        "Projects",
+        PROJECTS,
+        { entity, cursor, perPage: SDK_PAGE_SIZE },
+        { run: entity },
+      );
+      // An entity W&B does not know (or that this key cannot see) lists nothing.
+      const conn = isJsonObject(data.models) ? data.models : {};
+      const edges = Array.isArray(conn.edges) ? conn.edges.filter(isJsonObject) : [];
+      const projects = edges
+        .map((e) => e.node)
+        .filter(isJsonObject)
+        .map((n) => decodeProject(n, entity))
+        .filter((p): p is WandbProject => p !== null);
+      if (projects.length > 0) yield projects;
+      const pageInfo = isJsonObject(conn.pageInfo) ? conn.pageInfo : {};
+      if (pageInfo.hasNextPage !== true || edges.length === 0) return;
+      // The SDK's Projects paginator: continue after the last edge's cursor.
+      const last = edges[edges.length - 1]!;
+      const next = typeof last.cursor === "string" ? last.cursor : pageInfo.endCursor;
+      if (typeof next !== "string" || next === cursor) return;
+      cursor = next;
+    }
+  }
+
+  async getSweep(entity: string, project: string, sweepName: string): Promise<WandbSweep | null> {
+    const where = `${entity}/${project}`;
+    const vars = { entity, project, name: sweepName };
+    let data: JsonObject;
+    let operation = "GetSweep";
+    try {
+      data = await this.transport.graphql(operation, SWEEP, vars, { run: where });
+    } catch (e) {
+      // Older servers reject GetSweep's newer fields: ask with the SDK's legacy document, as the SDK does.
+      if (!isShapeRejection(e)) throw e;
+      operation = "Sweep";
+      data = await this.transport.graphql(operation, SWEEP_LEGACY, vars, { run: where });
+    }
+    const p = requireProject(data, operation, where);
+    return isJsonObject(p.sweep) ? decodeSweep(p.sweep, sweepName) : null;
   }
 
   // ---------------------------------------------------------------------------------------------------------------

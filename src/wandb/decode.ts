@@ -5,7 +5,7 @@
 import { isJsonObject, type JsonObject, type JsonValue, parseJsonStringField, parseWandbJson } from "../model/json.js";
 import { lastStepOf, normaliseStep } from "../model/records.js";
 import { NotFoundError, WandbError } from "./errors.js";
-import type { HistoryRow, WandbFile, WandbRun } from "./types.js";
+import type { HistoryRow, WandbFile, WandbProject, WandbRun, WandbSweep } from "./types.js";
 
 /** An integer literal too long for a double to hold exactly (not a fraction's digits, not an exponent). */
 const LONG_INTEGER = /(?<![\d.eE+-])-?\d{16,}(?![\d.eE])/;
@@ -157,6 +157,38 @@ export function decodeFile(node: JsonObject): WandbFile {
     mimetype: str(node.mimetype),
     updatedAt: str(node.updatedAt),
     md5: str(node.md5),
+  };
+}
+
+/** Decodes one `models` edge node; null when it has no name. `entity` is used when the node has no entityName. */
+export function decodeProject(node: JsonObject, entity: string): WandbProject | null {
+  const name = str(node.name);
+  if (name === null || name === "") return null;
+  return {
+    name,
+    entity: str(node.entityName) ?? entity,
+    storageId: str(node.id) ?? "",
+    createdAt: str(node.createdAt),
+  };
+}
+
+/** Decodes a sweep node; `sweepName` (the name asked for) is used when the node has no name. */
+export function decodeSweep(node: JsonObject, sweepName: string): WandbSweep {
+  const config = jsonStringField(node.config);
+  return {
+    name: str(node.name) ?? sweepName,
+    storageId: str(node.id) ?? "",
+    displayName: str(node.displayName),
+    method: str(node.method),
+    state: str(node.state),
+    description: str(node.description),
+    bestLoss: num(node.bestLoss),
+    config,
+    createdAt: str(node.createdAt),
+    updatedAt: str(node.updatedAt),
+    runCount: num(node.runCount),
+    runCountExpected: num(node.runCountExpected),
+    raw: { ...node, config },
   };
 }
 

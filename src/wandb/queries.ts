@@ -157,3 +157,54 @@ export const RUN_FILES = `query RunFiles($entity: String!, $project: String!, $n
     }
   }
 }`;
+
+/** The SDK's `api.projects(entity)` document (Projects, with its ProjectFragment); paged by the last edge's cursor. */
+export const PROJECTS = `query Projects($entity: String, $cursor: String, $perPage: Int = 50) {
+  models(entityName: $entity, after: $cursor, first: $perPage) {
+    edges {
+      node { ...ProjectFragment }
+      cursor
+    }
+    pageInfo { endCursor hasNextPage }
+  }
+}
+fragment ProjectFragment on Project {
+  id
+  name
+  entityName
+  createdAt
+  isBenchmark
+}`;
+
+/** The SDK's `api.sweep(path)` document (GetSweep); `config` is a YAML or JSON string. */
+export const SWEEP = `query GetSweep($entity: String, $project: String, $name: String!) {
+  project(name: $project, entityName: $entity) {
+    sweep(sweepName: $name) {
+      id
+      name
+      displayName
+      method
+      state
+      description
+      bestLoss
+      config
+      createdAt
+      updatedAt
+      runCount
+      runCountExpected
+    }
+  }
+}`;
+
+/** The SDK's fallback when a server rejects GetSweep's fields (older W&B servers): the legacy Sweep document. */
+export const SWEEP_LEGACY = `query Sweep($project: String, $entity: String, $name: String!) {
+  project(name: $project, entityName: $entity) {
+    sweep(sweepName: $name) {
+      id
+      name
+      state
+      bestLoss
+      config
+    }
+  }
+}`;

@@ -65,6 +65,43 @@ export interface Viewer {
   username: string | null;
 }
 
+/** A project as listed by `models(entityName)` (the SDK's `api.projects(entity)`). */
+export interface WandbProject {
+  name: string;
+  entity: string;
+  /** W&B's `id` (storage id), or "" when not sent. */
+  storageId: string;
+  createdAt: string | null;
+}
+
+/** A sweep as `project.sweep(sweepName)` returns it (the SDK's `api.sweep(path)` fields). */
+export interface WandbSweep {
+  /** The short sweep id used in URLs and in `run.sweepName` (W&B `name`, the SDK's `sweep.id`). */
+  name: string;
+  /** W&B's `id` (storage id), or "" when not sent. */
+  storageId: string;
+  /** The user-edited display name, when there is one. */
+  displayName: string | null;
+  method: string | null;
+  /** RUNNING, PAUSED, CANCELED, FINISHED, ... as W&B sent it. */
+  state: string | null;
+  description: string | null;
+  bestLoss: number | null;
+  /**
+   * The sweep configuration. W&B sends it as a YAML or JSON string: a JSON document is parsed (exactly, like run
+   * config); anything else (YAML) is kept as the string.
+   */
+  config: JsonValue;
+  /** ISO-8601 as W&B sent it. */
+  createdAt: string | null;
+  updatedAt: string | null;
+  runCount: number | null;
+  /** Runs the sweep is meant to have; null for an open-ended sweep (or a server that does not say). */
+  runCountExpected: number | null;
+  /** The sweep node as W&B returned it. */
+  raw: JsonObject;
+}
+
 export interface RunsPage {
   runs: WandbRun[];
   /** project.runCount with the same filters, as reported with this page. */
@@ -108,6 +145,13 @@ export interface WandbApi {
   viewer(): Promise<Viewer>;
   /** project.runCount(filters); throws NotFoundError when the project does not exist. */
   runCount(entity: string, project: string, filters?: JsonObject): Promise<number>;
+  /** Pages of an entity's projects (the SDK's `api.projects(entity)`); nothing when W&B lists none. */
+  listProjects(entity: string): AsyncIterable<WandbProject[]>;
+  /**
+   * One sweep of a project by its short id (`run.sweepName`), or null when W&B says it does not exist; throws
+   * NotFoundError when the project does not exist.
+   */
+  getSweep(entity: string, project: string, sweepName: string): Promise<WandbSweep | null>;
   /** Pages of fully loaded runs (one request per page, no request per run). */
   listRuns(entity: string, project: string, options?: ListRunsOptions): AsyncIterable<RunsPage>;
   /** One run, or null when W&B says it does not exist. */
