@@ -15,6 +15,7 @@ import {
 } from "./fetch-run.js";
 import { toRunRecord } from "./run-record.js";
 import { buildFilters, type RunSelection } from "./selection.js";
+import { SweepCache } from "./sweeps.js";
 
 export interface DownloadOptions {
   entity: string;
@@ -37,7 +38,8 @@ export interface DownloadOptions {
 export type DownloadEvent =
   | { type: "listing"; runCount: number }
   | { type: "run"; index: number; total: number; run: string; displayName: string | null; historyRows: number }
-  | { type: "written"; files: string[] };
+  | { type: "written"; files: string[] }
+  | { type: "warning"; message: string };
 
 export interface DownloadResult {
   entity: string;
@@ -83,10 +85,13 @@ export async function downloadProject(api: WandbApi, opts: DownloadOptions): Pro
   let historyRows = 0;
   // Runs are fetched in parallel but written in order: bound the histories waiting in memory.
   const budget = new WeightedSemaphore(HISTORY_CELL_BUDGET);
+  // Each distinct sweep is read once (one warning if it cannot be), whatever the number of its runs.
+  const sweeps = new SweepCache(api, (message) => opts.onEvent?.({ type: "warning", message }));
   try {
     const fetched = orderedMap(listAll(api, opts, filters), opts.concurrency ?? 8, async (run: WandbRun) => {
       const release = opts.withHistory ? await budget.acquire(estimateCells(run, 0, opts.history ?? {})) : () => {};
       const metadata = opts.metadata === false ? {} : await fetchMetadata(api, run);
+      const sweep = run.sweepName ? await sweeps.get(run.entity, run.project, run.sweepName) : null;
       const history = opts.withHistory
         ? await fetchHistory(api, run, 0, opts.history ?? {}, opts.signal)
         : { batches: [], rows: 0, maxStep: -1 };
@@ -95,7 +100,7 @@ export async function downloadProject(api: WandbApi, opts: DownloadOptions): Pro
         : undefined;
       return {
         run,
-        record: toRunRecord(run, { wandbMetadata: metadata, baseUrl: api.baseUrl }),
+        record: toRunRecord(run, { wandbMetadata: metadata, baseUrl: api.baseUrl, sweep }),
         history,
         sys,
         release,

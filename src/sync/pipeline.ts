@@ -25,6 +25,7 @@ import {
 import { findDeleted, fingerprint, planRun, type RunAction } from "./plan.js";
 import { toRunRecord } from "./run-record.js";
 import { buildFilters, type RunSelection } from "./selection.js";
+import { SweepCache } from "./sweeps.js";
 
 export interface SyncOptions {
   entity: string;
@@ -117,12 +118,15 @@ export async function syncProject(api: WandbApi, archive: Archive, opts: SyncOpt
   const knownFiles = opts.files ? await loadKnownFiles(archive, entity, project) : undefined;
   // Several runs are fetched at once: bound the history they hold in memory until written.
   const budget = new WeightedSemaphore(HISTORY_CELL_BUDGET);
+  // Each distinct sweep is read once (one warning if it cannot be), whatever the number of its runs.
+  const sweeps = new SweepCache(api, warn);
 
   const processAction = async (action: RunAction): Promise<void> => {
     const { run } = action;
     const prev = stored.get(run.name);
     const metadata: JsonObject | null = action.fetchMetadata ? await fetchMetadata(api, run) : null;
-    const record = toRunRecord(run, { wandbMetadata: metadata, baseUrl: api.baseUrl });
+    const sweep = run.sweepName ? await sweeps.get(entity, project, run.sweepName) : null;
+    const record = toRunRecord(run, { wandbMetadata: metadata, baseUrl: api.baseUrl, sweep });
     const state: RunSyncState = {
       entity,
       project,
@@ -138,6 +142,8 @@ export async function syncProject(api: WandbApi, archive: Archive, opts: SyncOpt
     };
     if (withHistory && run.lastHistoryStep < 0) state.history_complete = true;
     const preserve: ("wandb_metadata" | "sweep_info")[] = metadata === null ? ["wandb_metadata"] : [];
+    // A sweep that could not be read: keep the sweep_info an earlier sync stored (a new run gets the fallback).
+    if (run.sweepName && sweep === null) preserve.push("sweep_info");
     const ownTransaction = action.history.kind !== "none" || opts.systemMetrics || opts.files || preserve.length > 0;
     if (!ownTransaction) {
       // runs-only records of new runs: batched, many runs per transaction
