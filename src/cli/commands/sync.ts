@@ -2,9 +2,10 @@
 import { resolve } from "node:path";
 import type { Archive } from "../../archive/archive.js";
 import { type SyncResult, syncProject } from "../../sync/pipeline.js";
+import type { WandbApi } from "../../wandb/types.js";
 import { type ClientFlags, type CommandContext, loggerFor, makeClient, type OutputFlags } from "../context.js";
-import { usage } from "../errors.js";
-import { Progress } from "../log.js";
+import { EXIT, ExitError, usage } from "../errors.js";
+import { type Logger, Progress } from "../log.js";
 import { historySelection, runSelection, type SelectionFlags } from "./download.js";
 
 export interface ArchiveFlags {
@@ -38,19 +39,20 @@ export async function openArchiveFor(f: ArchiveFlags, ctx: CommandContext, readO
   return openArchive({ dbUrl: s.dbUrl, outputDir: s.outputDir, readOnly });
 }
 
-/** ENTITY/PROJECT paths from arguments, or --entity/--project (and their environment variables). */
-export function projectPaths(
-  paths: string[],
-  f: SyncFlags,
-  ctx: CommandContext,
-): { entity: string; project: string }[] {
-  const out: { entity: string; project: string }[] = [];
+/** A sync target: one project, or (project undefined) every project of the entity. */
+export interface SyncTarget {
+  entity: string;
+  project?: string;
+}
+
+/** ENTITY/PROJECT and ENTITY paths from arguments, or --entity/--project (and their environment variables). */
+export function projectPaths(paths: string[], f: SyncFlags, ctx: CommandContext): SyncTarget[] {
+  const out: SyncTarget[] = [];
   for (const p of paths) {
     const parts = p.split("/");
-    if (parts.length !== 2 || !parts[0] || !parts[1]) {
-      throw usage(`"${p}" is not ENTITY/PROJECT (syncing every project of an entity is not supported yet)`);
-    }
-    out.push({ entity: parts[0], project: parts[1] });
+    if (parts.length === 1 && parts[0]) out.push({ entity: parts[0] });
+    else if (parts.length === 2 && parts[0] && parts[1]) out.push({ entity: parts[0], project: parts[1] });
+    else throw usage(`"${p}" is not ENTITY/PROJECT or ENTITY`);
   }
   if (out.length > 0) return out;
   const entity = ctx.settings.pick(f.entity, "DR_WANDB_ENTITY", undefined);
@@ -60,9 +62,46 @@ export function projectPaths(
   return [{ entity, project }];
 }
 
+/**
+ * The projects to sync: ENTITY/PROJECT targets as given, and every project W&B lists for a bare ENTITY (the SDK's
+ * `api.projects(entity)`), in order and without repeats. An entity with no projects is an error (exit 4).
+ */
+export async function expandTargets(
+  api: Pick<WandbApi, "listProjects">,
+  targets: SyncTarget[],
+  log?: Logger,
+): Promise<{ entity: string; project: string }[]> {
+  const out: { entity: string; project: string }[] = [];
+  const seen = new Set<string>();
+  const add = (entity: string, project: string) => {
+    const key = JSON.stringify([entity, project]);
+    if (seen.has(key)) return;
+    seen.add(key);
+    out.push({ entity, project });
+  };
+  for (const { entity, project } of targets) {
+    if (project !== undefined) {
+      add(entity, project);
+      continue;
+    }
+    let found = 0;
+    for await (const page of api.listProjects(entity)) {
+      for (const p of page) {
+        found++;
+        add(entity, p.name);
+      }
+    }
+    if (found === 0) {
+      throw new ExitError(EXIT.NOT_FOUND, `no projects found for entity ${entity} (or none visible with this API key)`);
+    }
+    log?.info(`>> Entity ${entity}: ${found} project${found === 1 ? "" : "s"}`);
+  }
+  return out;
+}
+
 export async function syncCommand(paths: string[], f: SyncFlags, ctx: CommandContext): Promise<void> {
   const log = loggerFor(ctx, f);
-  const targets = projectPaths(paths, f, ctx);
+  const given = projectPaths(paths, f, ctx);
   const history = historySelection(f);
   const { outputDir } = archiveSettings(f, ctx);
   const api = await makeClient(ctx, f, log);
@@ -70,6 +109,7 @@ export async function syncCommand(paths: string[], f: SyncFlags, ctx: CommandCon
   const results: SyncResult[] = [];
   const exported: string[] = [];
   try {
+    const targets = await expandTargets(api, given, log);
     archive = await openArchiveFor(f, ctx);
     log.info(`>> Archive: ${archive.location}`);
     for (const { entity, project } of targets) {
