@@ -12,6 +12,7 @@ import {
   toHistoryRecord,
   toSystemMetricsRecord,
 } from "../model/records.js";
+import { WandbError } from "../wandb/errors.js";
 import type { WandbApi, WandbFile, WandbRun } from "../wandb/types.js";
 
 /** What history to read, shared by every run of a sync (the user's selection). */
@@ -187,7 +188,15 @@ export async function fetchFiles(
       continue;
     }
     await mkdir(resolve(dest, ".."), { recursive: true });
-    await api.downloadFile(f, dest, { resume: true });
+    const partial = current !== null || (await sizeOf(`${dest}.part`)) !== null;
+    try {
+      await api.downloadFile(f, dest, { resume: true });
+    } catch (e) {
+      // A partial file that was not a prefix of this one fails the size or md5 check after resuming (and is
+      // deleted by the failed attempt): fetch the file once more from its start instead of failing the sync.
+      if (!partial || !(e instanceof WandbError) || e.code !== "PROTOCOL" || e.transient) throw e;
+      await api.downloadFile(f, dest, { resume: false });
+    }
     out.downloaded++;
     out.records.push({ ...base, local_path: relPath });
   }
