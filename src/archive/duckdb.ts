@@ -17,6 +17,7 @@ import {
   type DuckDBValue,
 } from "@duckdb/node-api";
 import type { KindTracker } from "../export/flatten.js";
+import { duckdbMemoryLimit, duckdbThreads } from "../model/duckdb-resources.js";
 import type { HistoryRecord, RunRecord } from "../model/records.js";
 import type { HistoryWrite, QueryResult } from "./archive.js";
 import {
@@ -269,15 +270,7 @@ export class DuckDBArchive extends SqlArchive implements DuckDBExportSource {
   }
 }
 
-/**
- * DuckDB's memory budget. Its default is 80% of the machine's RAM, which lets one sync grow to gigabytes; a few
- * hundred MB suffice (inserts stream, and sorts for the export spill to the archive's .tmp folder).
- * DR_WANDB_DUCKDB_MEMORY (e.g. "1GB") and DR_WANDB_DUCKDB_THREADS override the defaults.
- */
+/** Resource settings of the archive's DuckDB instance (see src/model/duckdb-resources.ts). */
 export function duckdbResourceSettings(env: NodeJS.ProcessEnv = process.env): Record<string, string> {
-  return {
-    memory_limit: env.DR_WANDB_DUCKDB_MEMORY ?? "256MB",
-    threads: env.DR_WANDB_DUCKDB_THREADS ?? "2",
-    preserve_insertion_order: "false",
-  };
+  return { memory_limit: duckdbMemoryLimit(env), threads: duckdbThreads(env), preserve_insertion_order: "false" };
 }

@@ -9,6 +9,7 @@ import type { DuckDBConnection } from "@duckdb/node-api";
 import type { Archive } from "../archive/archive.js";
 import { type ExportFilter, isDuckDBExportSource, maskToKinds } from "../archive/base.js";
 import { ArchiveError, firstLine } from "../archive/errors.js";
+import { rowGroupSize } from "../model/duckdb-resources.js";
 import { HISTORY_FIXED_COLUMNS, RUN_JSON_COMPONENTS, RUN_SCALAR_COLUMNS } from "../model/records.js";
 import { type ColumnType, columnTypeFor, jsonPathFor, metricColumnNames, quoteIdent, quoteLiteral } from "./flatten.js";
 
@@ -35,7 +36,11 @@ async function copyToParquet(conn: DuckDBConnection, select: string, outputDir: 
   const final = join(outputDir, name);
   const tmp = `${final}.tmp-${process.pid}`;
   try {
-    await conn.run(`COPY (${select}) TO ${quoteLiteral(tmp)} (FORMAT parquet, COMPRESSION zstd)`);
+    // Wide tables (thousands of metric columns) get smaller row groups, so that one fits in DuckDB's memory budget.
+    const columns = (await conn.runAndReadAll(`DESCRIBE ${select}`)).currentRowCount;
+    await conn.run(
+      `COPY (${select}) TO ${quoteLiteral(tmp)} (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE ${rowGroupSize(columns)})`,
+    );
     await rename(tmp, final);
   } catch (e) {
     await rm(tmp, { force: true }).catch(() => undefined);

@@ -13,10 +13,11 @@
  * Every value reaches DuckDB as text and is cast there, so NaN/±Infinity and integers beyond 2^53 arrive exactly.
  */
 import { mkdtemp, rename, rm } from "node:fs/promises";
-import { tmpdir, totalmem } from "node:os";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { DuckDBConnection } from "@duckdb/node-api";
 import { DuckDBInstance } from "@duckdb/node-api";
+import { duckdbMemoryLimit, rowGroupSize } from "../model/duckdb-resources.js";
 import { stringifyStrict } from "../model/json.js";
 import { HISTORY_FIXED_COLUMNS, type RunRecord, type SystemMetricsRecord } from "../model/records.js";
 import { AtomicFile, fsyncPath, tempPathFor, unlinkIfExists } from "./atomic-file.js";
@@ -245,7 +246,7 @@ class ParquetProjectWriter extends BaseProjectWriter {
     try {
       instance = await DuckDBInstance.create(":memory:", {
         temp_directory: tempDir,
-        memory_limit: `${duckdbMemoryMiB()}MiB`,
+        memory_limit: duckdbMemoryLimit(),
       });
       conn = await instance.connect();
       await conn.run("SET TimeZone = 'UTC'");
@@ -277,18 +278,6 @@ class ParquetProjectWriter extends BaseProjectWriter {
   }
 }
 
-/** DuckDB's memory budget for the conversion: a quarter of RAM, between 512 MiB and 2 GiB (it spills beyond). */
-function duckdbMemoryMiB(): number {
-  return Math.round(Math.min(2048, Math.max(512, totalmem() / 4 / 2 ** 20)));
-}
-
-/**
- * Rows per Parquet row group: DuckDB's default (122,880) for ordinary widths, fewer for very wide tables so that
- * one row group (held in memory while it is written) stays around 8M cells.
- */
-export function rowGroupSize(columns: number): number {
-  return Math.max(2048, Math.min(122_880, Math.floor(8_000_000 / Math.max(1, columns))));
-}
 
 function pendingRename(t: Target): PendingFile {
   return {
