@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 /** The `dr-wandb` command. The only place (with wandb-download.ts) that exits the process. */
-import { makeContext, runProgram } from "./main.js";
+import { hideSecretsFromProcessTitle, makeContext, runProgram } from "./main.js";
 import { buildProgram } from "./program.js";
 
+hideSecretsFromProcessTitle("dr-wandb", process.argv.slice(2));
 const ctx = makeContext({ argv: process.argv.slice(2) });
 let interrupted = false;
 process.on("SIGINT", () => {

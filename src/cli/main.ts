@@ -46,3 +46,27 @@ export async function runProgram(program: Command, ctx: CommandContext, argv: st
     return exitCode;
   }
 }
+
+/** The command line with the value of --api-key hidden (for the process title, which `ps` shows to everyone). */
+export function redactArgv(argv: string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === "--api-key" && i + 1 < argv.length) {
+      out.push(a, "***");
+      i++;
+    } else if (a.startsWith("--api-key=")) out.push("--api-key=***");
+    else out.push(a);
+  }
+  return out;
+}
+
+/** Replaces the process title (and so /proc/<pid>/cmdline) with a command line that holds no secret. */
+export function hideSecretsFromProcessTitle(name: string, argv: string[]): void {
+  if (!argv.some((a) => a === "--api-key" || a.startsWith("--api-key="))) return;
+  try {
+    process.title = [name, ...redactArgv(argv)].join(" ");
+  } catch {
+    // not supported on this platform: nothing to hide then
+  }
+}

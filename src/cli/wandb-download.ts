@@ -2,10 +2,11 @@
 /** The `wandb-download ENTITY PROJECT OUTPUT_DIR` command, as the original dr_wandb had it. */
 import { Command } from "commander";
 import { completionScript, detectShell, installCompletion } from "./completion.js";
-import { makeContext, runProgram } from "./main.js";
+import { hideSecretsFromProcessTitle, makeContext, runProgram } from "./main.js";
 import { downloadCommandSpec, VERSION } from "./program.js";
 
 const argv = process.argv.slice(2);
+hideSecretsFromProcessTitle("wandb-download", argv);
 const ctx = makeContext({ argv });
 const program = downloadCommandSpec(new Command("wandb-download").version(VERSION), ctx);
 

@@ -8,7 +8,7 @@ import { createServer } from "node:http";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { type FakeWandb, startFakeWandb } from "../../fake-wandb/index.js";
-import { fakeStats, runCli, tempDir } from "../helpers.js";
+import { fakeStats, runCli, startCli, tempDir } from "../helpers.js";
 
 let fake: FakeWandb;
 let env: NodeJS.ProcessEnv;
@@ -137,7 +137,116 @@ describe("bad input", () => {
   });
 });
 
+describe("malformed answers", () => {
+  it("stops with exit 9 and one line when the server sends malformed JSON, writing nothing", async () => {
+    const run = {
+      id: "x",
+      name: "r1",
+      displayName: "r1",
+      state: "finished",
+      createdAt: "2025-01-01T00:00:00",
+      heartbeatAt: "2025-01-01T00:00:00",
+      config: "{}",
+      summaryMetrics: "{}",
+      systemMetrics: "{}",
+      historyKeys: { lastStep: 1 },
+      historyLineCount: 2,
+      tags: [],
+      user: { name: "u", username: "u" },
+    };
+    const cursor = Buffer.from("arrayconnection:0").toString("base64");
+    const server = createServer((req, res) => {
+      let body = "";
+      req.on("data", (d) => {
+        body += d;
+      });
+      req.on("end", () => {
+        if (req.method !== "POST") {
+          res.writeHead(404);
+          res.end("{}");
+          return;
+        }
+        const data = body.includes("history(")
+          ? { project: { run: { history: ['{"_step": 0, "loss": 1}', "{not json"] } } }
+          : {
+              project: {
+                internalId: "p",
+                runCount: 1,
+                run,
+                runs: { edges: [{ node: run, cursor }], pageInfo: { endCursor: cursor, hasNextPage: false } },
+              },
+            };
+        res.writeHead(200, { "content-type": "application/json" });
+        res.end(JSON.stringify({ data }));
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    const port = (server.address() as { port: number }).port;
+    try {
+      await using dir = await tempDir();
+      const envBad = { WANDB_BASE_URL: `http://127.0.0.1:${port}`, WANDB_API_KEY: fake.apiKey };
+      const sync = await runCli(["sync", "e/p", "--output-dir", dir.path, "-q"], { env: envBad });
+      assert.equal(sync.code, 9, sync.stderr);
+      assertOneLine(sync.stderr, /not valid JSON/);
+      const dl = await runCli(["e", "p", join(dir.path, "dl"), "-q"], { env: envBad, bin: "wandb-download" });
+      assert.equal(dl.code, 9, dl.stderr);
+      assertOneLine(dl.stderr, /not valid JSON/);
+      const left = await readdir(dir.path);
+      assert.ok(!left.includes("dl") || (await readdir(join(dir.path, "dl"))).length === 0, "no download output");
+    } finally {
+      server.close();
+    }
+  });
+});
+
 describe("security", () => {
+  it("hides an --api-key value from the process title (ps, /proc/<pid>/cmdline)", async () => {
+    const slow = await startFakeWandb({ seed: 4, runs: 20, steps: 300, latencyMs: 60 });
+    try {
+      await using dir = await tempDir();
+      const { child, done } = startCli(
+        ["sync", `${slow.entity}/${slow.project}`, "--output-dir", dir.path, "-q", "--api-key", slow.apiKey],
+        {
+          env: { WANDB_BASE_URL: slow.url },
+        },
+      );
+      let cmdline = "";
+      for (let i = 0; i < 50 && child.exitCode === null; i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        try {
+          const now = (await readFile(`/proc/${child.pid}/cmdline`, "utf8")).replaceAll("\0", " ");
+          if (now.includes("sync")) cmdline = now;
+          if (cmdline.includes("***")) break;
+        } catch {
+          break;
+        }
+      }
+      const r = await done;
+      assert.equal(r.code, 0, r.stderr);
+      assert.ok(cmdline.includes("--api-key ***"), `process title not rewritten: ${cmdline}`);
+      assert.ok(!cmdline.includes(slow.apiKey), "the key is visible in the process title");
+    } finally {
+      await slow.close();
+    }
+  });
+
+  it("warns when the netrc holding the key is readable by others, and still works", async () => {
+    await using dir = await tempDir();
+    const host = new URL(fake.url).host;
+    const netrc = join(dir.path, ".netrc");
+    await writeFile(netrc, `machine ${host}\n  login user\n  password ${fake.apiKey}\n`);
+    await chmod(netrc, 0o644);
+    const r = await runCli(
+      ["sync", `${fake.entity}/${fake.project}`, "--output-dir", join(dir.path, "out"), "-q", "--runs-only"],
+      {
+        env: { WANDB_BASE_URL: fake.url, HOME: dir.path },
+      },
+    );
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /WARNING.*netrc/i);
+    assert.ok(!r.stderr.includes(fake.apiKey));
+  });
+
   it("never writes the API key anywhere, and never sends Authorization to the storage host", async () => {
     await using dir = await tempDir();
     await fetch(`${fake.url}/_fake/stats/reset`, { method: "POST" });
