@@ -135,7 +135,8 @@ export function buildProgram(ctx: CommandContext): Command {
       "Write the archive's Parquet export (runs_metadata*.parquet, runs_history.parquet) to the output folder.",
     )
     .option("--entity <entity>", "only this entity")
-    .option("--project <project>", "only this project");
+    .option("--project <project>", "only this project")
+    .option("--partitioned", "write the history as a Hive-partitioned dataset runs_history/entity=…/project=…/");
   archiveOptions(exp);
   outputOptions(exp);
   exp.action(async (flags) => {

@@ -19,6 +19,11 @@ export interface ArchiveExportOptions {
   entity?: string;
   /** Only this project's runs (all projects when absent). */
   project?: string;
+  /**
+   * Write the history as a Hive-partitioned Parquet dataset `runs_history/entity=…/project=…/*.parquet` (one table
+   * for Spark, Trino, DuckDB, polars) instead of the single runs_history.parquet, for archives that outgrow one file.
+   */
+  partitioned?: boolean;
 }
 
 /** The standard run fields of every runs_metadata*.parquet file, as in the original. */
@@ -50,8 +55,42 @@ async function copyToParquet(conn: DuckDBConnection, select: string, outputDir: 
   return final;
 }
 
+/**
+ * Writes the history as a Hive-partitioned dataset in `<outputDir>/runs_history/`, whole or not at all: it is
+ * written to a temporary folder beside it, which then replaces the previous dataset.
+ */
+async function copyToPartitioned(conn: DuckDBConnection, select: string, outputDir: string): Promise<string> {
+  const final = join(outputDir, "runs_history");
+  const tmp = `${final}.tmp-${process.pid}`;
+  const old = `${final}.old-${process.pid}`;
+  try {
+    await rm(tmp, { recursive: true, force: true });
+    const columns = (await conn.runAndReadAll(`DESCRIBE ${select}`)).currentRowCount;
+    await conn.run(
+      `COPY (${select}) TO ${quoteLiteral(tmp)} (FORMAT parquet, COMPRESSION zstd, PARTITION_BY (entity, project), ` +
+        `ROW_GROUP_SIZE ${rowGroupSize(columns)})`,
+    );
+    await mkdir(tmp, { recursive: true }); // an empty archive still gives an (empty) dataset folder
+    const hadOld = await rename(final, old).then(
+      () => true,
+      () => false,
+    );
+    await rename(tmp, final);
+    if (hadOld) await rm(old, { recursive: true, force: true });
+  } catch (e) {
+    await rm(tmp, { recursive: true, force: true }).catch(() => undefined);
+    if (e instanceof ArchiveError) throw e;
+    throw new ArchiveError("EXPORT", `writing ${final}/: ${firstLine(e)}`, { cause: e });
+  }
+  return final;
+}
+
 /** The SELECT for runs_history.parquet: fixed columns, then one typed column per metric key. */
-export async function historySelect(conn: DuckDBConnection, filter: ExportFilter): Promise<string> {
+export async function historySelect(
+  conn: DuckDBConnection,
+  filter: ExportFilter,
+  opts: { partitionColumns?: boolean } = {},
+): Promise<string> {
   const reader = await conn.runAndReadAll(
     `SELECT key, bit_or(kinds)::INTEGER AS kinds FROM metric_keys ${whereClause(filter)} GROUP BY key ORDER BY key`,
   );
@@ -63,7 +102,10 @@ export async function historySelect(conn: DuckDBConnection, filter: ExportFilter
     keys.map((k) => k.key),
     HISTORY_FIXED_COLUMNS,
   );
-  const fixed = HISTORY_FIXED_COLUMNS.map((c) => quoteIdent(c)).join(", ");
+  const fixed = [
+    ...(opts.partitionColumns ? ["entity", "project"] : []),
+    ...HISTORY_FIXED_COLUMNS.map((c) => quoteIdent(c)),
+  ].join(", ");
   const where = whereClause(filter);
   const order = "ORDER BY entity, project, run_id, step";
   if (keys.length === 0) return `SELECT ${fixed} FROM history ${where} ${order}`;
@@ -138,7 +180,13 @@ export async function exportArchive(archive: Archive, opts: ArchiveExportOptions
         ),
       );
     }
-    files.push(await copyToParquet(conn, await historySelect(conn, filter), outputDir, "runs_history.parquet"));
+    if (opts.partitioned) {
+      files.push(
+        await copyToPartitioned(conn, await historySelect(conn, filter, { partitionColumns: true }), outputDir),
+      );
+    } else {
+      files.push(await copyToParquet(conn, await historySelect(conn, filter), outputDir, "runs_history.parquet"));
+    }
     files.push(
       await copyToParquet(
         conn,

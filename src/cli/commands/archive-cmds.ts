@@ -7,6 +7,7 @@ import { type ArchiveFlags, archiveSettings, openArchiveFor } from "./sync.js";
 export interface ExportFlags extends ArchiveFlags, OutputFlags {
   entity?: string;
   project?: string;
+  partitioned?: boolean;
 }
 
 export async function exportCommand(f: ExportFlags, ctx: CommandContext): Promise<void> {
@@ -15,7 +16,12 @@ export async function exportCommand(f: ExportFlags, ctx: CommandContext): Promis
   const archive = await openArchiveFor(f, ctx, true);
   try {
     const { exportArchive } = await import("../../export/archive-export.js");
-    const r = await exportArchive(archive, { outputDir, entity: f.entity, project: f.project });
+    const r = await exportArchive(archive, {
+      outputDir,
+      entity: f.entity,
+      project: f.project,
+      partitioned: f.partitioned,
+    });
     for (const file of r.files) log.info(`>> Wrote ${file}`);
     if (f.json) ctx.stdout.write(`${JSON.stringify({ command: "export", files: r.files })}\n`);
   } finally {

@@ -1,0 +1,60 @@
+/** `dr-wandb export`: the archive's Parquet export on demand, and the Hive-partitioned history dataset. */
+import assert from "node:assert/strict";
+import { readdir } from "node:fs/promises";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { type FakeWandb, startFakeWandb } from "../../fake-wandb/index.js";
+import { duckObjects, runCli, tempDir, truthHistory, truthRuns } from "../helpers.js";
+
+let fake: FakeWandb;
+before(async () => {
+  fake = await startFakeWandb({ seed: 31, runs: 6, steps: 80, metrics: 3 });
+});
+after(async () => {
+  await fake?.close();
+});
+
+describe("dr-wandb export", () => {
+  it("writes the history as a Hive-partitioned dataset that reads as one table, replaced whole", async () => {
+    await using dir = await tempDir();
+    const env = { WANDB_BASE_URL: fake.url, WANDB_API_KEY: fake.apiKey };
+    const sync = await runCli(
+      ["sync", `${fake.entity}/${fake.project}`, "--output-dir", dir.path, "-q", "--no-export"],
+      {
+        env,
+      },
+    );
+    assert.equal(sync.code, 0, sync.stderr);
+    assert.deepEqual(await readdir(dir.path), ["wandb.duckdb"], "--no-export writes no Parquet");
+
+    let truthRows = 0;
+    for (const t of await truthRuns(fake.url)) truthRows += (await truthHistory(fake.url, t.name as string)).length;
+    for (let pass = 0; pass < 2; pass++) {
+      const r = await runCli(["export", "--output-dir", dir.path, "--partitioned", "--json"], {});
+      assert.equal(r.code, 0, r.stderr);
+      const part = join(dir.path, "runs_history", `entity=${fake.entity}`, `project=${fake.project}`);
+      assert.ok(
+        (await readdir(part)).some((f) => f.endsWith(".parquet")),
+        "partition folder has Parquet files",
+      );
+      const rows = await duckObjects(
+        `SELECT entity, project, count(*) AS n, count(DISTINCT run_id) AS runs FROM read_parquet('${join(dir.path, "runs_history")}/**/*.parquet', hive_partitioning = true) GROUP BY ALL`,
+      );
+      assert.equal(rows.length, 1);
+      assert.equal(rows[0]!.entity, fake.entity);
+      assert.equal(Number(rows[0]!.n), truthRows);
+      assert.equal(Number(rows[0]!.runs), 6);
+      const leftovers = (await readdir(dir.path)).filter((n) => n.includes(".tmp") || n.includes(".old"));
+      assert.deepEqual(leftovers, []);
+    }
+    assert.ok((await readdir(dir.path)).includes("runs_metadata.parquet"));
+  });
+
+  it("says clearly when there is no archive yet", async () => {
+    await using dir = await tempDir();
+    const r = await runCli(["export", "--output-dir", dir.path], {});
+    assert.equal(r.code, 7, r.stderr);
+    assert.match(r.stderr.trim(), /no archive/);
+    assert.equal(r.stderr.trim().split("\n").length, 1);
+  });
+});
