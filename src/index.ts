@@ -16,7 +16,7 @@ import { type DownloadOptions, type DownloadResult, downloadProject as runDownlo
 import { syncProject as runSync, type SyncOptions, type SyncResult } from "./sync/pipeline.js";
 import { buildFilters, type RunSelection } from "./sync/selection.js";
 import { WandbClient, type WandbClientOptions } from "./wandb/client.js";
-import type { ScanHistoryOptions, WandbApi, WandbRun } from "./wandb/types.js";
+import type { ScanHistoryOptions, WandbApi, WandbProject, WandbRun } from "./wandb/types.js";
 
 export type { Archive, ArchiveStatus, QueryResult, RunSyncState } from "./archive/archive.js";
 export { ArchiveError } from "./archive/errors.js";
@@ -37,7 +37,15 @@ export type { HistorySelection } from "./sync/fetch-run.js";
 export type { SyncEvent, SyncResult } from "./sync/pipeline.js";
 export type { RunSelection } from "./sync/selection.js";
 export { NotFoundError, RateGovernor, WandbClient, type WandbClientOptions, WandbError } from "./wandb/index.js";
-export type { HistoryRow, RunsPage, WandbApi, WandbFile, WandbRun } from "./wandb/types.js";
+export type {
+  HistoryRow,
+  RunsPage,
+  WandbApi,
+  WandbFile,
+  WandbProject,
+  WandbRun,
+  WandbSweep,
+} from "./wandb/types.js";
 
 /** How a library call reaches W&B: an existing client, or options to create one. */
 export interface Connection extends WandbClientOptions {
@@ -82,6 +90,17 @@ export async function* listRuns(
         yield run;
       }
     }
+  } finally {
+    if (own) await api.close();
+  }
+}
+
+/** Every project of an entity (what `dr-wandb sync ENTITY` syncs). */
+export async function* listProjects(entity: string, conn: Connection = {}): AsyncGenerator<WandbProject> {
+  const own = conn.client === undefined;
+  const api = conn.client ?? (await WandbClient.create(conn));
+  try {
+    for await (const page of api.listProjects(entity)) yield* page;
   } finally {
     if (own) await api.close();
   }

@@ -97,7 +97,10 @@ export function buildProgram(ctx: CommandContext): Command {
     .description(
       "Sync W&B projects into the archive (DuckDB by default, or PostgreSQL), incrementally, then export Parquet.",
     )
-    .argument("[paths...]", "ENTITY/PROJECT paths (default: --entity/--project)")
+    .argument(
+      "[paths...]",
+      "ENTITY/PROJECT paths, or ENTITY for every project of the entity (default: --entity/--project)",
+    )
     .option("--entity <entity>", "W&B entity (or DR_WANDB_ENTITY)")
     .option("--project <project>", "W&B project (or DR_WANDB_PROJECT)")
     .option("--runs-only", "only run records, no histories")

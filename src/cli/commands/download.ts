@@ -116,7 +116,7 @@ export async function downloadCommand(
           else if (e.index % f.logEvery === 0 || (log.verbosity === "verbose" && e.index === e.total)) {
             log.info(`>> ${e.index}/${e.total}: ${e.displayName ?? e.run}`);
           }
-        }
+        } else if (e.type === "warning") log.warn(e.message);
       },
     });
     progress?.stop();
