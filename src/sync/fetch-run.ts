@@ -44,7 +44,11 @@ export async function fetchMetadata(api: WandbApi, run: WandbRun): Promise<JsonO
 export interface HistoryFetch {
   batches: HistoryRecord[][];
   rows: number;
-  /** Highest step read, or -1. */
+  /**
+   * Highest step the read covered, or -1: the highest row's step, or the end of the window read when rows are
+   * filtered (--history-keys: only rows having every key) or sampled (--samples), so that an unchanged run does not
+   * look like it has steps still to read.
+   */
   maxStep: number;
 }
 
@@ -59,11 +63,11 @@ export async function fetchHistory(
   const batches: HistoryRecord[][] = [];
   let rows = 0;
   let maxStep = -1;
-  const take = (raw: JsonObject[]) => {
+  const take = (raw: JsonObject[], lo = Number.NEGATIVE_INFINITY, hi = Number.POSITIVE_INFINITY) => {
     const batch: HistoryRecord[] = [];
     for (const r of raw) {
       const rec = toHistoryRecord(run.name, r);
-      if (!rec) continue;
+      if (!rec || rec.step < lo || rec.step >= hi) continue;
       batch.push(rec);
       if (rec.step > maxStep) maxStep = rec.step;
     }
@@ -72,14 +76,19 @@ export async function fetchHistory(
       rows += batch.length;
     }
   };
-  if (sel.samples !== undefined) {
-    take(await api.sampledHistory(run.entity, run.project, run.name, { keys: sel.keys, samples: sel.samples }));
-    return { batches, rows, maxStep };
-  }
   if (run.lastHistoryStep < 0) return { batches, rows, maxStep };
   const minStep = Math.max(fromStep, sel.minStep ?? 0);
   const maxExclusive = Math.min(sel.maxStep ?? Number.POSITIVE_INFINITY, run.lastHistoryStep + 1);
   if (minStep >= maxExclusive) return { batches, rows, maxStep };
+  if (sel.samples !== undefined) {
+    // A sample of the whole run; an append (a running run's new steps) keeps only the rows past the stored ones.
+    take(
+      await api.sampledHistory(run.entity, run.project, run.name, { keys: sel.keys, samples: sel.samples }),
+      minStep,
+      sel.maxStep,
+    );
+    return { batches, rows, maxStep: Math.max(maxStep, maxExclusive - 1) };
+  }
   for await (const page of api.scanHistory(run.entity, run.project, run.name, {
     minStep,
     maxStep: Number.isFinite(maxExclusive) ? maxExclusive : undefined,
@@ -90,6 +99,7 @@ export async function fetchHistory(
   })) {
     take(page);
   }
+  if (sel.keys && sel.keys.length > 0) maxStep = Math.max(maxStep, maxExclusive - 1);
   return { batches, rows, maxStep };
 }
 
