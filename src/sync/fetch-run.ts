@@ -45,9 +45,9 @@ export interface HistoryFetch {
   batches: HistoryRecord[][];
   rows: number;
   /**
-   * Highest step the read covered, or -1: the highest row's step, or the end of the window read when rows are
-   * filtered (--history-keys: only rows having every key) or sampled (--samples), so that an unchanged run does not
-   * look like it has steps still to read.
+   * Highest step the read covered, or -1: the highest row's step, or with a history selection the run's last step
+   * (rows past --max-step, lacking a --history-keys key or left out of a sample are not missing), so that an
+   * unchanged run does not look like it has steps still to read.
    */
   maxStep: number;
 }
@@ -77,9 +77,21 @@ export async function fetchHistory(
     }
   };
   if (run.lastHistoryStep < 0) return { batches, rows, maxStep };
+  // A selective read covers the run through its last step even when its last rows are not stored: steps past
+  // --max-step are not wanted, rows lacking a --history-keys key or left out of a sample are not missing.
+  const selective =
+    (sel.keys !== undefined && sel.keys.length > 0) ||
+    sel.samples !== undefined ||
+    sel.minStep !== undefined ||
+    sel.maxStep !== undefined;
+  const done = (): HistoryFetch => ({
+    batches,
+    rows,
+    maxStep: selective ? Math.max(maxStep, run.lastHistoryStep) : maxStep,
+  });
   const minStep = Math.max(fromStep, sel.minStep ?? 0);
   const maxExclusive = Math.min(sel.maxStep ?? Number.POSITIVE_INFINITY, run.lastHistoryStep + 1);
-  if (minStep >= maxExclusive) return { batches, rows, maxStep };
+  if (minStep >= maxExclusive) return done();
   if (sel.samples !== undefined) {
     // A sample of the whole run; an append (a running run's new steps) keeps only the rows past the stored ones.
     take(
@@ -87,7 +99,7 @@ export async function fetchHistory(
       minStep,
       sel.maxStep,
     );
-    return { batches, rows, maxStep: Math.max(maxStep, maxExclusive - 1) };
+    return done();
   }
   for await (const page of api.scanHistory(run.entity, run.project, run.name, {
     minStep,
@@ -99,8 +111,7 @@ export async function fetchHistory(
   })) {
     take(page);
   }
-  if (sel.keys && sel.keys.length > 0) maxStep = Math.max(maxStep, maxExclusive - 1);
-  return { batches, rows, maxStep };
+  return done();
 }
 
 export async function fetchSystemMetrics(

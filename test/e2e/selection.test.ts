@@ -119,6 +119,14 @@ function noHistoryRequests(counts: Record<string, number>): boolean {
   return Object.values(counts).every((n) => n === 0);
 }
 
+/** A second sync with the same selection rewrites only running runs (checked on every sync), not the others. */
+function assertOnlyRunningRewritten(stdout: string): void {
+  const p = JSON.parse(stdout.trim().split("\n").pop()!).projects[0];
+  const running = truth.filter((t) => t.state === "running").length;
+  assert.ok(running < truth.length);
+  assert.equal(p.runsWritten, running, `runs rewritten by a second sync with the same selection: ${JSON.stringify(p)}`);
+}
+
 async function selections(dir: string): Promise<Set<string>> {
   return new Set((await query(dir, "SELECT selection FROM sync_state")).map((r) => r.selection as string));
 }
@@ -196,10 +204,11 @@ describe("history selection shapes the stored history and is recorded for increm
     assert.equal(before.size, 1);
 
     await resetStats();
-    const again = await sync(dir.path, "--history-keys", keys.join(","));
+    const again = await sync(dir.path, "--history-keys", keys.join(","), "--json");
     assert.equal(again.code, 0, again.stderr);
     const counts = await historyRequests();
     assert.ok(noHistoryRequests(counts), `same selection, no history read: ${JSON.stringify(counts)}`);
+    assertOnlyRunningRewritten(again.stdout);
 
     const other = await sync(dir.path, "--history-keys", "loss");
     assert.equal(other.code, 0, other.stderr);
@@ -233,10 +242,11 @@ describe("history selection shapes the stored history and is recorded for increm
     assert.equal((await sync(dir.path, ...args)).code, 0);
     assert.equal((await archivedHistory(dir.path)).size, 0, "no row has both keys");
     await resetStats();
-    const again = await sync(dir.path, ...args);
+    const again = await sync(dir.path, ...args, "--json");
     assert.equal(again.code, 0, again.stderr);
     const counts = await historyRequests();
     assert.ok(noHistoryRequests(counts), `same selection, no history read: ${JSON.stringify(counts)}`);
+    assertOnlyRunningRewritten(again.stdout);
   });
 
   it("--min-step/--max-step: exactly the steps in [min, max); a second sync reads nothing", async () => {
@@ -259,10 +269,11 @@ describe("history selection shapes the stored history and is recorded for increm
     check("sync", await archivedHistory(dir.path));
 
     await resetStats();
-    const again = await sync(dir.path, ...args);
+    const again = await sync(dir.path, ...args, "--json");
     assert.equal(again.code, 0, again.stderr);
     const counts = await historyRequests();
     assert.ok(noHistoryRequests(counts), `same selection, no history read: ${JSON.stringify(counts)}`);
+    assertOnlyRunningRewritten(again.stdout);
     check("second sync", await archivedHistory(dir.path));
 
     const d = await download(dir.path, ...args);
@@ -285,10 +296,11 @@ describe("history selection shapes the stored history and is recorded for increm
     check("sync", first);
 
     await resetStats();
-    const again = await sync(dir.path, "--samples", "20");
+    const again = await sync(dir.path, "--samples", "20", "--json");
     assert.equal(again.code, 0, again.stderr);
     const counts = await historyRequests();
     assert.ok(noHistoryRequests(counts), `same selection, no history read: ${JSON.stringify(counts)}`);
+    assertOnlyRunningRewritten(again.stdout);
     const second = await archivedHistory(dir.path);
     check("second sync", second);
     for (const [run, steps] of first) {
