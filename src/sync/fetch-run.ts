@@ -211,17 +211,31 @@ export async function fetchFiles(
     await mkdir(resolve(dest, ".."), { recursive: true });
     const partial = current !== null || (await sizeOf(`${dest}.part`)) !== null;
     try {
-      await api.downloadFile(f, dest, { resume: true });
+      try {
+        await api.downloadFile(f, dest, { resume: true });
+      } catch (e) {
+        // A partial file that was not a prefix of this one fails the size or md5 check after resuming (and is
+        // deleted by the failed attempt): fetch the file once more from its start instead of failing the sync.
+        if (!partial || !isFileMismatch(e)) throw e;
+        await api.downloadFile(f, dest, { resume: false });
+      }
     } catch (e) {
-      // A partial file that was not a prefix of this one fails the size or md5 check after resuming (and is
-      // deleted by the failed attempt): fetch the file once more from its start instead of failing the sync.
-      if (!partial || !(e instanceof WandbError) || e.code !== "PROTOCOL" || e.transient) throw e;
-      await api.downloadFile(f, dest, { resume: false });
+      // The file changed on W&B since it was listed (a running run's output.log), or it vanished: record it without
+      // a local copy and say so; the next sync fetches it again. Anything else (auth, network) fails the sync.
+      if (!isFileMismatch(e) && !(e instanceof WandbError && e.code === "NOT_FOUND")) throw e;
+      out.warnings.push(`run ${run.name}: file ${JSON.stringify(f.name)} not downloaded: ${(e as Error).message}`);
+      out.records.push(base);
+      continue;
     }
     out.downloaded++;
     out.records.push({ ...base, local_path: relPath });
   }
   return out;
+}
+
+/** A download whose size or md5 did not match what W&B listed. */
+function isFileMismatch(e: unknown): boolean {
+  return e instanceof WandbError && e.code === "PROTOCOL" && !e.transient;
 }
 
 /** History cells (rows × keys) buffered in memory at once, across runs fetched in parallel. */

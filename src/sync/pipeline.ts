@@ -22,7 +22,7 @@ import {
   type HistorySelection,
   selectionKey,
 } from "./fetch-run.js";
-import { findDeleted, fingerprint, planRun, type RunAction } from "./plan.js";
+import { findDeleted, fingerprint, parseStoredSelection, planRun, type RunAction, storedSelection } from "./plan.js";
 import { toRunRecord } from "./run-record.js";
 import { buildFilters, type RunSelection } from "./selection.js";
 import { SweepCache } from "./sweeps.js";
@@ -78,7 +78,18 @@ export async function syncProject(api: WandbApi, archive: Archive, opts: SyncOpt
   const { entity, project } = opts;
   const withHistory = opts.withHistory ?? true;
   const historySel = opts.history ?? {};
-  const selection = selectionKey(historySel);
+  const historyKey = selectionKey(historySel);
+  const extras =
+    opts.files || opts.systemMetrics
+      ? JSON.stringify({
+          files: opts.files
+            ? { pattern: opts.files.pattern ?? null, maxFileSize: opts.files.maxFileSize ?? null }
+            : null,
+          systemMetrics: opts.systemMetrics ? (opts.systemMetricsSamples ?? 10_000) : null,
+        })
+      : "";
+  /** What this sync's state records: the history selection and the extras read. */
+  const selection = storedSelection(historyKey, extras);
   const emit = opts.onEvent ?? (() => {});
   const warnings: string[] = [];
   const warn = (message: string) => {
@@ -138,7 +149,9 @@ export async function syncProject(api: WandbApi, archive: Archive, opts: SyncOpt
       fingerprint: fingerprint(run),
       deleted: false,
       synced_at: new Date().toISOString(),
-      selection: prev && !withHistory ? prev.selection : selection,
+      // runs-only leaves the stored history selection as it was; the extras are recorded as read now
+      selection:
+        prev && !withHistory ? storedSelection(parseStoredSelection(prev.selection).history, extras) : selection,
     };
     if (withHistory && run.lastHistoryStep < 0) state.history_complete = true;
     const preserve: ("wandb_metadata" | "sweep_info")[] = metadata === null ? ["wandb_metadata"] : [];
@@ -206,7 +219,7 @@ export async function syncProject(api: WandbApi, archive: Archive, opts: SyncOpt
   };
 
   const seen = new Set<string>();
-  const planOpts = { withHistory, forceRefresh: opts.forceRefresh ?? false, selection };
+  const planOpts = { withHistory, forceRefresh: opts.forceRefresh ?? false, selection: historyKey, extras };
   const maxRuns = opts.runs?.maxRuns;
   const listOnce = async () => {
     for await (const page of api.listRuns(entity, project, {

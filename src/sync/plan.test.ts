@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { RunSyncState } from "../archive/archive.js";
 import type { WandbRun } from "../wandb/types.js";
-import { findDeleted, fingerprint, planRun, planSync } from "./plan.js";
+import { findDeleted, fingerprint, parseStoredSelection, planRun, planSync, storedSelection } from "./plan.js";
 import { buildFilters } from "./selection.js";
 
 function run(name: string, over: Partial<WandbRun> = {}): WandbRun {
@@ -115,6 +115,18 @@ describe("planRun", () => {
   it("reads no history in runs-only mode, nor for runs without history", () => {
     assert.deepEqual(planRun(run("a"), undefined, { ...opts, withHistory: false })?.history, { kind: "none" });
     assert.deepEqual(planRun(run("b", { lastHistoryStep: -1 }), undefined, opts)?.history, { kind: "none" });
+  });
+
+  it("re-reads an unchanged run for extras it was stored without (files, system metrics), not its history", () => {
+    const r = run("a");
+    const extras = '{"files":{"pattern":null},"systemMetrics":null}';
+    const a = planRun(r, state(r), { ...opts, extras });
+    assert.deepEqual(a?.reasons, ["extras-added"]);
+    assert.deepEqual(a?.history, { kind: "none" });
+    const stored = state(r, { selection: storedSelection("sel", extras) });
+    assert.equal(planRun(r, stored, { ...opts, extras }), null, "already stored with these extras");
+    assert.equal(planRun(r, stored, opts), null, "dropping extras needs nothing");
+    assert.deepEqual(parseStoredSelection("legacy"), { history: "legacy", extras: "" });
   });
 
   it("brings back a run that was marked deleted", () => {

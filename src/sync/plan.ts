@@ -24,6 +24,7 @@ export type PlanReason =
   | "new-steps"
   | "history-incomplete"
   | "selection-changed"
+  | "extras-added"
   | "undeleted";
 
 export interface RunAction {
@@ -41,6 +42,27 @@ export interface PlanOptions {
   forceRefresh: boolean;
   /** JSON of the history selection (keys, step range, samples); a change re-reads stored history. */
   selection: string;
+  /**
+   * JSON of what else is read per run (files and their pattern/size limit, system metrics), "" for nothing. A run
+   * stored without what is now asked for is re-read for it (its history is left as it is).
+   */
+  extras?: string;
+}
+
+/** What sync_state.selection holds: the history selection and the extras, read back by {@link parseStoredSelection}. */
+export function storedSelection(history: string, extras: string): string {
+  return JSON.stringify({ history, extras });
+}
+
+export function parseStoredSelection(s: string): { history: string; extras: string } {
+  try {
+    const o = JSON.parse(s) as { history?: unknown; extras?: unknown };
+    if (o && typeof o.history === "string" && typeof o.extras === "string")
+      return { history: o.history, extras: o.extras };
+  } catch {
+    // an older or foreign value: all of it is the history selection
+  }
+  return { history: s, extras: "" };
 }
 
 export interface SyncPlan {
@@ -83,6 +105,7 @@ export function planRun(run: WandbRun, stored: RunSyncState | undefined, opts: P
     };
   }
   const reasons: PlanReason[] = [];
+  const storedSel = parseStoredSelection(stored.selection);
   const changed = stored.fingerprint !== fingerprint(run);
   if (changed) reasons.push("changed");
   if (run.state === "running") reasons.push("running");
@@ -90,7 +113,7 @@ export function planRun(run: WandbRun, stored: RunSyncState | undefined, opts: P
 
   let history: HistoryAction = { kind: "none" };
   if (wantHistory) {
-    if (stored.selection !== opts.selection && stored.last_step >= 0) {
+    if (storedSel.history !== opts.selection && stored.last_step >= 0) {
       reasons.push("selection-changed");
       history = { kind: "replace" };
     } else if (!stored.history_complete) {
@@ -104,6 +127,8 @@ export function planRun(run: WandbRun, stored: RunSyncState | undefined, opts: P
       history = { kind: "append", fromStep: stored.last_step + 1 };
     }
   }
+  const extras = opts.extras ?? "";
+  if (extras !== "" && storedSel.extras !== extras) reasons.push("extras-added");
   if (reasons.length === 0 && history.kind === "none") return null;
   return {
     run,

@@ -215,6 +215,27 @@ describe("sync --files", () => {
     await check("corrupt .part", 2 * large.size + 1_000_000);
   });
 
+  it("adding --files to a later sync fetches the files of runs that did not change", async () => {
+    await using dir = await tempDir();
+    const first = await runCli(
+      ["sync", `${fake.entity}/${fake.project}`, "--runs-only", "--output-dir", dir.path, "-q"],
+      {
+        env,
+      },
+    );
+    assert.equal(first.code, 0, first.stderr);
+    const r = await sync(dir.path, "--json");
+    assert.equal(r.code, 0, r.stderr);
+    const rows = await archiveFiles(dir.path);
+    let want = 0;
+    for (const files of truth.values()) want += files.length;
+    assert.equal(rows.size, want, "every run's files are recorded, not only the changed runs'");
+    const downloaded = [...rows.values()].filter((f) => f.local_path !== null).length;
+    assert.equal(downloaded, want - HOSTILE.length);
+    const again = await sync(dir.path, "--json");
+    assert.equal(lastJson(again.stdout).projects[0]!.filesDownloaded, 0, "a third sync downloads nothing");
+  });
+
   it("--files-pattern downloads only matching files", async () => {
     await using dir = await tempDir();
     const r = await sync(dir.path, "--files-pattern", "%.json");
