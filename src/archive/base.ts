@@ -2,7 +2,7 @@
  * What the two backends share: the SQL of every operation except bulk history loading, the migration runner, the
  * one-operation-at-a-time queue and the conversions between records and column values.
  */
-import { KIND_BITS, KindTracker, type ValueKind } from "../export/flatten.js";
+import { KIND_BITS, KindTracker, type ValueKind } from "../model/flatten.js";
 import { type JsonValue, stringifyStrict } from "../model/json.js";
 import type { FileRecord, HistoryRecord, RunRecord, SystemMetricsRecord } from "../model/records.js";
 import type {

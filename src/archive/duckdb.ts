@@ -16,8 +16,8 @@ import {
   DuckDBTimestampValue,
   type DuckDBValue,
 } from "@duckdb/node-api";
-import type { KindTracker } from "../export/flatten.js";
 import { duckdbMemoryLimit, duckdbThreads } from "../model/duckdb-resources.js";
+import type { KindTracker } from "../model/flatten.js";
 import type { HistoryRecord, RunRecord } from "../model/records.js";
 import type { HistoryWrite, QueryResult } from "./archive.js";
 import {

@@ -10,7 +10,7 @@ import { finished, pipeline } from "node:stream/promises";
 import type { DuckDBConnection } from "@duckdb/node-api";
 import pg from "pg";
 import copyStreams from "pg-copy-streams";
-import { type KindTracker, quoteIdent, quoteLiteral } from "../export/flatten.js";
+import { type KindTracker, quoteIdent, quoteLiteral } from "../model/flatten.js";
 import type { JsonValue } from "../model/json.js";
 import type { HistoryRecord, RunRecord } from "../model/records.js";
 import type { HistoryWrite, QueryResult } from "./archive.js";

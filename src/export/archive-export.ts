@@ -10,8 +10,15 @@ import type { Archive } from "../archive/archive.js";
 import { type ExportFilter, isDuckDBExportSource, maskToKinds } from "../archive/base.js";
 import { ArchiveError, firstLine } from "../archive/errors.js";
 import { rowGroupSize } from "../model/duckdb-resources.js";
+import {
+  type ColumnType,
+  columnTypeFor,
+  jsonPathFor,
+  metricColumnNames,
+  quoteIdent,
+  quoteLiteral,
+} from "../model/flatten.js";
 import { HISTORY_FIXED_COLUMNS, RUN_JSON_COMPONENTS, RUN_SCALAR_COLUMNS } from "../model/records.js";
-import { type ColumnType, columnTypeFor, jsonPathFor, metricColumnNames, quoteIdent, quoteLiteral } from "./flatten.js";
 
 export interface ArchiveExportOptions {
   outputDir: string;

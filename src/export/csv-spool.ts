@@ -2,7 +2,7 @@
  * The row spool behind the Parquet writer: rows are appended, as they arrive, to a hidden CSV file in which every
  * metric key has a fixed column position (assigned when the key is first seen), while the kinds of value each key
  * takes are noted. At close DuckDB reads the spool with `read_csv` (all columns VARCHAR) and casts each metric
- * column to the type its kinds call for (src/export/flatten.ts columnTypeFor).
+ * column to the type its kinds call for (src/model/flatten.ts columnTypeFor).
  *
  * Why CSV and not NDJSON with a nested metrics object: measured on this 2-core box, 1M rows × 30 metrics, NDJSON
  * plus one json_extract per key took 64 s (every extract re-parses the row), a multi-path json_extract 14 s, a
@@ -15,8 +15,7 @@
  * JSON text never holds a raw newline; only a fixed field such as an odd run id could (it is CSV-quoted then, which
  * DuckDB's reader handles).
  */
-import { type JsonObject, type JsonValue, stringifyStrict } from "../model/json.js";
-import { AtomicFile } from "./atomic-file.js";
+
 import {
   type ColumnType,
   columnTypeFor,
@@ -25,7 +24,9 @@ import {
   quoteIdent,
   quoteLiteral,
   type ValueKind,
-} from "./flatten.js";
+} from "../model/flatten.js";
+import { type JsonObject, type JsonValue, stringifyStrict } from "../model/json.js";
+import { AtomicFile } from "./atomic-file.js";
 
 const ALL_KINDS = Object.keys(KIND_BITS) as ValueKind[];
 const INT_BIT = KIND_BITS.int;

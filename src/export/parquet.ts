@@ -18,12 +18,12 @@ import { join } from "node:path";
 import type { DuckDBConnection } from "@duckdb/node-api";
 import { DuckDBInstance } from "@duckdb/node-api";
 import { duckdbMemoryLimit, rowGroupSize } from "../model/duckdb-resources.js";
+import { metricColumnNames, quoteIdent, quoteLiteral } from "../model/flatten.js";
 import { stringifyStrict } from "../model/json.js";
 import { HISTORY_FIXED_COLUMNS, type RunRecord, type SystemMetricsRecord } from "../model/records.js";
 import { AtomicFile, fsyncPath, tempPathFor, unlinkIfExists } from "./atomic-file.js";
 import { BaseProjectWriter, type HistoryBatches, type PendingFile } from "./base-writer.js";
 import { CsvSpool, csvJson, csvNumber } from "./csv-spool.js";
-import { metricColumnNames, quoteIdent, quoteLiteral } from "./flatten.js";
 import { historyExtra, RUN_FIELDS, rowTimestamp, runObject, type UtcInstant } from "./rows.js";
 import type { OutputPaths, ProjectWriterOptions } from "./writer.js";
 
@@ -277,7 +277,6 @@ class ParquetProjectWriter extends BaseProjectWriter {
     }
   }
 }
-
 
 function pendingRename(t: Target): PendingFile {
   return {

@@ -8,7 +8,7 @@ import { readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { type FakeWandb, startFakeWandb } from "../../fake-wandb/index.js";
-import { metricColumnNames } from "../../src/export/flatten.js";
+import { metricColumnNames } from "../../src/model/flatten.js";
 import { type JsonObject, parseStrictJson } from "../../src/model/json.js";
 import { HISTORY_FIXED_COLUMNS, toHistoryRecord } from "../../src/model/records.js";
 import { duckObjects, firstDiff, runCli, tempDir, truthHistory, truthRuns } from "../helpers.js";

@@ -5,7 +5,7 @@
  * type and the DuckDB expression that extracts it from a strict-JSON column (see src/model/json.ts: non-finite
  * floats are the strings "NaN"/"Infinity"/"-Infinity", bigints exact integer literals).
  */
-import type { JsonValue } from "../model/json.js";
+import type { JsonValue } from "./json.js";
 
 /**
  * What a value is, for choosing its column: "int" is a safe integer (|n| <= 2^53), "int64" an integer beyond 2^53
