@@ -52,7 +52,7 @@ interface Args {
 
 function usage(msg: string): never {
   process.stderr.write(
-    `bench: ${msg}\nusage: npm run bench -- [--quick] [--scenario S1,S2,S3,S4] [--tools ours,sdk,original] [--peer-timeout MIN] [--docs|--no-docs]\n`,
+    `bench: ${msg}\nusage: npm run bench -- [--quick] [--scenario S1,S2,S3,S4] [--tools ours,sdk,original] [--peer-timeout MIN] [--docs|--no-docs] | --report-only\n`,
   );
   process.exit(2);
 }
@@ -612,7 +612,18 @@ function machine(): Record<string, string | number> {
   };
 }
 
+/** `--report-only`: re-renders docs/benchmarks.md from bench/results/latest.json (after editing bench/analysis.md). */
+function reportOnly(): void {
+  const file = join(root, "bench/results/latest.json");
+  const r = JSON.parse(readFileSync(file, "utf8")) as Results;
+  r.targets = evaluateTargets(r);
+  writeFileSync(file, `${JSON.stringify(r, null, 2)}\n`);
+  writeFileSync(join(root, "docs/benchmarks.md"), renderMarkdown(r, root));
+  log(`report: docs/benchmarks.md from ${file}`);
+}
+
 async function main(): Promise<void> {
+  if (process.argv.includes("--report-only")) return reportOnly();
   const args = parseArgs(process.argv.slice(2));
   const plan = makePlan(args.quick, args.peerTimeoutMin);
   const runtime = prepareRuntime(root, log);

@@ -168,6 +168,7 @@ export function renderMarkdown(r: Results, root: string): string {
     "npm run bench -- --scenario S1,S4 --tools ours,sdk   # a selection; results merge into latest.json by scenario",
   );
   lines.push("npm run bench -- --peer-timeout 10 # minutes per peer and scenario (default 15; quick 10 s)");
+  lines.push("npm run bench -- --report-only     # re-render this file from bench/results/latest.json");
   lines.push("```");
   lines.push("");
   lines.push("## Method");
