@@ -17,7 +17,7 @@ import {
   type DuckDBValue,
 } from "@duckdb/node-api";
 import { duckdbMemoryLimit, duckdbThreads } from "../model/duckdb-resources.js";
-import type { KindTracker } from "../model/flatten.js";
+import { type KindTracker, quoteLiteral } from "../model/flatten.js";
 import type { HistoryRecord, RunRecord } from "../model/records.js";
 import type { HistoryWrite, QueryResult } from "./archive.js";
 import {
@@ -254,7 +254,13 @@ export class DuckDBArchive extends SqlArchive implements DuckDBExportSource {
   withDuckDBTables<T>(_filter: ExportFilter, fn: (conn: DuckDBConnection) => Promise<T>): Promise<T> {
     return this.queue.run(async () => {
       this.ensureOpen();
-      return fn(this.conn);
+      // Exports get the larger budget (wide row groups); the write budget comes back afterwards.
+      await this.conn.run(`SET memory_limit = ${quoteLiteral(duckdbMemoryLimit("export"))}`);
+      try {
+        return await fn(this.conn);
+      } finally {
+        await this.conn.run(`SET memory_limit = ${quoteLiteral(duckdbMemoryLimit("write"))}`).catch(() => undefined);
+      }
     });
   }
 
@@ -272,5 +278,9 @@ export class DuckDBArchive extends SqlArchive implements DuckDBExportSource {
 
 /** Resource settings of the archive's DuckDB instance (see src/model/duckdb-resources.ts). */
 export function duckdbResourceSettings(env: NodeJS.ProcessEnv = process.env): Record<string, string> {
-  return { memory_limit: duckdbMemoryLimit(env), threads: duckdbThreads(env), preserve_insertion_order: "false" };
+  return {
+    memory_limit: duckdbMemoryLimit("write", env),
+    threads: duckdbThreads(env),
+    preserve_insertion_order: "false",
+  };
 }

@@ -6,10 +6,12 @@ import { createWriteStream } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { Transform, type TransformCallback } from "node:stream";
 import { finished, pipeline } from "node:stream/promises";
 import type { DuckDBConnection } from "@duckdb/node-api";
 import pg from "pg";
 import copyStreams from "pg-copy-streams";
+import { duckdbMemoryLimit, duckdbThreads } from "../model/duckdb-resources.js";
 import { type KindTracker, quoteIdent, quoteLiteral } from "../model/flatten.js";
 import type { JsonValue } from "../model/json.js";
 import type { HistoryRecord, RunRecord } from "../model/records.js";
@@ -382,7 +384,11 @@ export class PostgresArchive extends SqlArchive implements DuckDBExportSource {
       let instance: import("@duckdb/node-api").DuckDBInstance | undefined;
       let conn: DuckDBConnection | undefined;
       try {
-        instance = await DuckDBInstance.create(join(dir, "export.duckdb"), { temp_directory: join(dir, "spill") });
+        instance = await DuckDBInstance.create(join(dir, "export.duckdb"), {
+          temp_directory: join(dir, "spill"),
+          memory_limit: duckdbMemoryLimit("export"),
+          threads: duckdbThreads(),
+        });
         conn = await instance.connect();
         await conn.run("SET TimeZone = 'UTC'");
         await this.copyTablesInto(conn, dir, filter);
@@ -427,21 +433,25 @@ export class PostgresArchive extends SqlArchive implements DuckDBExportSource {
       const select = list
         .map(({ c, ty }) => (ty === "ARRAY" ? `array_to_json(${quoteIdent(c)})::text` : quoteIdent(c)))
         .join(", ");
+      const longest = new LongestCsvRecord();
       try {
         const out = this.client.query(
           copyStreams.to(`COPY (SELECT ${select} FROM ${quoteIdent(table)} ${where}) TO STDOUT WITH (FORMAT csv)`),
         );
-        await pipeline(out, createWriteStream(file));
+        await pipeline(out, longest, createWriteStream(file));
       } catch (e) {
         throw new ArchiveError("EXPORT", `reading ${table} from PostgreSQL: ${firstLine(e)}`, { cause: e });
       }
+      // DuckDB sizes its read buffers from max_line_size (16x): give it the longest record seen, not a fixed 1 GiB.
+      const lineSize = Math.max(2 ** 21, longest.max + 1024);
       const csvCols = list.map((_, i) => `${quoteLiteral(`c${i}`)}: 'VARCHAR'`).join(", ");
       const exprs = list.map(({ c, ty }, i) => `${duckdbCast(`c${i}`, ty)} AS ${quoteIdent(c)}`).join(", ");
       try {
         await conn.run(
           `CREATE ${tables[table]} ${quoteIdent(table)} AS SELECT ${exprs}
            FROM read_csv(${quoteLiteral(file)}, columns = {${csvCols}}, header = false, auto_detect = false,
-             delim = ',', quote = '"', escape = '"', allow_quoted_nulls = false, max_line_size = 1073741824)`,
+             delim = ',', quote = '"', escape = '"', allow_quoted_nulls = false, max_line_size = ${lineSize},
+             buffer_size = ${lineSize * 2})`,
         );
       } catch (e) {
         throw new ArchiveError("EXPORT", `copying ${table} from PostgreSQL: ${firstLine(e)}`, { cause: e });
@@ -451,5 +461,33 @@ export class PostgresArchive extends SqlArchive implements DuckDBExportSource {
 
   protected async closeConnection(): Promise<void> {
     await this.client.end().catch(() => undefined);
+  }
+}
+
+/** Passes CSV bytes through and measures the longest record (newlines inside quoted fields do not end a record). */
+class LongestCsvRecord extends Transform {
+  max = 0;
+  private current = 0;
+  private inQuotes = false;
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
+    let current = this.current;
+    let inQuotes = this.inQuotes;
+    let max = this.max;
+    for (let i = 0; i < chunk.length; i++) {
+      const b = chunk[i]!;
+      if (b === 34)
+        inQuotes = !inQuotes; // '"' (an escaped "" toggles twice)
+      else if (b === 10 && !inQuotes) {
+        if (current > max) max = current;
+        current = 0;
+        continue;
+      }
+      current++;
+    }
+    this.current = current;
+    this.inQuotes = inQuotes;
+    this.max = Math.max(max, current);
+    done(null, chunk);
   }
 }

@@ -2,13 +2,19 @@
 import { totalmem } from "node:os";
 
 /**
- * DuckDB's memory budget. Its default is 80% of the machine's RAM; dr-wandb caps it at a quarter of RAM, between
- * 512 MiB and 2 GiB (work beyond that spills to disk). This is a ceiling, not what is used: narrow tables stay far
- * below it, but exporting a wide history (thousands of metric columns) needs room for a row group.
- * DR_WANDB_DUCKDB_MEMORY (e.g. "1GB") overrides it.
+ * DuckDB's memory budget (its own default is 80% of the machine's RAM, and its buffer pool fills up to the budget
+ * with cached pages of a growing archive). Two budgets:
+ * - "write" (the archive while syncing): 256 MiB. Inserts stream; this keeps a long sync's memory flat.
+ *   DR_WANDB_DUCKDB_MEMORY overrides it.
+ * - "export" (writing Parquet): a quarter of RAM, between 512 MiB and 2 GiB, since a wide history (thousands of metric
+ *   columns) needs room for a row group; beyond it DuckDB spills to disk. DR_WANDB_DUCKDB_EXPORT_MEMORY overrides it.
  */
-export function duckdbMemoryLimit(env: NodeJS.ProcessEnv = process.env): string {
-  if (env.DR_WANDB_DUCKDB_MEMORY) return env.DR_WANDB_DUCKDB_MEMORY;
+export function duckdbMemoryLimit(
+  purpose: "write" | "export" = "export",
+  env: NodeJS.ProcessEnv = process.env,
+): string {
+  if (purpose === "write") return env.DR_WANDB_DUCKDB_MEMORY ?? "256MiB";
+  if (env.DR_WANDB_DUCKDB_EXPORT_MEMORY) return env.DR_WANDB_DUCKDB_EXPORT_MEMORY;
   return `${Math.round(Math.min(2048, Math.max(512, totalmem() / 4 / 2 ** 20)))}MiB`;
 }
 

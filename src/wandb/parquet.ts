@@ -80,7 +80,9 @@ export class ParquetReader {
   private instance: Promise<DuckDBInstance> | undefined;
 
   private db(): Promise<DuckDBInstance> {
-    this.instance ??= loadDuck().then((d) => d.DuckDBInstance.create(":memory:", { threads: "2" }));
+    this.instance ??= loadDuck().then((d) =>
+      d.DuckDBInstance.create(":memory:", { threads: "2", memory_limit: "256MiB" }),
+    );
     return this.instance;
   }
 
