@@ -1,21 +1,18 @@
 /** DuckDB resource settings shared by every DuckDB instance dr-wandb opens (archive, exports, writers). */
-import { totalmem } from "node:os";
-
 /**
  * DuckDB's memory budget (its own default is 80% of the machine's RAM, and its buffer pool fills up to the budget
  * with cached pages of a growing archive). Two budgets:
  * - "write" (the archive while syncing): 256 MiB. Inserts stream; this keeps a long sync's memory flat.
  *   DR_WANDB_DUCKDB_MEMORY overrides it.
- * - "export" (writing Parquet): a quarter of RAM, between 512 MiB and 2 GiB, since a wide history (thousands of metric
- *   columns) needs room for a row group; beyond it DuckDB spills to disk. DR_WANDB_DUCKDB_EXPORT_MEMORY overrides it.
+ * - "export" (writing Parquet): 512 MiB. Row groups are sized by the table's width (rowGroupSize), so a history with
+ *   thousands of metric columns still fits; sorts beyond it spill to disk. DR_WANDB_DUCKDB_EXPORT_MEMORY overrides it.
  */
 export function duckdbMemoryLimit(
   purpose: "write" | "export" = "export",
   env: NodeJS.ProcessEnv = process.env,
 ): string {
   if (purpose === "write") return env.DR_WANDB_DUCKDB_MEMORY ?? "256MiB";
-  if (env.DR_WANDB_DUCKDB_EXPORT_MEMORY) return env.DR_WANDB_DUCKDB_EXPORT_MEMORY;
-  return `${Math.round(Math.min(2048, Math.max(512, totalmem() / 4 / 2 ** 20)))}MiB`;
+  return env.DR_WANDB_DUCKDB_EXPORT_MEMORY ?? "512MiB";
 }
 
 /** DuckDB threads: 2 by default (the sync's own work runs beside it); DR_WANDB_DUCKDB_THREADS overrides it. */

@@ -6,6 +6,7 @@ import { type DownloadFormat, openProjectWriter } from "../export/writer.js";
 import type { WandbApi, WandbRun } from "../wandb/types.js";
 import { orderedMap, WeightedSemaphore } from "./concurrency.js";
 import {
+  defaultRunConcurrency,
   estimateCells,
   fetchHistory,
   fetchMetadata,
@@ -88,7 +89,8 @@ export async function downloadProject(api: WandbApi, opts: DownloadOptions): Pro
   // Each distinct sweep is read once (one warning if it cannot be), whatever the number of its runs.
   const sweeps = new SweepCache(api, (message) => opts.onEvent?.({ type: "warning", message }));
   try {
-    const fetched = orderedMap(listAll(api, opts, filters), opts.concurrency ?? 8, async (run: WandbRun) => {
+    const concurrency = opts.concurrency ?? defaultRunConcurrency(opts.withHistory);
+    const fetched = orderedMap(listAll(api, opts, filters), concurrency, async (run: WandbRun) => {
       const release = opts.withHistory ? await budget.acquire(estimateCells(run, 0, opts.history ?? {})) : () => {};
       const metadata = opts.metadata === false ? {} : await fetchMetadata(api, run);
       const sweep = run.sweepName ? await sweeps.get(run.entity, run.project, run.sweepName) : null;

@@ -251,3 +251,12 @@ export function estimateCells(run: WandbRun, fromStep: number, sel: HistorySelec
   const keys = sel.keys?.length ?? Math.max(1, Object.keys(hk?.keys ?? {}).length);
   return rows * keys;
 }
+
+/**
+ * Runs processed at once when the caller gave no --concurrency: 8 when histories are read (each run then makes
+ * several GraphQL requests, paced by the rate governor), 32 when only run records are (each run then costs at most
+ * its wandb-metadata.json: plain file GETs that do not count against the GraphQL rate limit).
+ */
+export function defaultRunConcurrency(withHistory: boolean): number {
+  return withHistory ? 8 : 32;
+}

@@ -12,6 +12,7 @@ import type { FileRecord, RunRecord } from "../model/records.js";
 import type { WandbApi, WandbRun } from "../wandb/types.js";
 import { forEachLimit, Mutex, WeightedSemaphore } from "./concurrency.js";
 import {
+  defaultRunConcurrency,
   estimateCells,
   type FileOptions,
   fetchFiles,
@@ -246,7 +247,7 @@ export async function syncProject(api: WandbApi, archive: Archive, opts: SyncOpt
         if (a) actions.push(a);
         else result.runsUnchanged++;
       }
-      await forEachLimit(actions, opts.concurrency ?? 8, processAction);
+      await forEachLimit(actions, opts.concurrency ?? defaultRunConcurrency(withHistory), processAction);
       if (maxRuns !== undefined && seen.size >= maxRuns) break;
     }
   };
