@@ -697,6 +697,7 @@ async function main(): Promise<void> {
       / --$/,
       "",
     ),
+    commands: [],
     machine: machine(),
     peers: peersInfo,
     runtime: runtime.note,
@@ -705,6 +706,7 @@ async function main(): Promise<void> {
     scenarios,
     targets: [],
   };
+  out.commands = [...new Set([...(previous?.commands ?? (previous ? [previous.command] : [])), out.command])];
   out.targets = evaluateTargets(out);
   mkdirSync(dirname(file), { recursive: true });
   writeFileSync(file, `${JSON.stringify(out, null, 2)}\n`);

@@ -98,6 +98,8 @@ export interface Results {
   mode: "quick" | "full";
   generatedAt: string;
   command: string;
+  /** Every invocation whose measurements this file holds (results merge by scenario and tool). */
+  commands?: string[];
   machine: Record<string, string | number>;
   peers: Record<string, string>;
   /** How our commands and the fake were run (compiled or through tsx). */
