@@ -2,7 +2,7 @@
 /**
  * DuckDB's memory budget (its own default is 80% of the machine's RAM, and its buffer pool fills up to the budget
  * with cached pages of a growing archive). Two budgets:
- * - "write" (the archive while syncing): 256 MiB. Inserts stream; this keeps a long sync's memory flat.
+ * - "write" (the archive while syncing): 128 MiB. Inserts stream; this keeps a long sync's memory flat.
  *   DR_WANDB_DUCKDB_MEMORY overrides it.
  * - "export" (writing Parquet): 512 MiB. Row groups are sized by the table's width (rowGroupSize), so a history with
  *   thousands of metric columns still fits; sorts beyond it spill to disk. DR_WANDB_DUCKDB_EXPORT_MEMORY overrides it.
@@ -11,7 +11,7 @@ export function duckdbMemoryLimit(
   purpose: "write" | "export" = "export",
   env: NodeJS.ProcessEnv = process.env,
 ): string {
-  if (purpose === "write") return env.DR_WANDB_DUCKDB_MEMORY ?? "256MiB";
+  if (purpose === "write") return env.DR_WANDB_DUCKDB_MEMORY ?? "128MiB";
   return env.DR_WANDB_DUCKDB_EXPORT_MEMORY ?? "512MiB";
 }
 

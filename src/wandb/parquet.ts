@@ -81,7 +81,7 @@ export class ParquetReader {
 
   private db(): Promise<DuckDBInstance> {
     this.instance ??= loadDuck().then((d) =>
-      d.DuckDBInstance.create(":memory:", { threads: "2", memory_limit: "256MiB" }),
+      d.DuckDBInstance.create(":memory:", { threads: "2", memory_limit: "64MiB" }),
     );
     return this.instance;
   }
