@@ -129,8 +129,18 @@ function scenarioSection(sc: ScenarioResult): string {
     }
     if (m.detail?.why) notes.push(`  Stand-in because: ${String(m.detail.why)}`);
   }
-  const sources = [...new Set(sc.measurements.map((m) => m.source).filter(Boolean))];
-  if (sources.length) notes.push(`- Our code as measured: ${sources.join("; ")}.`);
+  const src = (ours: boolean) => [
+    ...new Set(
+      sc.measurements.filter((m) => m.tool.startsWith("ours") === ours && m.source).map((m) => m.source as string),
+    ),
+  ];
+  const oursSrc = src(true);
+  const peerSrc = src(false);
+  if (oursSrc.length || peerSrc.length) {
+    notes.push(
+      `- Built from (our commands and the fake): ${oursSrc.length ? `our rows ${oursSrc.join("; ")}` : ""}${oursSrc.length && peerSrc.length ? "; " : ""}${peerSrc.length ? `the peers' rows ran against the fake of ${peerSrc.join("; ")}` : ""}.`,
+    );
+  }
   if (notes.length) out.push(notes.join("\n"), "");
   return out.join("\n");
 }
