@@ -3,7 +3,7 @@
  * a PostgreSQL archive is first streamed into a temporary DuckDB database. Each file is written whole: to
  * `<name>.tmp-<pid>` in the same folder, then renamed.
  */
-import { mkdir, rename, rm } from "node:fs/promises";
+import { mkdir, readdir, rename, rm } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import type { DuckDBConnection } from "@duckdb/node-api";
 import type { Archive } from "../archive/archive.js";
@@ -19,6 +19,7 @@ import {
   quoteLiteral,
 } from "../model/flatten.js";
 import { HISTORY_FIXED_COLUMNS, RUN_JSON_COMPONENTS, RUN_SCALAR_COLUMNS } from "../model/records.js";
+import { isProcessAlive, removeStaleTempFiles, tempPathFor } from "./atomic-file.js";
 
 export interface ArchiveExportOptions {
   outputDir: string;
@@ -44,9 +45,32 @@ function whereClause(filter: ExportFilter, alias?: string): string {
   return conds.length ? `WHERE ${conds.join(" AND ")}` : "";
 }
 
+/** The files an export writes (their temp files, left by a killed export, are removed before the next one). */
+const EXPORT_FILES = [
+  "runs_metadata.parquet",
+  ...RUN_JSON_COMPONENTS.map((c) => `runs_metadata_${c}.parquet`),
+  "runs_history.parquet",
+  "runs_system_metrics.parquet",
+];
+
+/** Removes what a killed earlier export left: temp files and temp/old dataset folders of dead processes. */
+async function removeStaleExportTemps(outputDir: string): Promise<void> {
+  await removeStaleTempFiles(outputDir, EXPORT_FILES);
+  let names: string[] = [];
+  try {
+    names = await readdir(outputDir);
+  } catch {
+    return;
+  }
+  for (const n of names) {
+    const m = /^\.runs_history\.(?:tmp|old)-(\d+)-[0-9a-f]+$/.exec(n);
+    if (m && !isProcessAlive(Number(m[1]))) await rm(join(outputDir, n), { recursive: true, force: true });
+  }
+}
+
 async function copyToParquet(conn: DuckDBConnection, select: string, outputDir: string, name: string): Promise<string> {
   const final = join(outputDir, name);
-  const tmp = `${final}.tmp-${process.pid}`;
+  const tmp = tempPathFor(final);
   try {
     // Wide tables (thousands of metric columns) get smaller row groups, so that one fits in DuckDB's memory budget.
     const columns = (await conn.runAndReadAll(`DESCRIBE ${select}`)).currentRowCount;
@@ -68,8 +92,8 @@ async function copyToParquet(conn: DuckDBConnection, select: string, outputDir: 
  */
 async function copyToPartitioned(conn: DuckDBConnection, select: string, outputDir: string): Promise<string> {
   const final = join(outputDir, "runs_history");
-  const tmp = `${final}.tmp-${process.pid}`;
-  const old = `${final}.old-${process.pid}`;
+  const tmp = tempPathFor(final);
+  const old = tempPathFor(final).replace(/\.tmp-(\d+-[0-9a-f]+)$/, ".old-$1");
   try {
     await rm(tmp, { recursive: true, force: true });
     const columns = (await conn.runAndReadAll(`DESCRIBE ${select}`)).currentRowCount;
@@ -156,6 +180,7 @@ export async function exportArchive(archive: Archive, opts: ArchiveExportOptions
   }
   const outputDir = resolve(opts.outputDir);
   await mkdir(outputDir, { recursive: true });
+  await removeStaleExportTemps(outputDir);
   const filter: ExportFilter = {};
   if (opts.entity !== undefined) filter.entity = opts.entity;
   if (opts.project !== undefined) filter.project = opts.project;

@@ -135,7 +135,8 @@ export async function fsyncDir(dir: string): Promise<void> {
   }
 }
 
-function isAlive(pid: number): boolean {
+/** Whether a process with this id runs (on this host). */
+export function isProcessAlive(pid: number): boolean {
   if (pid === process.pid) return true;
   try {
     process.kill(pid, 0);
@@ -165,7 +166,7 @@ export async function removeStaleTempFiles(dir: string, finalNames: string[]): P
   const removed: string[] = [];
   for (const name of entries) {
     const m = re.exec(name);
-    if (m === null || isAlive(Number(m[1]))) continue;
+    if (m === null || isProcessAlive(Number(m[1]))) continue;
     const p = join(dir, name);
     try {
       await unlinkIfExists(p);

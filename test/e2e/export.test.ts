@@ -1,6 +1,6 @@
 /** `dr-wandb export`: the archive's Parquet export on demand, and the Hive-partitioned history dataset. */
 import assert from "node:assert/strict";
-import { readdir } from "node:fs/promises";
+import { mkdir, readdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { type FakeWandb, startFakeWandb } from "../../fake-wandb/index.js";
@@ -48,6 +48,26 @@ describe("dr-wandb export", () => {
       assert.deepEqual(leftovers, []);
     }
     assert.ok((await readdir(dir.path)).includes("runs_metadata.parquet"));
+  });
+
+  it("removes what a killed earlier export left (temp files and dataset folders of dead processes)", async () => {
+    await using dir = await tempDir();
+    const env = { WANDB_BASE_URL: fake.url, WANDB_API_KEY: fake.apiKey };
+    const sync = await runCli(
+      ["sync", `${fake.entity}/${fake.project}`, "--output-dir", dir.path, "-q", "--runs-only"],
+      {
+        env,
+      },
+    );
+    assert.equal(sync.code, 0, sync.stderr);
+    // a pid far above Linux's pid_max default: no such process
+    const stale = [".runs_history.parquet.tmp-99999999-abc123", ".runs_metadata.parquet.tmp-99999999-def456"];
+    for (const n of stale) await writeFile(join(dir.path, n), "torn");
+    await mkdir(join(dir.path, ".runs_history.tmp-99999999-0a1b2c", "entity=x"), { recursive: true });
+    const r = await runCli(["export", "--output-dir", dir.path, "--partitioned"], {});
+    assert.equal(r.code, 0, r.stderr);
+    const left = (await readdir(dir.path)).filter((n) => n.startsWith("."));
+    assert.deepEqual(left, []);
   });
 
   it("says clearly when there is no archive yet", async () => {
