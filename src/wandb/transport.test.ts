@@ -197,6 +197,23 @@ describe("Transport", () => {
     await t.close();
   });
 
+  test("a successful answer that spends the budget (RateLimit-Remaining 0) pauses everyone until RateLimit-Reset", async () => {
+    const governor = new RateGovernor({ initialConcurrency: 8 });
+    a.handle((_q, res) => json(res, 200, { data: { ok: 1 } }, { "ratelimit-remaining": "0", "ratelimit-reset": "2" }));
+    const t = make({ governor });
+    const before = Date.now();
+    await t.graphql("Runs", "query Runs { ok }", {});
+    assert.ok(governor.pausedUntilMs >= before + 1900, `paused until ${governor.pausedUntilMs - before} ms from now`);
+    assert.equal(governor.stats().rateLimited, 0, "no 429 was needed");
+    a.handle((_q, res) => json(res, 200, { data: { ok: 1 } }, { "ratelimit-remaining": "3", "ratelimit-reset": "2" }));
+    const g2 = new RateGovernor({ initialConcurrency: 8 });
+    const t2 = make({ governor: g2 });
+    await t2.graphql("Runs", "query Runs { ok }", {});
+    assert.equal(g2.pausedUntilMs, 0, "budget left: no pause");
+    await t.close();
+    await t2.close();
+  });
+
   test("RateLimit-Reset is honoured when there is no Retry-After", async () => {
     waits.length = 0;
     a.handle((_q, res, n) => {
