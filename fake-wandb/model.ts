@@ -2,7 +2,7 @@
  * The contract between the two halves of fake-wandb:
  *   - the data half (generator.ts, store.ts, encode.ts, filters.ts, parquet.ts): a seeded, deterministic W&B
  *     project held in memory (history generated on demand, never materialised for the whole project);
- *   - the server half (server.ts, schema.graphql, resolvers.ts, bin.ts, index.ts): HTTP, GraphQL, auth, faults.
+ *   - the server half (server.ts, schema.ts, resolvers.ts, bin.ts, index.ts): HTTP, GraphQL, auth, faults.
  * fake-wandb stands apart from the product: it never imports from src/.
  */
 

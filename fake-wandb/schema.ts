@@ -2,8 +2,8 @@
  * fake-wandb's own GraphQL SDL, written from the public facts about the W&B wire format (see docs/fake-wandb.md).
  * The official schema is not public; this covers every read-path document the `wandb` SDK (0.26.x on `requests`,
  * 0.27+ through wandb-core, up to 0.31) sends, plus what dr-wandb needs. It is embedded as a string so that the
- * server finds it both from source (tsx) and from dist/ without any file lookup; fake-wandb/schema.graphql is a
- * byte-identical copy kept for readers (a test checks that the two agree).
+ * server finds it both from source (tsx) and from dist/ without any file lookup. It is the one copy of the SDL
+ * (exported as SCHEMA_SDL; `console.log(SCHEMA_SDL)` prints it for tools that want a .graphql file).
  */
 export const SCHEMA_SDL = `# fake-wandb schema: a reconstruction of the read side of the W&B GraphQL API (not the official SDL).
 

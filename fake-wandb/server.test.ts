@@ -1,8 +1,6 @@
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
 import { request as httpRequest } from "node:http";
 import { after, before, describe, test } from "node:test";
-import { SCHEMA_SDL } from "./schema.js";
 import { type FakeServer, startFakeServer } from "./server.js";
 import { createStubStore } from "./stub-store.test.js";
 
@@ -63,11 +61,6 @@ describe("fake-wandb server (stub store)", () => {
   });
   after(async () => {
     await fake.close();
-  });
-
-  test("schema.graphql is a copy of the embedded SDL", () => {
-    const file = readFileSync(new URL("./schema.graphql", import.meta.url), "utf8");
-    assert.equal(file, SCHEMA_SDL);
   });
 
   test("auth: missing or wrong key gives 401 with the W&B message", async () => {
