@@ -207,10 +207,23 @@ function nonFinite(n: number): string {
   return Number.isNaN(n) ? "NaN" : n > 0 ? "Infinity" : "-Infinity";
 }
 
+/** JSON-quoted keys, cached (the same metric keys come back on every row). */
+const quotedKeys = new Map<string, string>();
+
+function quotedKey(k: string): string {
+  let q = quotedKeys.get(k);
+  if (q === undefined) {
+    q = JSON.stringify(k);
+    if (quotedKeys.size >= 65536) quotedKeys.clear();
+    quotedKeys.set(k, q);
+  }
+  return q;
+}
+
 function stringifyWith(v: JsonValue, nf: (n: number) => string): string {
   switch (typeof v) {
     case "number":
-      return Number.isFinite(v) ? JSON.stringify(v) : nf(v);
+      return Number.isFinite(v) ? String(v) : nf(v);
     case "bigint":
       return v.toString();
     case "string":
@@ -220,13 +233,18 @@ function stringifyWith(v: JsonValue, nf: (n: number) => string): string {
     case "object": {
       if (v === null) return "null";
       if (Array.isArray(v)) return `[${v.map((x) => stringifyWith(x, nf)).join(",")}]`;
-      const parts: string[] = [];
+      let out = "{";
       for (const k of Object.keys(v)) {
         const x = v[k];
         if (x === undefined) continue;
-        parts.push(`${JSON.stringify(k)}:${stringifyWith(x, nf)}`);
+        // Flat values (the common case: metrics) are written inline, without a call per value.
+        let t: string;
+        if (typeof x === "number") t = Number.isFinite(x) ? String(x) : nf(x);
+        else if (typeof x === "string") t = JSON.stringify(x);
+        else t = stringifyWith(x, nf);
+        out += out.length === 1 ? `${quotedKey(k)}:${t}` : `,${quotedKey(k)}:${t}`;
       }
-      return `{${parts.join(",")}}`;
+      return `${out}}`;
     }
     default:
       return "null";

@@ -116,17 +116,59 @@ export function normaliseStep(v: JsonValue | undefined): number | null {
   return Math.round(n);
 }
 
+type Splitter = (row: JsonObject) => { metrics: JsonObject; extra: JsonObject };
+
+function literalKey(name: string): string {
+  return name === "__proto__" ? '["__proto__"]' : JSON.stringify(name);
+}
+
+/**
+ * A function splitting rows with exactly these keys (in this order) into metrics and extra, with object literals:
+ * objects filled key by key with 30+ keys fall into V8's dictionary mode (more memory, slower to use).
+ */
+function makeSplitter(keys: readonly string[]): Splitter {
+  const metrics: string[] = [];
+  const extra: string[] = [];
+  keys.forEach((k, i) => {
+    const entry = `${literalKey(k)}: row[k[${i}]]`;
+    if (!k.startsWith("_")) metrics.push(entry);
+    else if (k !== "_step" && k !== "_timestamp" && k !== "_runtime" && k !== "_wandb") extra.push(entry);
+  });
+  const f = new Function("k", "row", `return { metrics: {${metrics.join(",")}}, extra: {${extra.join(",")}} };`);
+  const frozen = [...keys];
+  return (row) => f(frozen, row);
+}
+
+/** The last rows' key lists and their splitters (rows of one run mostly share their keys). */
+const splitters = new Map<string, Splitter>();
+let lastKeys: string[] = [];
+let lastSplitter: Splitter | null = null;
+
+function sameKeys(a: readonly string[], b: readonly string[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+function splitterFor(keys: string[]): Splitter {
+  if (lastSplitter !== null && sameKeys(keys, lastKeys)) return lastSplitter;
+  const sig = keys.join("\u0000");
+  let s = splitters.get(sig);
+  if (s === undefined) {
+    if (splitters.size >= 1024) splitters.clear();
+    s = makeSplitter(keys);
+    splitters.set(sig, s);
+  }
+  lastKeys = keys;
+  lastSplitter = s;
+  return s;
+}
+
 /** Splits one raw W&B history row into a HistoryRecord. Returns null for a row without a usable `_step`. */
 export function toHistoryRecord(runId: string, row: JsonObject): HistoryRecord | null {
   const step = normaliseStep(row._step);
   if (step === null) return null;
-  const metrics: JsonObject = {};
-  const extra: JsonObject = {};
-  for (const k of Object.keys(row)) {
-    const v = row[k]!;
-    if (!k.startsWith("_")) metrics[k] = v;
-    else if (k !== "_step" && k !== "_timestamp" && k !== "_runtime" && k !== "_wandb") extra[k] = v;
-  }
+  const { metrics, extra } = splitterFor(Object.keys(row))(row);
   const wm = row._wandb;
   return {
     run_id: runId,
