@@ -76,6 +76,11 @@ async function main(): Promise<void> {
     .option("--api-key <key>", "the API key clients must send")
     .option("--cache-dir <dir>", "where parquet exports are written")
     .option("--sdk-shapes-only", "reject request shapes the official client never sends", false)
+    .option(
+      "--history-samples-cap <n>",
+      "largest history(samples:) honoured; larger ones are silently down-sampled (default: none; 1000 with --sdk-shapes-only)",
+      intArg("--history-samples-cap", 1),
+    )
     .option("--no-redirect-files", "serve /files bytes directly instead of a 302 to the storage host")
     .helpOption("-h, --help")
     .exitOverride()
@@ -134,6 +139,7 @@ async function main(): Promise<void> {
     parquetExports: o.parquetExports,
     redirectFiles: o.redirectFiles,
     sdkShapesOnly: o.sdkShapesOnly,
+    ...(o.historySamplesCap !== undefined ? { historySamplesCap: o.historySamplesCap } : {}),
     apiKey: o.apiKey,
     cacheDir: o.cacheDir,
   });

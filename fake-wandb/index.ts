@@ -43,6 +43,8 @@ export interface FakeWandbOptions {
   parquetExports?: boolean;
   redirectFiles?: boolean;
   sdkShapesOnly?: boolean;
+  /** Largest history(samples:) honoured; larger ones are silently down-sampled (default none; 1000 with sdkShapesOnly). */
+  historySamplesCap?: number;
   apiKey?: string;
   cacheDir?: string;
 }
@@ -98,6 +100,7 @@ export async function startFakeWandb(options: FakeWandbOptions = {}): Promise<Fa
     apiKey,
     redirectFiles: options.redirectFiles ?? true,
     sdkShapesOnly: options.sdkShapesOnly ?? false,
+    ...(options.historySamplesCap !== undefined ? { historySamplesCap: options.historySamplesCap } : {}),
     faults,
   });
   return {

@@ -38,6 +38,11 @@ export interface ResolverContext {
   signUrl: (path: string) => string;
   /** Per-request memo of store.query results (runCount and runs share one query). */
   memo: Map<string, FakeRun[]>;
+  /**
+   * Largest `history(samples:)` honoured: a larger one is silently lowered to it (so a window wider than the cap is
+   * randomly down-sampled), as a server with an undocumented cap would do. Infinity: no cap.
+   */
+  historySamplesCap: number;
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -365,7 +370,7 @@ const resolvers: ResolverMap = {
     history: (r, args, ctx) => {
       const run = r as FakeRun;
       const store = ctx.store;
-      const samples = (args.samples as number | null | undefined) ?? 500;
+      const samples = Math.min((args.samples as number | null | undefined) ?? 500, ctx.historySamplesCap);
       if (samples <= 0 || run.firstStep < 0) return [];
       const minStep = num(args.minStep);
       const maxStep = num(args.maxStep);

@@ -30,6 +30,8 @@ export interface FakeServerOptions {
   apiKey: string;
   redirectFiles?: boolean;
   sdkShapesOnly?: boolean;
+  /** Largest history(samples:) honoured (larger ones silently down-sample); default: none, or 1000 with sdkShapesOnly. */
+  historySamplesCap?: number;
   faults?: Partial<FaultSettings>;
 }
 
@@ -199,6 +201,7 @@ export async function startFakeServer(store: FakeStore, options: FakeServerOptio
   const apiKey = options.apiKey;
   const redirectFiles = options.redirectFiles ?? true;
   const sdkShapesOnly = options.sdkShapesOnly ?? false;
+  const historySamplesCap = options.historySamplesCap ?? (sdkShapesOnly ? 1000 : Number.POSITIVE_INFINITY);
   let settings: FaultSettings = mergeFaults(DEFAULT_FAULTS, { ...(options.faults ?? {}) });
   let stats = emptyStats();
   const dice = new FaultDice(seed);
@@ -514,7 +517,7 @@ export async function startFakeServer(store: FakeStore, options: FakeServerOptio
         return;
       }
     }
-    const context: ResolverContext = { store, baseUrl, signUrl, memo: new Map() };
+    const context: ResolverContext = { store, baseUrl, signUrl, memo: new Map(), historySamplesCap };
     const result = await execute({
       schema,
       document: cached.document,

@@ -253,10 +253,11 @@ export function estimateCells(run: WandbRun, fromStep: number, sel: HistorySelec
 }
 
 /**
- * Runs processed at once when the caller gave no --concurrency: 8 when histories are read (each run then makes
- * several GraphQL requests, paced by the rate governor), 32 when only run records are (each run then costs at most
- * its wandb-metadata.json: plain file GETs that do not count against the GraphQL rate limit).
+ * Runs processed at once when the caller gave no --concurrency: 32. With histories, the cell budget
+ * (HISTORY_CELL_BUDGET) bounds how many large histories are held at once, and the rate governor paces the requests;
+ * many small reads in flight together (running runs' new steps) let the client combine them into few requests.
+ * Without histories each run costs at most its wandb-metadata.json: plain file GETs off the GraphQL rate limit.
  */
-export function defaultRunConcurrency(withHistory: boolean): number {
-  return withHistory ? 8 : 32;
+export function defaultRunConcurrency(_withHistory: boolean): number {
+  return 32;
 }

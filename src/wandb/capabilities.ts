@@ -17,6 +17,16 @@ export interface Capabilities {
   maxFilesPerPage?: number;
   /** Run files can be fetched straight from {base}/files/<entity>/<project>/<run>/<path> (no RunFiles request). */
   directFiles?: boolean;
+  /**
+   * Named run files can be selected inside each run of a Runs page (`files(names: [...]) { ... }` in the run node),
+   * so that small files such as wandb-metadata.json are read from their signed URLs with no per-run API request.
+   */
+  filesInRuns?: boolean;
+  /**
+   * History windows wider than the SDK's 1,000 steps (samples = the window's row count) come back whole: proven on a
+   * window whose steps were known (liveData) and all returned; false once a window came back down-sampled or refused.
+   */
+  historyWindows?: boolean;
 }
 
 /** The SDK's own page size: always accepted. */

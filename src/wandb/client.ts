@@ -76,6 +76,11 @@ export interface WandbClientStats extends TransportStats {
   capabilities: Capabilities;
   /** History scans that read live because their parquet exports could not be fetched or read. */
   parquetFallbacks: number;
+  /** History windows the server down-sampled (then read again in the SDK's windows). */
+  downsampledWindows: number;
+  /** Documents that carried several runs' reads, and how many reads they carried. */
+  batches: number;
+  batchedReads: number;
   lastParquetError?: string;
 }
 
@@ -125,12 +130,12 @@ export class WandbClient implements WandbApi {
     this.historyConcurrency = cap(options.historyConcurrency, DEFAULT_HISTORY_CONCURRENCY);
     this.cacheFile = options.capabilityCacheFile;
     this.caps = capabilitiesFor(this.baseUrl, this.cacheFile);
-    this.history = new HistoryReader(
-      this.transport,
-      this.parquet,
-      options.tempDir ?? tmpdir(),
-      this.historyConcurrency,
-    );
+    this.history = new HistoryReader(this.transport, this.parquet, options.tempDir ?? tmpdir(), {
+      concurrency: this.historyConcurrency,
+      caps: this.caps,
+      learn: (update) => this.learn(update),
+      compat: this.compat,
+    });
   }
 
   /** Requests (every attempt and redirect hop) by operation, bytes received, retries, governor and capabilities. */
@@ -140,6 +145,8 @@ export class WandbClient implements WandbApi {
       governor: this.transport.governor.stats(),
       capabilities: { ...this.caps },
       parquetFallbacks: this.history.parquetFallbacks,
+      downsampledWindows: this.history.downsampledWindows,
+      ...this.history.batchStats(),
       ...(this.history.lastParquetError !== undefined ? { lastParquetError: this.history.lastParquetError } : {}),
     };
   }

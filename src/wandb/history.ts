@@ -8,8 +8,11 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { isJsonObject, type JsonValue, parseWandbJson } from "../model/json.js";
 import { lastStepOf, normaliseStep } from "../model/records.js";
+import { AliasBatcher, type BatchKind } from "./batcher.js";
+import { type Capabilities, isShapeRejection } from "./capabilities.js";
 import { decodeRow, keyTypes, requireRun, restoreNonFinite, stepOf } from "./decode.js";
 import { downloadToFile } from "./download.js";
+import { WandbError } from "./errors.js";
 import type { ParquetReader } from "./parquet.js";
 import {
   HISTORY_PAGE,
@@ -24,6 +27,12 @@ import type { Transport } from "./transport.js";
 import type { EventRow, HistoryRow, ScanHistoryOptions } from "./types.js";
 
 const DEFAULT_HISTORY_PAGE = 1000;
+/**
+ * Cells (rows x keys) asked for in one history window when the window's steps are known (see `liveWindows`), and in
+ * one batched document. About 10-25 MB of JSON.
+ */
+const WINDOW_CELLS = 1_000_000;
+const MAX_WINDOW_ROWS = 50_000;
 const PARQUET_DOWNLOAD_CONCURRENCY = 4;
 
 // Temp dirs of scans in progress, removed on process exit too (a CLI may exit while a scan is suspended).
@@ -43,18 +52,69 @@ function trackTempDir(dir: string): () => Promise<void> {
   };
 }
 
+interface WindowArgs {
+  entity: string;
+  project: string;
+  run: string;
+  minStep: number;
+  maxStep: number;
+  samples: number;
+}
+
+interface ParquetArgs {
+  entity: string;
+  project: string;
+  runName: string;
+}
+
+export interface HistoryReaderOptions {
+  /** Window requests of one scan in flight at once. */
+  concurrency: number;
+  /** What is known about the server (live object), and how to record what is learned. */
+  caps?: Capabilities;
+  learn?: (update: Partial<Capabilities>) => void;
+  /** Only the SDK's request shapes: 1,000-step windows, one run per document. */
+  compat?: boolean;
+}
+
 export class HistoryReader {
   /** Scans that read live because their parquet exports could not be fetched or read. */
   parquetFallbacks = 0;
   lastParquetError: string | undefined;
+  /** Windows whose answer had fewer rows than the run's known steps (the server down-sampled them). */
+  downsampledWindows = 0;
+  private readonly concurrency: number;
+  private readonly caps: Capabilities;
+  private readonly learn: (update: Partial<Capabilities>) => void;
+  private readonly compat: boolean;
+  private readonly windows: AliasBatcher<WindowArgs>;
+  private readonly exports: AliasBatcher<ParquetArgs>;
 
   constructor(
     private readonly transport: Transport,
     private readonly parquet: ParquetReader,
     private readonly tempDir: string,
-    /** Window requests of one scan in flight at once. */
-    private readonly concurrency: number,
-  ) {}
+    options: HistoryReaderOptions,
+  ) {
+    this.concurrency = options.concurrency;
+    this.caps = options.caps ?? {};
+    this.learn = options.learn ?? ((u) => Object.assign(this.caps, u));
+    this.compat = options.compat ?? false;
+    const batcherOptions = { compat: this.compat, learn: this.learn };
+    this.windows = new AliasBatcher(this.transport, this.caps, windowKind(transport), {
+      ...batcherOptions,
+      maxCost: WINDOW_CELLS,
+    });
+    this.exports = new AliasBatcher(this.transport, this.caps, parquetKind(transport), batcherOptions);
+  }
+
+  /** Batched documents sent and the reads they carried (history windows and parquetHistory together). */
+  batchStats(): { batches: number; batchedReads: number } {
+    return {
+      batches: this.windows.batches + this.exports.batches,
+      batchedReads: this.windows.batchedReads + this.exports.batchedReads,
+    };
+  }
 
   async lastHistoryStep(entity: string, project: string, name: string): Promise<number> {
     return lastStepOf(await this.historyKeys(entity, project, name));
@@ -110,15 +170,12 @@ export class HistoryReader {
     }
 
     let liveFrom = minStep;
+    /** Steps known to be exactly the rows from `from` on (liveData: every step not yet exported). */
+    let known: { from: number; steps: number[] } | undefined;
     // A span of at most one window is one HistoryPage request: cheaper than asking for exports at all (this is the
     // common incremental case, a short tail of new steps).
     if (options.useParquet !== false && stop - minStep > pageSize) {
-      const data = await this.transport.graphql(
-        "RunParquetHistory",
-        RUN_PARQUET_HISTORY,
-        { entity, project, runName: name, liveKeys: ["_step"] },
-        { run: where, signal },
-      );
+      const data = await this.exports.load(entity, project, where, { entity, project, runName: name }, 1, signal);
       const ph = requireRun(data, "RunParquetHistory", where).parquetHistory;
       const urls = isJsonObject(ph) && Array.isArray(ph.parquetUrls) ? ph.parquetUrls.filter(isString) : [];
       const liveSteps = (isJsonObject(ph) && Array.isArray(ph.liveData) ? ph.liveData : [])
@@ -127,6 +184,12 @@ export class HistoryReader {
       // liveData can hold one entry per unexported step (millions for a long live run): no spread into Math.min.
       let boundary = Number.POSITIVE_INFINITY;
       for (const st of liveSteps) if (st < boundary) boundary = st;
+      // Everything from the boundary on is live, and liveData lists those steps; with no exports at all, every row
+      // is live and liveData lists them all.
+      if (liveSteps.length > 0) {
+        const from = urls.length === 0 ? minStep : Math.max(minStep, boundary);
+        known = { from, steps: sortedUniqueIn(liveSteps, from, stop) };
+      }
       if (urls.length > 0 && boundary > minStep) {
         const parquetStop = Math.min(stop, boundary);
         let opened: { batches: AsyncGenerator<HistoryRow[]>; cleanup: () => Promise<void> } | undefined;
@@ -154,7 +217,7 @@ export class HistoryReader {
         }
       }
     }
-    yield* this.liveWindows(entity, project, name, liveFrom, stop, pageSize, signal);
+    yield* this.liveWindows(entity, project, name, liveFrom, stop, pageSize, signal, known, Math.max(1, types.size));
   }
 
   /**
@@ -191,7 +254,13 @@ export class HistoryReader {
     }
   }
 
-  /** HistoryPage windows [off, off+pageSize) from `from` to `stop`, a few in flight, yielded in order. */
+  /**
+   * HistoryPage windows from `from` to `stop`, a few in flight, yielded in order. Where the steps are not known, the
+   * SDK's windows: [off, off + pageSize) with samples = pageSize, which the server answers with every row. Where they
+   * are (`known`, from liveData), windows of up to WINDOW_CELLS cells, each checked against the number of steps it
+   * must hold: a server that down-sampled the window (its samples cap is undocumented) is found out, remembered, and
+   * the window read again in the SDK's windows. Windows of several runs may share one request (see batcher.ts).
+   */
   private async *liveWindows(
     entity: string,
     project: string,
@@ -199,21 +268,53 @@ export class HistoryReader {
     from: number,
     stop: number,
     pageSize: number,
-    signal?: AbortSignal,
+    signal: AbortSignal | undefined,
+    known: { from: number; steps: number[] } | undefined,
+    keysCount: number,
   ): AsyncGenerator<HistoryRow[]> {
     const where = `${entity}/${project}/${name}`;
-    const windows = stepWindows(from, stop, pageSize);
-    const fetchWindow = async ([lo, hi]: [number, number], s: AbortSignal): Promise<HistoryRow[]> => {
-      const data = await this.transport.graphql(
-        "HistoryPage",
-        HISTORY_PAGE,
-        { entity, project, run: name, minStep: lo, maxStep: hi, pageSize },
-        { run: where, signal: s },
-      );
+    const request = async (lo: number, hi: number, samples: number, s: AbortSignal): Promise<HistoryRow[]> => {
+      const args = { entity, project, run: name, minStep: lo, maxStep: hi, samples };
+      const data = await this.windows.load(entity, project, where, args, Math.min(samples, hi - lo) * keysCount, s);
       const lines = requireRun(data, "HistoryPage", where).history;
       const rows = (Array.isArray(lines) ? lines : []).map((l) => decodeRow(l, "HistoryPage"));
       return inWindow(rows, lo, hi);
     };
+    const sdkWindows = async (lo: number, hi: number, s: AbortSignal): Promise<HistoryRow[]> => {
+      const out: HistoryRow[] = [];
+      for (const [a, b] of stepWindows(lo, hi, pageSize)) out.push(...(await request(a, b, pageSize, s)));
+      return out;
+    };
+    const fetchWindow = async (w: Window, s: AbortSignal): Promise<HistoryRow[]> => {
+      if (w.expected === undefined) return request(w.lo, w.hi, pageSize, s);
+      if (this.compat || this.caps.historyWindows === false || w.hi - w.lo <= pageSize) {
+        return sdkWindows(w.lo, w.hi, s);
+      }
+      let rows: HistoryRow[] | undefined;
+      try {
+        rows = await request(w.lo, w.hi, Math.min(w.hi - w.lo, w.expected), s);
+      } catch (e) {
+        // A server that refuses a large `samples` outright (a validation error, or a 500 after every retry).
+        if (s.aborted || !(e instanceof WandbError) || !(isShapeRejection(e) || e.code === "SERVER")) throw e;
+        this.learn({ historyWindows: false });
+      }
+      if (rows !== undefined && rows.length >= w.expected) {
+        if (this.caps.historyWindows !== true && w.expected > pageSize) this.learn({ historyWindows: true });
+        return rows;
+      }
+      if (rows !== undefined) {
+        this.downsampledWindows++;
+        this.learn({ historyWindows: false });
+      }
+      return sdkWindows(w.lo, w.hi, s);
+    };
+    const windows = planWindows(
+      from,
+      stop,
+      pageSize,
+      known,
+      Math.max(pageSize, Math.min(MAX_WINDOW_ROWS, Math.floor(WINDOW_CELLS / keysCount))),
+    );
     let prev = Number.NEGATIVE_INFINITY;
     for await (const rows of ordered(windows, fetchWindow, this.concurrency, signal)) {
       const fresh = rows.filter((r) => {
@@ -322,6 +423,83 @@ function firstSpecRows(v: JsonValue | undefined): JsonValue[] {
   if (!Array.isArray(v)) return [];
   const first = v[0];
   return Array.isArray(first) ? first : [];
+}
+
+interface Window {
+  lo: number;
+  hi: number;
+  /** Rows the window must hold (its known steps), when known. */
+  expected?: number;
+}
+
+/**
+ * The windows covering [from, stop): the SDK's fixed windows where the steps are unknown, and where they are known
+ * (from `known.from` on), windows of up to `maxRows` known steps each, from one group's first step to the next's.
+ */
+function* planWindows(
+  from: number,
+  stop: number,
+  pageSize: number,
+  known: { from: number; steps: number[] } | undefined,
+  maxRows: number,
+): Generator<Window> {
+  if (!known || known.from >= stop) {
+    for (const [lo, hi] of stepWindows(from, stop, pageSize)) yield { lo, hi };
+    return;
+  }
+  const knownFrom = Math.max(from, known.from);
+  for (const [lo, hi] of stepWindows(from, knownFrom, pageSize)) yield { lo, hi };
+  const steps = known.steps.filter((st) => st >= knownFrom && st < stop);
+  for (let i = 0; i < steps.length; i += maxRows) {
+    const lo = i === 0 ? knownFrom : steps[i]!;
+    const hi = i + maxRows < steps.length ? steps[i + maxRows]! : stop;
+    yield { lo, hi, expected: Math.min(maxRows, steps.length - i) };
+  }
+}
+
+/** The distinct steps of `steps` in [lo, hi), ascending. */
+function sortedUniqueIn(steps: number[], lo: number, hi: number): number[] {
+  const kept = steps.filter((st) => st >= lo && st < hi).sort((a, b) => a - b);
+  return kept.filter((st, i) => i === 0 || st !== kept[i - 1]);
+}
+
+function windowKind(transport: Transport): BatchKind<WindowArgs> {
+  return {
+    operation: "HistoryPages",
+    declare: (i) => `$n${i}: String!, $lo${i}: Int64!, $hi${i}: Int64!, $s${i}: Int!`,
+    select: (i) => `r${i}: run(name: $n${i}) { history(minStep: $lo${i}, maxStep: $hi${i}, samples: $s${i}) }`,
+    variables: (i, a) => ({ [`n${i}`]: a.run, [`lo${i}`]: a.minStep, [`hi${i}`]: a.maxStep, [`s${i}`]: a.samples }),
+    single: (a, signal) =>
+      transport.graphql(
+        "HistoryPage",
+        HISTORY_PAGE,
+        {
+          entity: a.entity,
+          project: a.project,
+          run: a.run,
+          minStep: a.minStep,
+          maxStep: a.maxStep,
+          pageSize: a.samples,
+        },
+        { run: `${a.entity}/${a.project}/${a.run}`, signal },
+      ),
+  };
+}
+
+function parquetKind(transport: Transport): BatchKind<ParquetArgs> {
+  return {
+    operation: "RunsParquetHistory",
+    declare: (i) => `$n${i}: String!`,
+    select: (i) => `r${i}: run(name: $n${i}) { parquetHistory(liveKeys: ["_step"]) { parquetUrls liveData } }`,
+    variables: (i, a) => ({ [`n${i}`]: a.runName }),
+    single: (a, signal) =>
+      transport.graphql(
+        "RunParquetHistory",
+        RUN_PARQUET_HISTORY,
+        { entity: a.entity, project: a.project, runName: a.runName, liveKeys: ["_step"] },
+        { run: `${a.entity}/${a.project}/${a.runName}`, signal },
+      ),
+  };
 }
 
 /** The windows [off, min(off + size, stop)) from `from` to `stop`, generated lazily. */

@@ -14,7 +14,15 @@ import { type JsonObject, parseStrictJson } from "../../src/model/json.js";
 import { toHistoryRecord } from "../../src/model/records.js";
 import { duckObjects, fakeStats, firstDiff, mutate, runCli, tempDir, truthHistory, truthRuns } from "../helpers.js";
 
-const HISTORY_OPS = ["HistoryPage", "RunParquetHistory", "SampledHistoryPage", "RunFullHistory"];
+/** History reads; HistoryPages and RunsParquetHistory carry several runs' reads in one request. */
+const HISTORY_OPS = [
+  "HistoryPage",
+  "HistoryPages",
+  "RunParquetHistory",
+  "RunsParquetHistory",
+  "SampledHistoryPage",
+  "RunFullHistory",
+];
 
 function historyRequests(stats: { byOperation: Record<string, number> }): number {
   return HISTORY_OPS.reduce((n, op) => n + (stats.byOperation[op] ?? 0), 0);
@@ -155,9 +163,15 @@ function scenario(name: string, dbUrlFor: (dir: string) => Promise<string | unde
       if (dbUrl) args.push("--db-url", dbUrl);
       assert.equal((await runCli(args, { env })).code, 0);
       await fetch(`${fake.url}/_fake/stats/reset`, { method: "POST" });
-      const again = await runCli([...args, "--force-refresh"], { env });
+      const again = await runCli([...args, "--force-refresh", "--json"], { env });
       assert.equal(again.code, 0, again.stderr);
-      assert.ok(historyRequests(await fakeStats(fake.url)) >= (await truthRuns(fake.url)).length - 1);
+      const summary = JSON.parse(again.stdout) as { projects: { runsWritten: number; historyRows: number }[] };
+      const truth = await truthRuns(fake.url);
+      assert.equal(summary.projects[0]!.runsWritten, truth.length, "every run rewritten");
+      let rows = 0;
+      for (const r of truth) rows += (await truthHistory(fake.url, r.name as string)).length;
+      assert.equal(summary.projects[0]!.historyRows, rows, "every history row read again");
+      assert.ok(historyRequests(await fakeStats(fake.url)) > 0);
       const archive = await openArchive({ dbUrl, outputDir: dir.path, readOnly: true });
       try {
         await assertArchiveEqualsTruth(archive, fake, []);

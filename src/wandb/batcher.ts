@@ -1,0 +1,201 @@
+/**
+ * Combining small per-run reads into one GraphQL document.
+ *
+ * The official SDK asks for one run per request (`project { run(name: $name) { ... } }`). Reads that several runs
+ * need at about the same time (history windows of running runs' tails, `parquetHistory` of new runs) are gathered for
+ * a few milliseconds and sent together as aliased run fields: `r0: run(name: $n0) { ... } r1: run(name: $n1) { ... }`.
+ * That is a shape the SDK never sends, so it is used only while the server accepts it (the `aliases` capability,
+ * shared with the multi-run lookup): a shape rejection turns it off (or lowers the batch size) for that server and
+ * the affected reads are sent one by one with the SDK's own documents. `compat` never batches.
+ *
+ * Each caller gets back what the single document would have answered (`{ project: { run: ... } }`), so callers do
+ * not know whether their read was batched.
+ */
+import type { JsonObject, JsonValue } from "../model/json.js";
+import { isJsonObject } from "../model/json.js";
+import { type Capabilities, isShapeRejection } from "./capabilities.js";
+import { WandbError } from "./errors.js";
+import type { Transport } from "./transport.js";
+
+/** One kind of per-run read that can be batched. */
+export interface BatchKind<A> {
+  /** Operation name of the combined document (the single one keeps the SDK's). */
+  operation: string;
+  /** Variable declarations of item i, e.g. `$n3: String!, $min3: Int64!`. */
+  declare(i: number): string;
+  /** The aliased selection of item i under `project`, e.g. `r3: run(name: $n3) { history(...) }`. */
+  select(i: number): string;
+  /** The variables of item i. */
+  variables(i: number, args: A): Record<string, unknown>;
+  /** The SDK-shaped request for one item; resolves to its whole `data`. */
+  single(args: A, signal?: AbortSignal): Promise<JsonObject>;
+}
+
+export interface BatcherOptions {
+  /** How long the first read of a batch waits for others. */
+  gatherMs?: number;
+  /** Most reads per document (also bounded by the learned `maxAliases`). */
+  maxItems?: number;
+  /** Most cost (e.g. history cells) per document. */
+  maxCost?: number;
+  /** Never batch (SDK shapes only). */
+  compat?: boolean;
+  /** Called when something was learned about the server. */
+  learn?: (update: Partial<Capabilities>) => void;
+}
+
+interface Pending<A> {
+  entity: string;
+  project: string;
+  where: string;
+  args: A;
+  cost: number;
+  signal?: AbortSignal;
+  resolve: (data: JsonObject) => void;
+  reject: (e: unknown) => void;
+}
+
+interface Queue<A> {
+  items: Pending<A>[];
+  cost: number;
+  timer: NodeJS.Timeout | undefined;
+}
+
+const DEFAULT_GATHER_MS = 15;
+const DEFAULT_MAX_ITEMS = 50;
+
+export class AliasBatcher<A> {
+  /** Documents sent with more than one read in them, and the reads they carried. */
+  batches = 0;
+  batchedReads = 0;
+  private readonly queues = new Map<string, Queue<A>>();
+  private readonly gatherMs: number;
+  private readonly maxItems: number;
+  private readonly maxCost: number;
+
+  constructor(
+    private readonly transport: Transport,
+    private readonly caps: Capabilities,
+    private readonly kind: BatchKind<A>,
+    private readonly options: BatcherOptions = {},
+  ) {
+    this.gatherMs = Math.max(0, options.gatherMs ?? DEFAULT_GATHER_MS);
+    this.maxItems = Math.max(1, Math.floor(options.maxItems ?? DEFAULT_MAX_ITEMS));
+    this.maxCost = options.maxCost ?? Number.POSITIVE_INFINITY;
+  }
+
+  /** Whether reads may be combined at all right now. */
+  private enabled(): boolean {
+    return !this.options.compat && this.caps.aliases !== false && this.limit() > 1;
+  }
+
+  private limit(): number {
+    return Math.min(this.maxItems, this.caps.maxAliases ?? Number.POSITIVE_INFINITY);
+  }
+
+  /** Reads one run's field, possibly together with other runs' reads of the same project. */
+  load(
+    entity: string,
+    project: string,
+    where: string,
+    args: A,
+    cost: number,
+    signal?: AbortSignal,
+  ): Promise<JsonObject> {
+    if (!this.enabled()) return this.kind.single(args, signal);
+    if (signal?.aborted) return Promise.reject(signal.reason);
+    return new Promise<JsonObject>((resolve, reject) => {
+      const key = `${entity}\u0000${project}`;
+      let q = this.queues.get(key);
+      // A read that would push a non-empty batch over its cost goes out with the next one.
+      if (q && q.items.length > 0 && q.cost + cost > this.maxCost) {
+        this.flush(key);
+        q = undefined;
+      }
+      if (!q) {
+        q = { items: [], cost: 0, timer: undefined };
+        this.queues.set(key, q);
+      }
+      q.items.push({ entity, project, where, args, cost, signal, resolve, reject });
+      q.cost += cost;
+      if (q.items.length >= this.limit() || q.cost >= this.maxCost) this.flush(key);
+      else if (q.timer === undefined) {
+        q.timer = setTimeout(() => this.flush(key), this.gatherMs);
+      }
+    });
+  }
+
+  private flush(key: string): void {
+    const q = this.queues.get(key);
+    if (!q) return;
+    this.queues.delete(key);
+    if (q.timer !== undefined) clearTimeout(q.timer);
+    const items = q.items.filter((it) => {
+      if (!it.signal?.aborted) return true;
+      it.reject(it.signal.reason);
+      return false;
+    });
+    if (items.length === 0) return;
+    void this.send(items);
+  }
+
+  private async send(items: Pending<A>[]): Promise<void> {
+    if (items.length === 1 || !this.enabled()) {
+      await Promise.all(items.map((it) => this.sendOne(it)));
+      return;
+    }
+    const size = this.limit();
+    if (items.length > size) {
+      const chunks: Pending<A>[][] = [];
+      for (let i = 0; i < items.length; i += size) chunks.push(items.slice(i, i + size));
+      await Promise.all(chunks.map((c) => this.send(c)));
+      return;
+    }
+    const { entity, project } = items[0]!;
+    const declarations = items.map((_it, i) => this.kind.declare(i)).join(", ");
+    const selections = items.map((_it, i) => `    ${this.kind.select(i)}`).join("\n");
+    const query = `query ${this.kind.operation}($entity: String!, $project: String!, ${declarations}) {
+  project(name: $project, entityName: $entity) {
+${selections}
+  }
+}`;
+    const variables: Record<string, unknown> = { entity, project };
+    for (const [i, it] of items.entries()) Object.assign(variables, this.kind.variables(i, it.args));
+    let data: JsonObject;
+    try {
+      data = await this.transport.graphql(this.kind.operation, query, variables, {
+        run: items.length === 1 ? items[0]!.where : `${entity}/${project} (${items.length} runs)`,
+      });
+    } catch (e) {
+      if (isShapeRejection(e)) {
+        const reason = (e as WandbError).reason;
+        const aliasing = /alias|more than once|duplicate/i.test(reason);
+        const smaller = aliasing ? 0 : Math.floor(items.length / 2);
+        this.options.learn?.(smaller < 2 ? { aliases: false } : { maxAliases: smaller });
+      } else if (e instanceof WandbError && e.code === "AUTH") {
+        for (const it of items) it.reject(e);
+        return;
+      }
+      // Anything else (a shape rejection, or an error that may belong to one of the runs): each read alone, so
+      // that every run gets its own answer or its own error.
+      await Promise.all(items.map((it) => this.sendOne(it)));
+      return;
+    }
+    if (this.caps.aliases !== true) this.options.learn?.({ aliases: true });
+    this.batches++;
+    this.batchedReads += items.length;
+    const p = isJsonObject(data.project) ? data.project : null;
+    items.forEach((it, i) => {
+      const run: JsonValue = p ? (p[`r${i}`] ?? null) : null;
+      it.resolve({ project: p === null ? null : { run } });
+    });
+  }
+
+  private async sendOne(it: Pending<A>): Promise<void> {
+    try {
+      it.resolve(await this.kind.single(it.args, it.signal));
+    } catch (e) {
+      it.reject(e);
+    }
+  }
+}
