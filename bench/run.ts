@@ -153,6 +153,8 @@ class Bench {
     switch (spec.tool) {
       case "ours-sync":
         return oursSyncCommand(input);
+      case "ours-sync-compat":
+        return oursSyncCommand(input, true);
       case "ours-download":
         return oursDownloadCommand(input);
       case "ours-download-nometa":
@@ -239,7 +241,7 @@ class Bench {
     const requests = toRequestStats(stats);
 
     let report: ToolReport = { runs: null, historyRows: null, failedRuns: null };
-    if (spec.tool === "ours-sync") report = parseOursSync(r.stdout);
+    if (spec.tool === "ours-sync" || spec.tool === "ours-sync-compat") report = parseOursSync(r.stdout);
     else if (spec.tool === "ours-download" || spec.tool === "ours-download-nometa") {
       report = parseOursDownload(r.stdout);
     } else if (spec.tool === "sdk") report = parseSdk(r.stdout);
@@ -577,6 +579,15 @@ async function scenarioS4(bench: Bench): Promise<ScenarioResult> {
       ms.push(
         await bench.run(fake, { ...common, tool: "ours-download", label: "ours: wandb-download --format parquet" }),
       );
+      // The SDK's request shapes only (1,000-step windows, one run per request): many requests, so the pacing under
+      // the rate limit is what sets the time.
+      ms.push(
+        await bench.run(fake, {
+          ...common,
+          tool: "ours-sync-compat",
+          label: "ours: dr-wandb sync --compat (SDK request shapes only)",
+        }),
+      );
     }
     ms.push(...(await peers(bench, fake, common)));
     return {
@@ -685,7 +696,7 @@ async function main(): Promise<void> {
       r.measurements.push(...kept);
       r.bound ??= prev.bound;
       r.mutations ??= prev.mutations;
-      const order = ["ours-sync", "ours-download", "ours-download-nometa", "sdk", "original"];
+      const order = ["ours-sync", "ours-download", "ours-download-nometa", "ours-sync-compat", "sdk", "original"];
       r.measurements.sort((a, b) => order.indexOf(a.tool) - order.indexOf(b.tool));
     }
     scenarios[r.id] = r;

@@ -2,7 +2,7 @@
 import { TARGETS } from "./scenarios.js";
 import type { Measurement, Results, ScenarioResult, TargetCheck } from "./types.js";
 
-const OURS = ["ours-sync", "ours-download"] as const;
+const OURS = ["ours-sync", "ours-download", "ours-sync-compat"] as const;
 
 function fmtX(x: number): string {
   return x >= 100 ? `${x.toFixed(0)}x` : x >= 10 ? `${x.toFixed(1)}x` : `${x.toFixed(2)}x`;

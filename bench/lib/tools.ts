@@ -9,7 +9,7 @@ import type { Runtime } from "./build.js";
 import type { FakeProcess } from "./fake.js";
 
 export type ToolGroup = "ours" | "sdk" | "original";
-export type ToolId = "ours-sync" | "ours-download" | "ours-download-nometa" | "sdk" | "original";
+export type ToolId = "ours-sync" | "ours-sync-compat" | "ours-download" | "ours-download-nometa" | "sdk" | "original";
 
 export interface ToolCommand {
   cmd: string;
@@ -100,7 +100,7 @@ export interface CommandInput {
   runtime: Runtime;
 }
 
-export function oursSyncCommand(i: CommandInput): ToolCommand {
+export function oursSyncCommand(i: CommandInput, compat = false): ToolCommand {
   const args = [
     ...i.runtime.entry("src/cli/bin.ts"),
     "sync",
@@ -109,11 +109,12 @@ export function oursSyncCommand(i: CommandInput): ToolCommand {
     i.outDir,
     "--json",
     ...(i.runsOnly ? ["--runs-only"] : []),
+    ...(compat ? ["--compat"] : []),
   ];
   return {
     cmd: process.execPath,
     args,
-    display: `${i.runtime.kind === "dist" ? "node dist/src/cli/bin.js" : "node --import tsx src/cli/bin.ts"} sync ENTITY/PROJECT --output-dir DIR --json${i.runsOnly ? " --runs-only" : ""}`,
+    display: `${i.runtime.kind === "dist" ? "node dist/src/cli/bin.js" : "node --import tsx src/cli/bin.ts"} sync ENTITY/PROJECT --output-dir DIR --json${i.runsOnly ? " --runs-only" : ""}${compat ? " --compat" : ""}`,
   };
 }
 
