@@ -35,10 +35,12 @@ export function selectionKey(sel: HistorySelection): string {
   });
 }
 
-const METADATA_FILE = "wandb-metadata.json";
+export const METADATA_FILE = "wandb-metadata.json";
 
+/** The run's wandb-metadata.json ({} when it has none); read from the listing's signed URL when the listing had it. */
 export async function fetchMetadata(api: WandbApi, run: WandbRun): Promise<JsonObject> {
-  return (await api.fetchJsonFile(run.entity, run.project, run.name, METADATA_FILE)) ?? {};
+  const listed = run.files ? (run.files.find((f) => f.name === METADATA_FILE) ?? null) : undefined;
+  return (await api.fetchJsonFile(run.entity, run.project, run.name, METADATA_FILE, listed)) ?? {};
 }
 
 export interface HistoryFetch {

@@ -814,3 +814,108 @@ describe("a shared governor keeps parallel clients under the server's rate limit
     }
   });
 });
+
+describe("run files selected inside the Runs pages (filesInRuns)", () => {
+  const META = "wandb-metadata.json";
+
+  /** Every run of the listing with its metadata file: read from the listing when it has it, else asked for. */
+  async function listWithMetadata(client: WandbClient, fake: FakeWandb, perPage: number) {
+    const out = new Map<string, { listed: WandbFile[] | undefined; meta: JsonObject | null }>();
+    for await (const page of client.listRuns(fake.entity, fake.project, { perPage, files: [META] })) {
+      for (const run of page.runs) {
+        const listed = run.files ? (run.files.find((f) => f.name === META) ?? null) : undefined;
+        const meta = await client.fetchJsonFile(fake.entity, fake.project, run.name, META, listed);
+        assert.equal("files" in run.raw, false, "the files are not part of the run's record");
+        out.set(run.name, { listed: run.files, meta });
+      }
+    }
+    return out;
+  }
+
+  /** Each run's metadata the SDK's way (RunFiles + its url), the reference. */
+  async function sdkMetadata(fake: FakeWandb, names: string[]): Promise<Map<string, JsonObject | null>> {
+    const compat = await clientFor(fake, { compat: true });
+    try {
+      const out = new Map<string, JsonObject | null>();
+      for (const n of names) out.set(n, await compat.fetchJsonFile(fake.entity, fake.project, n, META));
+      return out;
+    } finally {
+      await compat.close();
+    }
+  }
+
+  test("a server that accepts them: no per-run API request, the signed URL read without credentials", async () => {
+    const fake = await startFakeWandb({ runs: 12, steps: 5, seed: 31 });
+    const client = await clientFor(fake);
+    try {
+      fake.resetStats();
+      const got = await listWithMetadata(client, fake, 5);
+      const s = (await fakeStats(fake)) as Awaited<ReturnType<typeof fakeStats>> & { storage: number; files: number };
+      assert.equal(got.size, 12);
+      assert.deepEqual(s.byOperation, { Runs: 3 }, "three pages, no RunFiles, no RunCount");
+      assert.equal(s.files, 0, "no {base}/files/... request");
+      assert.equal(s.storage, 12, "one storage GET per run");
+      assert.deepEqual(s.authLeaks, []);
+      assert.equal(client.stats().capabilities.filesInRuns, true);
+      const want = await sdkMetadata(fake, [...got.keys()]);
+      for (const [name, { listed, meta }] of got) {
+        assert.equal(listed?.length, 1, name);
+        assert.ok(listed?.[0]?.directUrl?.startsWith(fake.storageUrl), "a signed storage URL");
+        assert.ok(meta !== null, name);
+        assert.ok(jsonEquals(meta, want.get(name) ?? null), `${name}: the same metadata as the SDK's way`);
+      }
+      // a run without the file: known from the listing, no request at all
+      fake.resetStats();
+      assert.equal(await client.fetchJsonFile(fake.entity, fake.project, "any", META, null), null);
+      assert.equal((await fakeStats(fake)).byOperation.RunFiles ?? 0, 0);
+    } finally {
+      await client.close();
+      await fake.close();
+    }
+  });
+
+  test("an SDK-shapes-only server: the files shape is given up once, metadata the SDK's way, same values", async () => {
+    const fake = await startFakeWandb({ runs: 12, steps: 5, seed: 31, sdkShapesOnly: true });
+    const client = await clientFor(fake);
+    try {
+      fake.resetStats();
+      const got = await listWithMetadata(client, fake, 5);
+      assert.equal(got.size, 12);
+      assert.equal(client.stats().capabilities.filesInRuns, false);
+      assert.equal(client.stats().capabilities.maxRunsPerPage, undefined, "the page size was not blamed");
+      const s1 = await fakeStats(fake);
+      // the first page twice (with files: rejected; without), then two pages in the SDK's shape
+      assert.equal(s1.byOperation.Runs, 4);
+      assert.equal(s1.byOperation.RunFiles ?? 0, 0, "the {base}/files/... URL still saves RunFiles");
+      const want = await sdkMetadata(fake, [...got.keys()]);
+      for (const [name, { listed, meta }] of got) {
+        assert.equal(listed, undefined, name);
+        assert.ok(jsonEquals(meta, want.get(name) ?? null), name);
+      }
+      // remembered: the next listing never sends the files shape
+      fake.resetStats();
+      await listWithMetadata(client, fake, 5);
+      assert.equal((await fakeStats(fake)).byOperation.Runs, 3);
+    } finally {
+      await client.close();
+      await fake.close();
+    }
+  });
+
+  test("compat sends only the SDK's Runs shape", async () => {
+    const fake = await startFakeWandb({ runs: 6, steps: 5, seed: 32, sdkShapesOnly: true });
+    const client = await clientFor(fake, { compat: true });
+    try {
+      fake.resetStats();
+      const got = await listWithMetadata(client, fake, 50);
+      assert.equal(got.size, 6);
+      const s = await fakeStats(fake);
+      assert.equal(s.byOperation.Runs, 1, "no rejected attempt");
+      assert.equal(s.byOperation.RunFiles, 6, "the SDK's RunFiles per run");
+      assert.equal(client.stats().capabilities.filesInRuns, undefined);
+    } finally {
+      await client.close();
+      await fake.close();
+    }
+  });
+});

@@ -1,9 +1,9 @@
 /**
  * WandbClient: the WandbApi over W&B's GraphQL API, run-file downloads and parquet history exports.
  *
- * Request shapes the official SDK never sends (aliased multi-run documents, pages larger than 50) are tried first and
- * given up per server on a validation/complexity rejection (see capabilities.ts); `compat: true` uses only the SDK's
- * shapes from the start.
+ * Request shapes the official SDK never sends (aliased multi-run documents, pages larger than 50, named files inside
+ * a Runs page) are tried first and given up per server on a validation/complexity rejection (see capabilities.ts);
+ * `compat: true` uses only the SDK's shapes from the start.
  */
 import { tmpdir } from "node:os";
 import { isJsonObject, type JsonObject, type JsonValue, parseWandbJson, stringifyWandb } from "../model/json.js";
@@ -21,7 +21,18 @@ import { WandbError } from "./errors.js";
 import { type GovernorOptions, type GovernorStats, RateGovernor } from "./governor.js";
 import { HistoryReader } from "./history.js";
 import { ParquetReader } from "./parquet.js";
-import { PROJECTS, RUN, RUN_COUNT, RUN_FILES, RUNS, runsByName, SWEEP, SWEEP_LEGACY, VIEWER } from "./queries.js";
+import {
+  PROJECTS,
+  RUN,
+  RUN_COUNT,
+  RUN_FILES,
+  RUNS,
+  RUNS_WITH_FILES,
+  runsByName,
+  SWEEP,
+  SWEEP_LEGACY,
+  VIEWER,
+} from "./queries.js";
 import { registerSecret } from "./redact.js";
 import type { RetryOptions, Sleep } from "./retry.js";
 import { Transport, type TransportStats } from "./transport.js";
@@ -195,24 +206,51 @@ export class WandbClient implements WandbApi {
     const filters = stringifyWandb(options.filters ?? {});
     const order = options.order ?? "+created_at";
     const requested = Math.max(1, Math.floor(options.perPage ?? this.perPage));
+    const fileNames = options.files && options.files.length > 0 ? options.files : undefined;
     let cursor: string | null = null;
     const listing: { size?: number } = {};
     for (;;) {
-      const data = await this.withPageSize("runs", requested, listing, (perPage) =>
-        this.transport.graphql(
-          "Runs",
-          RUNS,
-          { entity, project, cursor, perPage, order, filters },
-          { run: where, signal: options.signal },
-        ),
-      );
+      let withFiles = false;
+      const data = await this.withPageSize("runs", requested, listing, async (perPage) => {
+        const vars = { entity, project, cursor, perPage, order, filters };
+        const meta = { run: where, signal: options.signal };
+        withFiles = fileNames !== undefined && !this.compat && this.caps.filesInRuns !== false;
+        if (!withFiles) return this.transport.graphql("Runs", RUNS, vars, meta);
+        try {
+          const d = await this.transport.graphql("Runs", RUNS_WITH_FILES, { ...vars, fileNames }, meta);
+          if (this.caps.filesInRuns !== true) this.learn({ filesInRuns: true });
+          return d;
+        } catch (e) {
+          if (!isShapeRejection(e)) throw e;
+          withFiles = false;
+          // The same page in the SDK's shape: if it is accepted, files inside runs were the problem (remembered);
+          // if it is rejected too, the page size was, and withPageSize asks again with smaller pages.
+          const d = await this.transport.graphql("Runs", RUNS, vars, meta);
+          this.learn({ filesInRuns: false });
+          return d;
+        }
+      });
       const p = requireProject(data, "Runs", where);
       const conn = isJsonObject(p.runs) ? p.runs : {};
       const edges = Array.isArray(conn.edges) ? conn.edges.filter(isJsonObject) : [];
       const runs = edges
         .map((e) => e.node)
         .filter(isJsonObject)
-        .map((n) => decodeRun(n, entity, project));
+        .map((n) => {
+          if (!withFiles) return decodeRun(n, entity, project);
+          // The files are not part of the run's record (their URLs are signed and short-lived).
+          const { files, ...node } = n;
+          const run = decodeRun(node, entity, project);
+          const fconn = isJsonObject(files) ? files : null;
+          if (fconn && Array.isArray(fconn.edges)) {
+            run.files = fconn.edges
+              .filter(isJsonObject)
+              .map((e) => e.node)
+              .filter(isJsonObject)
+              .map(decodeFile);
+          }
+          return run;
+        });
       const pageInfo = isJsonObject(conn.pageInfo) ? conn.pageInfo : {};
       const hasNextPage = pageInfo.hasNextPage === true && edges.length > 0;
       const runCount = typeof p.runCount === "number" ? p.runCount : runs.length;
@@ -453,9 +491,32 @@ export class WandbClient implements WandbApi {
    * A small JSON run file, or null when the run has no such file. Unless `compat` is set, the file is first fetched
    * straight from its W&B URL ({base}/files/<entity>/<project>/<run>/<path>, the `url` RunFiles would return): one
    * request instead of two. A server where that URL scheme does not work is remembered and asked through RunFiles.
+   * With `listed` (the file as the Runs page selected it, see ListRunsOptions.files) there is no API request at all:
+   * its signed `directUrl` is read, and null means the run has no such file.
    */
-  async fetchJsonFile(entity: string, project: string, name: string, fileName: string): Promise<JsonObject | null> {
+  async fetchJsonFile(
+    entity: string,
+    project: string,
+    name: string,
+    fileName: string,
+    listed?: WandbFile | null,
+  ): Promise<JsonObject | null> {
     const label = `${entity}/${project}/${name}/${fileName}`;
+    // What the run listing said: no such file, or its signed storage URL (no credentials sent there, no API request).
+    if (listed === null) return null;
+    if (listed?.directUrl) {
+      try {
+        return parseJsonFile(
+          await downloadToBuffer(this.transport, listed.directUrl, { operation: "downloadFile", run: label }),
+          label,
+        );
+      } catch (e) {
+        // An expired signature or a moved file: ask W&B below. Failures that retries did not cure are the caller's.
+        if (!(e instanceof WandbError) || e.transient || !["AUTH", "NOT_FOUND", "BAD_REQUEST"].includes(e.code)) {
+          throw e;
+        }
+      }
+    }
     if (!this.compat && this.caps.directFiles !== false) {
       const url = `${this.baseUrl}/files/${[entity, project, name].map(encodeURIComponent).join("/")}/${fileName
         .split("/")

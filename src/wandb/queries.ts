@@ -55,6 +55,31 @@ export const RUNS = `query Runs($entity: String!, $project: String!, $cursor: St
 }
 ${RUN_FIELDS}`;
 
+/**
+ * Runs with some of each run's files selected by name inside the run node (not an SDK shape: the SDK asks RunFiles
+ * per run). The file selection is RunFiles' own; `directUrl` is the signed storage URL, fetched with no credentials.
+ */
+export const RUNS_WITH_FILES = `query Runs($entity: String!, $project: String!, $cursor: String, $perPage: Int = 50, $order: String, $filters: JSONString, $fileNames: [String]) {
+  project(name: $project, entityName: $entity) {
+    runCount(filters: $filters)
+    runs(filters: $filters, after: $cursor, first: $perPage, order: $order) {
+      edges {
+        node {
+          ...RunFields
+          files(names: $fileNames, first: 50) {
+            edges {
+              node { id name url(upload: false) directUrl sizeBytes mimetype updatedAt md5 }
+            }
+          }
+        }
+        cursor
+      }
+      pageInfo { endCursor hasNextPage }
+    }
+  }
+}
+${RUN_FIELDS}`;
+
 export const RUN = `query Run($entity: String!, $project: String!, $name: String!) {
   project(name: $project, entityName: $entity) {
     run(name: $name) { ...RunFields }

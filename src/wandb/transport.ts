@@ -4,7 +4,7 @@
  */
 import { promisify } from "node:util";
 import { brotliDecompress, gunzip, inflate } from "node:zlib";
-import { Agent, type Dispatcher, request } from "undici";
+import { Agent, type Dispatcher, Pool, request } from "undici";
 import { isJsonObject, type JsonObject, type JsonValue } from "../model/json.js";
 import { parseJsonText } from "./decode.js";
 import { WandbError } from "./errors.js";
@@ -30,6 +30,8 @@ const brotliAsync = promisify(brotliDecompress);
 export const DEFAULT_GRAPHQL_TIMEOUT_MS = 60_000;
 export const DEFAULT_DOWNLOAD_TIMEOUT_MS = 60_000;
 export const MAX_REDIRECTS = 10;
+/** Connections per storage origin (signed file and parquet URLs); the API origin keeps `connections`. */
+const STORAGE_CONNECTIONS = 128;
 const USER_AGENT = "dr-wandb (W&B Public Client compatible)";
 
 export interface TransportOptions {
@@ -44,7 +46,7 @@ export interface TransportOptions {
   governor?: RateGovernor;
   sleep?: Sleep;
   random?: () => number;
-  /** Connections per origin. Default 32. */
+  /** Connections to the API origin. Default 32 (storage origins get at least 128). */
   connections?: number;
   /** Use this dispatcher instead of a private keep-alive Agent (it is then not closed by close()). */
   dispatcher?: Dispatcher;
@@ -128,11 +130,21 @@ export class Transport {
       this.dispatcher = options.dispatcher;
       this.ownsDispatcher = false;
     } else {
+      const apiConnections = options.connections ?? 32;
       this.dispatcher = new Agent({
-        connections: options.connections ?? 32,
+        connections: apiConnections,
         keepAliveTimeout: 30_000,
         keepAliveMaxTimeout: 120_000,
         connect: { timeout: 30_000 },
+        // Signed storage URLs (another origin) are no API requests: many small files are read at once there.
+        factory: (origin, opts) =>
+          new Pool(origin, {
+            ...opts,
+            connections:
+              new URL(String(origin)).origin === this.baseOrigin
+                ? apiConnections
+                : Math.max(apiConnections, STORAGE_CONNECTIONS),
+          }),
       });
       this.ownsDispatcher = true;
     }

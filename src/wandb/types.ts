@@ -39,6 +39,11 @@ export interface WandbRun {
   historyLineCount: number | null;
   /** The run node as W&B returned it, with JSON-string fields decoded. */
   raw: JsonObject;
+  /**
+   * The files named in ListRunsOptions.files that the run has, when the listing could select them (the server
+   * accepts files inside a Runs page); undefined when they were not asked for or not available.
+   */
+  files?: WandbFile[];
 }
 
 /** One raw history row: `_step`, `_runtime`, `_timestamp`, `_wandb`, metrics; values decoded exactly. */
@@ -115,6 +120,11 @@ export interface ListRunsOptions {
   /** "+created_at" (default), "-created_at", "+heartbeat_at", "config.<k>.value", "summary_metrics.<k>". */
   order?: string;
   perPage?: number;
+  /**
+   * Run files to select inside each run of the page (e.g. ["wandb-metadata.json"]), as WandbRun.files, when the
+   * server accepts it (not an SDK shape: learned per server, never with `compat`).
+   */
+  files?: string[];
   signal?: AbortSignal;
 }
 
@@ -178,7 +188,17 @@ export interface WandbApi {
   ): AsyncIterable<WandbFile[]>;
   /** Downloads a file to `dest` (resuming from `dest`'s current size with Range when `resume` is set). */
   downloadFile(file: WandbFile, dest: string, options?: { resume?: boolean; signal?: AbortSignal }): Promise<void>;
-  /** Fetches and parses a small JSON run file (e.g. wandb-metadata.json); null when missing. */
-  fetchJsonFile(entity: string, project: string, name: string, fileName: string): Promise<JsonObject | null>;
+  /**
+   * Fetches and parses a small JSON run file (e.g. wandb-metadata.json); null when missing. `listed` is what the
+   * run listing said about the file (WandbRun.files): a file with a signed `directUrl` is read from there (no API
+   * request), null means the run has no such file (no request at all); undefined asks W&B.
+   */
+  fetchJsonFile(
+    entity: string,
+    project: string,
+    name: string,
+    fileName: string,
+    listed?: WandbFile | null,
+  ): Promise<JsonObject | null>;
   close(): Promise<void>;
 }
