@@ -50,6 +50,94 @@ export async function forEachLimit<T>(
   if (hasFailed) throw failed;
 }
 
+/**
+ * Yields `source`'s items, asking for the next one as soon as the current one is handed out, so that the source's
+ * work (e.g. the next page of a listing) overlaps with the consumer's. Closing early closes the source.
+ */
+export async function* readAhead<T>(source: AsyncIterable<T>): AsyncGenerator<T> {
+  const it = source[Symbol.asyncIterator]();
+  let next: Promise<IteratorResult<T>> | undefined = it.next();
+  let done = false;
+  try {
+    for (;;) {
+      const r: IteratorResult<T> = await next;
+      next = undefined;
+      if (r.done) {
+        done = true;
+        return;
+      }
+      next = it.next();
+      next.catch(() => {}); // observed when awaited above; avoid an unhandled rejection meanwhile
+      yield r.value;
+    }
+  } finally {
+    if (!done) {
+      // The consumer stopped (or the source failed): let a pending request end, then close the source.
+      if (next)
+        await next.then(
+          () => {},
+          () => {},
+        );
+      await it.return?.();
+    }
+  }
+}
+
+/**
+ * forEachLimit over an async iterable: `limit` workers pull items as they become free, so items of the next page of
+ * a listing start while the last items of the previous one are still in flight. Rejects with the first error after
+ * all started work ends (no new item is pulled after an error; the source is closed).
+ */
+export async function forEachLimitAsync<T>(
+  items: AsyncIterable<T>,
+  limit: number,
+  fn: (item: T) => Promise<void>,
+): Promise<void> {
+  const it = items[Symbol.asyncIterator]();
+  let failed: unknown;
+  let hasFailed = false;
+  let exhausted = false;
+  const worker = async () => {
+    for (;;) {
+      if (hasFailed || exhausted) return;
+      let n: IteratorResult<T>;
+      try {
+        n = await it.next();
+      } catch (e) {
+        if (!hasFailed) {
+          hasFailed = true;
+          failed = e;
+        }
+        exhausted = true;
+        return;
+      }
+      if (n.done) {
+        exhausted = true;
+        return;
+      }
+      try {
+        await fn(n.value);
+      } catch (e) {
+        if (!hasFailed) {
+          hasFailed = true;
+          failed = e;
+        }
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, limit) }, worker));
+  if (hasFailed) {
+    if (!exhausted) {
+      try {
+        await it.return?.();
+      } catch {
+        // the first error is the one to report
+      }
+    }
+    throw failed;
+  }
+}
+
 /** A mutual-exclusion lock: callers run one at a time, in arrival order. */
 export class Mutex {
   private tail: Promise<void> = Promise.resolve();

@@ -4,7 +4,7 @@
  */
 import { type DownloadFormat, openProjectWriter } from "../export/writer.js";
 import type { WandbApi, WandbRun } from "../wandb/types.js";
-import { orderedMap, WeightedSemaphore } from "./concurrency.js";
+import { orderedMap, readAhead, WeightedSemaphore } from "./concurrency.js";
 import {
   defaultRunConcurrency,
   estimateCells,
@@ -13,7 +13,9 @@ import {
   fetchSystemMetrics,
   HISTORY_CELL_BUDGET,
   type HistorySelection,
+  METADATA_FILE,
 } from "./fetch-run.js";
+import { RECORD_CONCURRENCY } from "./pipeline.js";
 import { toRunRecord } from "./run-record.js";
 import { buildFilters, type RunSelection } from "./selection.js";
 import { SweepCache } from "./sweeps.js";
@@ -51,29 +53,64 @@ export interface DownloadResult {
   files: string[];
 }
 
-async function* listAll(api: WandbApi, opts: DownloadOptions, filters: ReturnType<typeof buildFilters>) {
+/**
+ * The new runs of each page, deduplicated and cut at --max-runs (no page is asked for past it); `onCount` gets W&B's
+ * run count from the first page.
+ */
+async function* listPages(
+  api: WandbApi,
+  opts: DownloadOptions,
+  filters: ReturnType<typeof buildFilters>,
+  onCount: (runCount: number) => void,
+): AsyncGenerator<WandbRun[]> {
   const seen = new Set<string>();
   const max = opts.runs?.maxRuns;
+  let counted = false;
   for await (const page of api.listRuns(opts.entity, opts.project, {
     filters,
     order: "+created_at",
     perPage: opts.perPage ?? 500,
+    // each run's metadata file's signed URL, when the server allows (no per-run API request)
+    ...(opts.metadata === false ? {} : { files: [METADATA_FILE] }),
     signal: opts.signal,
   })) {
+    if (!counted) {
+      counted = true;
+      onCount(page.runCount);
+    }
+    const fresh: WandbRun[] = [];
     for (const run of page.runs) {
       if (seen.has(run.name)) continue;
-      if (max !== undefined && seen.size >= max) return;
+      if (max !== undefined && seen.size >= max) break;
       seen.add(run.name);
-      yield run;
+      fresh.push(run);
     }
+    yield fresh;
+    if (max !== undefined && seen.size >= max) return;
   }
+  if (!counted) onCount(0);
+}
+
+/** Every listed run, the next page listed while this one's runs are fetched. */
+async function* listAll(
+  api: WandbApi,
+  opts: DownloadOptions,
+  filters: ReturnType<typeof buildFilters>,
+  onCount: (runCount: number) => void,
+) {
+  for await (const runs of readAhead(listPages(api, opts, filters, onCount))) yield* runs;
 }
 
 export async function downloadProject(api: WandbApi, opts: DownloadOptions): Promise<DownloadResult> {
   const filters = buildFilters(opts.runs);
-  const runCount = await api.runCount(opts.entity, opts.project, filters);
-  const total = opts.runs?.maxRuns !== undefined ? Math.min(runCount, opts.runs.maxRuns) : runCount;
-  opts.onEvent?.({ type: "listing", runCount: total });
+  // W&B's count comes with every Runs page: known (and announced) once the first page is in.
+  let runCount = 0;
+  let total = 0;
+  const onCount = (n: number) => {
+    runCount = n;
+    total = opts.runs?.maxRuns !== undefined ? Math.min(n, opts.runs.maxRuns) : n;
+    opts.onEvent?.({ type: "listing", runCount: total });
+  };
   const writer = await openProjectWriter({
     format: opts.format,
     outputDir: opts.outputDir,
@@ -89,8 +126,10 @@ export async function downloadProject(api: WandbApi, opts: DownloadOptions): Pro
   // Each distinct sweep is read once (one warning if it cannot be), whatever the number of its runs.
   const sweeps = new SweepCache(api, (message) => opts.onEvent?.({ type: "warning", message }));
   try {
-    const concurrency = opts.concurrency ?? defaultRunConcurrency(opts.withHistory);
-    const fetched = orderedMap(listAll(api, opts, filters), concurrency, async (run: WandbRun) => {
+    const concurrency =
+      opts.concurrency ??
+      (opts.withHistory || opts.systemMetrics ? defaultRunConcurrency(opts.withHistory) : RECORD_CONCURRENCY);
+    const fetched = orderedMap(listAll(api, opts, filters, onCount), concurrency, async (run: WandbRun) => {
       const release = opts.withHistory ? await budget.acquire(estimateCells(run, 0, opts.history ?? {})) : () => {};
       const metadata = opts.metadata === false ? {} : await fetchMetadata(api, run);
       const sweep = run.sweepName ? await sweeps.get(run.entity, run.project, run.sweepName) : null;

@@ -10,7 +10,7 @@ import type { Archive, HistoryWrite, RunSyncState } from "../archive/archive.js"
 import type { JsonObject } from "../model/json.js";
 import type { FileRecord, RunRecord } from "../model/records.js";
 import type { WandbApi, WandbRun } from "../wandb/types.js";
-import { forEachLimit, Mutex, WeightedSemaphore } from "./concurrency.js";
+import { forEachLimitAsync, Mutex, readAhead, WeightedSemaphore } from "./concurrency.js";
 import {
   defaultRunConcurrency,
   estimateCells,
@@ -21,6 +21,7 @@ import {
   fetchSystemMetrics,
   HISTORY_CELL_BUDGET,
   type HistorySelection,
+  METADATA_FILE,
   selectionKey,
 } from "./fetch-run.js";
 import { findDeleted, fingerprint, parseStoredSelection, planRun, type RunAction, storedSelection } from "./plan.js";
@@ -73,6 +74,11 @@ export interface SyncResult {
 }
 
 const RECORD_BATCH = 500;
+/**
+ * Runs processed at once when a run needs nothing but its record (runs-only, no files or system metrics): its
+ * metadata file is one GET of a signed storage URL (or one /files request), so many can be in flight.
+ */
+export const RECORD_CONCURRENCY = 128;
 
 export async function syncProject(api: WandbApi, archive: Archive, opts: SyncOptions): Promise<SyncResult> {
   const startedAt = new Date().toISOString();
@@ -100,13 +106,13 @@ export async function syncProject(api: WandbApi, archive: Archive, opts: SyncOpt
 
   const stored = await archive.loadSyncState(entity, project);
   const filters = buildFilters(opts.runs);
-  const runCount = await api.runCount(entity, project, filters);
-  emit({ type: "listing", entity, project, runCount });
+  // W&B's count comes with every Runs page: known (and announced) once the first page is in.
+  let runCount = -1;
 
   const result: SyncResult = {
     entity,
     project,
-    runCount,
+    runCount: 0,
     runsListed: 0,
     runsWritten: 0,
     runsUnchanged: 0,
@@ -222,13 +228,23 @@ export async function syncProject(api: WandbApi, archive: Archive, opts: SyncOpt
   const seen = new Set<string>();
   const planOpts = { withHistory, forceRefresh: opts.forceRefresh ?? false, selection: historyKey, extras };
   const maxRuns = opts.runs?.maxRuns;
-  const listOnce = async () => {
+  const recordsOnly = !withHistory && !opts.files && !opts.systemMetrics;
+  const concurrency = opts.concurrency ?? (recordsOnly ? RECORD_CONCURRENCY : defaultRunConcurrency(withHistory));
+  /** The new runs of each page, deduplicated and cut at --max-runs (no page is asked for past it). */
+  const pages = async function* (): AsyncGenerator<WandbRun[]> {
     for await (const page of api.listRuns(entity, project, {
       filters,
       order: "+created_at",
       perPage: opts.perPage ?? 500,
+      // each run's metadata file's signed URL, when the server allows (no per-run API request)
+      files: [METADATA_FILE],
       signal: opts.signal,
     })) {
+      if (runCount < 0) {
+        runCount = page.runCount;
+        result.runCount = runCount;
+        emit({ type: "listing", entity, project, runCount });
+      }
       const fresh: WandbRun[] = [];
       for (const run of page.runs) {
         if (seen.has(run.name)) {
@@ -241,18 +257,28 @@ export async function syncProject(api: WandbApi, archive: Archive, opts: SyncOpt
       }
       result.runsListed = seen.size;
       emit({ type: "listed", listed: seen.size, runCount });
-      const actions: RunAction[] = [];
-      for (const run of fresh) {
-        const a = planRun(run, stored.get(run.name), planOpts);
-        if (a) actions.push(a);
-        else result.runsUnchanged++;
-      }
-      await forEachLimit(actions, opts.concurrency ?? defaultRunConcurrency(withHistory), processAction);
-      if (maxRuns !== undefined && seen.size >= maxRuns) break;
+      yield fresh;
+      if (maxRuns !== undefined && seen.size >= maxRuns) return;
     }
   };
+  const actions = async function* (): AsyncGenerator<RunAction> {
+    // The next page is listed while this one's runs are fetched and written.
+    for await (const fresh of readAhead(pages())) {
+      for (const run of fresh) {
+        const a = planRun(run, stored.get(run.name), planOpts);
+        if (a) yield a;
+        else result.runsUnchanged++;
+      }
+    }
+  };
+  const listOnce = () => forEachLimitAsync(actions(), concurrency, processAction);
 
   await listOnce();
+  if (runCount < 0) {
+    // a listing with no page at all: nothing on W&B
+    runCount = 0;
+    emit({ type: "listing", entity, project, runCount });
+  }
   const target = maxRuns !== undefined ? Math.min(maxRuns, runCount) : runCount;
   if (seen.size < target) {
     // W&B pages by offset: runs created or reordered during the listing can shift pages and skip runs (wandb#6614).
