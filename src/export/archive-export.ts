@@ -3,13 +3,13 @@
  * a PostgreSQL archive is first streamed into a temporary DuckDB database. Each file is written whole: to
  * `<name>.tmp-<pid>` in the same folder, then renamed.
  */
-import { mkdir, readdir, rename, rm } from "node:fs/promises";
+import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import type { DuckDBConnection } from "@duckdb/node-api";
 import type { Archive } from "../archive/archive.js";
 import { type ExportFilter, isDuckDBExportSource, maskToKinds } from "../archive/base.js";
 import { ArchiveError, firstLine } from "../archive/errors.js";
-import { rowGroupSize } from "../model/duckdb-resources.js";
+import { copyWithMemoryRetry, duckdbMemoryLimit, rowGroupSize } from "../model/duckdb-resources.js";
 import {
   type ColumnType,
   columnTypeFor,
@@ -51,6 +51,7 @@ const EXPORT_FILES = [
   ...RUN_JSON_COMPONENTS.map((c) => `runs_metadata_${c}.parquet`),
   "runs_history.parquet",
   "runs_system_metrics.parquet",
+  ".runs_history.manifest.json",
 ];
 
 /** Removes what a killed earlier export left: temp files and temp/old dataset folders of dead processes. */
@@ -74,9 +75,12 @@ async function copyToParquet(conn: DuckDBConnection, select: string, outputDir: 
   try {
     // Wide tables (thousands of metric columns) get smaller row groups, so that one fits in DuckDB's memory budget.
     const columns = (await conn.runAndReadAll(`DESCRIBE ${select}`)).currentRowCount;
-    await conn.run(
-      `COPY (${select}) TO ${quoteLiteral(tmp)} (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE ${rowGroupSize(columns)})`,
-    );
+    await copyWithMemoryRetry(conn, duckdbMemoryLimit("export"), async () => {
+      await rm(tmp, { force: true });
+      await conn.run(
+        `COPY (${select}) TO ${quoteLiteral(tmp)} (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE ${rowGroupSize(columns)})`,
+      );
+    });
     await rename(tmp, final);
   } catch (e) {
     await rm(tmp, { force: true }).catch(() => undefined);
@@ -97,10 +101,13 @@ async function copyToPartitioned(conn: DuckDBConnection, select: string, outputD
   try {
     await rm(tmp, { recursive: true, force: true });
     const columns = (await conn.runAndReadAll(`DESCRIBE ${select}`)).currentRowCount;
-    await conn.run(
-      `COPY (${select}) TO ${quoteLiteral(tmp)} (FORMAT parquet, COMPRESSION zstd, PARTITION_BY (entity, project), ` +
-        `ROW_GROUP_SIZE ${rowGroupSize(columns)})`,
-    );
+    await copyWithMemoryRetry(conn, duckdbMemoryLimit("export"), async () => {
+      await rm(tmp, { recursive: true, force: true });
+      await conn.run(
+        `COPY (${select}) TO ${quoteLiteral(tmp)} (FORMAT parquet, COMPRESSION zstd, PARTITION_BY (entity, project), ` +
+          `ROW_GROUP_SIZE ${rowGroupSize(columns)})`,
+      );
+    });
     await mkdir(tmp, { recursive: true }); // an empty archive still gives an (empty) dataset folder
     const hadOld = await rename(final, old).then(
       () => true,
@@ -120,7 +127,7 @@ async function copyToPartitioned(conn: DuckDBConnection, select: string, outputD
 export async function historySelect(
   conn: DuckDBConnection,
   filter: ExportFilter,
-  opts: { partitionColumns?: boolean } = {},
+  opts: { partitionColumns?: boolean; runIds?: readonly string[] } = {},
 ): Promise<string> {
   const reader = await conn.runAndReadAll(
     `SELECT key, bit_or(kinds)::INTEGER AS kinds FROM metric_keys ${whereClause(filter)} GROUP BY key ORDER BY key`,
@@ -137,7 +144,11 @@ export async function historySelect(
     ...(opts.partitionColumns ? ["entity", "project"] : []),
     ...HISTORY_FIXED_COLUMNS.map((c) => quoteIdent(c)),
   ].join(", ");
-  const where = whereClause(filter);
+  let where = whereClause(filter);
+  if (opts.runIds !== undefined) {
+    const list = opts.runIds.length > 0 ? opts.runIds.map(quoteLiteral).join(", ") : "NULL";
+    where = `${where ? `${where} AND` : "WHERE"} run_id IN (${list})`;
+  }
   const order = "ORDER BY entity, project, run_id, step";
   if (keys.length === 0) return `SELECT ${fixed} FROM history ${where} ${order}`;
   // Each row's metrics are parsed once for all keys (a list of JSON paths), rather than once per key.
@@ -168,6 +179,106 @@ export async function historySelect(
     ...(needJson ? [`json_extract(metrics, ${paths}) AS ${J}`] : []),
   ].join(", ");
   return `SELECT ${fixed}, ${exprs.join(", ")} FROM (SELECT ${inner} FROM history ${where}) ${order}`;
+}
+
+/**
+ * What the last runs_history.parquet holds, so that the next export copies the rows of unchanged runs from it
+ * (a columnar copy) instead of flattening their JSON again: the file's size and mtime (a file changed by anything
+ * else is not trusted), the filter, the column signature (names and types), and per run its row count and a hash
+ * of all its stored history rows.
+ */
+interface HistoryManifest {
+  version: 1;
+  size: number;
+  mtimeMs: number;
+  filter: ExportFilter;
+  columns: [string, string][];
+  /** `entity/project/run_id` as JSON → `count:hash`. */
+  runs: Record<string, string>;
+}
+
+const MANIFEST_NAME = ".runs_history.manifest.json";
+
+async function readManifest(path: string): Promise<HistoryManifest | null> {
+  try {
+    const m = JSON.parse(await readFile(path, "utf8")) as HistoryManifest;
+    return m && m.version === 1 && typeof m.runs === "object" ? m : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Per run of the export: its key (JSON of entity, project, run_id), run_id, and `count:hash` of its rows. */
+async function historyFingerprints(
+  conn: DuckDBConnection,
+  filter: ExportFilter,
+): Promise<{ key: string; entity: string; project: string; runId: string; print: string }[]> {
+  const r = await conn.runAndReadAll(
+    `SELECT entity, project, run_id, count(*) AS n,
+            bit_xor(hash(step, "timestamp", runtime, CAST(wandb_metadata AS VARCHAR), CAST(metrics AS VARCHAR),
+                         CAST(extra AS VARCHAR)))::VARCHAR AS h
+     FROM history ${whereClause(filter)} GROUP BY entity, project, run_id`,
+  );
+  return r.getRows().map((row) => {
+    const [entity, project, runId] = [String(row[0]), String(row[1]), String(row[2])];
+    return { key: JSON.stringify([entity, project, runId]), entity, project, runId, print: `${row[3]}:${row[4]}` };
+  });
+}
+
+async function describe(conn: DuckDBConnection, select: string): Promise<[string, string][]> {
+  const r = await conn.runAndReadAll(`DESCRIBE ${select}`);
+  return r.getRows().map((row) => [String(row[0]), String(row[1])]);
+}
+
+/**
+ * Writes runs_history.parquet. When the previous export of the same filter left a manifest that still matches its
+ * file and the columns are unchanged, the rows of runs whose stored history is unchanged are copied from the
+ * previous file and only the other runs are flattened from the archive's JSON; the file is still rewritten whole
+ * (same content as a full export). Only for one entity/project (the file has no entity/project columns).
+ */
+async function exportHistory(conn: DuckDBConnection, filter: ExportFilter, outputDir: string): Promise<string> {
+  const final = join(outputDir, "runs_history.parquet");
+  const manifestPath = join(outputDir, MANIFEST_NAME);
+  const prev = await readManifest(manifestPath);
+  const prints = await historyFingerprints(conn, filter);
+  const full = await historySelect(conn, filter);
+  const columns = await describe(conn, full);
+  let select = full;
+  const projects = new Set(prints.map((p) => JSON.stringify([p.entity, p.project])));
+  const st = await stat(final).catch(() => null);
+  if (
+    prev !== null &&
+    st !== null &&
+    st.size === prev.size &&
+    st.mtimeMs === prev.mtimeMs &&
+    projects.size === 1 &&
+    JSON.stringify(prev.filter) === JSON.stringify(filter) &&
+    JSON.stringify(prev.columns) === JSON.stringify(columns)
+  ) {
+    const reuse = prints.filter((p) => prev.runs[p.key] === p.print).map((p) => p.runId);
+    if (reuse.length > 0) {
+      const changed = prints.filter((p) => prev.runs[p.key] !== p.print).map((p) => p.runId);
+      // Old rows keep their exact values: every column is cast to the type a full export would give it.
+      const cast = columns.map(([n, t]) => `CAST(${quoteIdent(n)} AS ${t}) AS ${quoteIdent(n)}`).join(", ");
+      const old = `SELECT ${cast} FROM read_parquet(${quoteLiteral(final)}) WHERE run_id IN (${reuse.map(quoteLiteral).join(", ")})`;
+      const fresh = `SELECT * FROM (${await historySelect(conn, filter, { runIds: changed })})`;
+      select = `SELECT * FROM (${old} UNION ALL ${fresh}) ORDER BY run_id, step`;
+    }
+  }
+  const written = await copyToParquet(conn, select, outputDir, "runs_history.parquet");
+  const now = await stat(written);
+  const manifest: HistoryManifest = {
+    version: 1,
+    size: now.size,
+    mtimeMs: now.mtimeMs,
+    filter,
+    columns,
+    runs: Object.fromEntries(prints.map((p) => [p.key, p.print])),
+  };
+  const tmp = tempPathFor(manifestPath);
+  await writeFile(tmp, JSON.stringify(manifest));
+  await rename(tmp, manifestPath);
+  return written;
 }
 
 /**
@@ -217,7 +328,7 @@ export async function exportArchive(archive: Archive, opts: ArchiveExportOptions
         await copyToPartitioned(conn, await historySelect(conn, filter, { partitionColumns: true }), outputDir),
       );
     } else {
-      files.push(await copyToParquet(conn, await historySelect(conn, filter), outputDir, "runs_history.parquet"));
+      files.push(await exportHistory(conn, filter, outputDir));
     }
     files.push(
       await copyToParquet(

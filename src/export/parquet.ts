@@ -17,7 +17,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { DuckDBConnection } from "@duckdb/node-api";
 import { DuckDBInstance } from "@duckdb/node-api";
-import { duckdbMemoryLimit, rowGroupSize } from "../model/duckdb-resources.js";
+import { copyWithMemoryRetry, duckdbMemoryLimit, rowGroupSize } from "../model/duckdb-resources.js";
 import { metricColumnNames, quoteIdent, quoteLiteral } from "../model/flatten.js";
 import { stringifyStrict } from "../model/json.js";
 import { HISTORY_FIXED_COLUMNS, type RunRecord, type SystemMetricsRecord } from "../model/records.js";
@@ -256,9 +256,15 @@ class ParquetProjectWriter extends BaseProjectWriter {
         const rowGroup = rowGroupSize(t.spool instanceof CsvSpool ? t.spool.keys().length + 7 : RUN_FIELDS.length);
         // The runs file is small but its JSON cells are big: one thread reads it with about half the memory of two.
         if (!(t.spool instanceof CsvSpool)) await conn.run("SET threads = 1");
-        await conn.run(
-          `COPY (${t.select()}) TO ${quoteLiteral(t.tempPath)} ` +
-            `(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE ${rowGroup})`,
+        const c = conn;
+        const tempPath = t.tempPath;
+        await copyWithMemoryRetry(c, duckdbMemoryLimit(), () =>
+          c
+            .run(
+              `COPY (${t.select()}) TO ${quoteLiteral(tempPath)} ` +
+                `(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE ${rowGroup})`,
+            )
+            .then(() => undefined),
         );
         await fsyncPath(t.tempPath);
         await t.spool.file.abort(); // converted: delete the spool now, to free the disk early
