@@ -45,6 +45,8 @@ export interface FakeWandbOptions {
   sdkShapesOnly?: boolean;
   /** Largest history(samples:) honoured; larger ones are silently down-sampled (default none; 1000 with sdkShapesOnly). */
   historySamplesCap?: number;
+  /** Ignore run filters (every run matches): a server that does not support them. */
+  ignoreRunFilters?: boolean;
   apiKey?: string;
   cacheDir?: string;
 }
@@ -101,6 +103,7 @@ export async function startFakeWandb(options: FakeWandbOptions = {}): Promise<Fa
     redirectFiles: options.redirectFiles ?? true,
     sdkShapesOnly: options.sdkShapesOnly ?? false,
     ...(options.historySamplesCap !== undefined ? { historySamplesCap: options.historySamplesCap } : {}),
+    ignoreRunFilters: options.ignoreRunFilters ?? false,
     faults,
   });
   return {

@@ -32,6 +32,8 @@ export interface FakeServerOptions {
   sdkShapesOnly?: boolean;
   /** Largest history(samples:) honoured (larger ones silently down-sample); default: none, or 1000 with sdkShapesOnly. */
   historySamplesCap?: number;
+  /** Ignore run filters (every run matches): a server that does not support them. */
+  ignoreRunFilters?: boolean;
   faults?: Partial<FaultSettings>;
 }
 
@@ -517,7 +519,14 @@ export async function startFakeServer(store: FakeStore, options: FakeServerOptio
         return;
       }
     }
-    const context: ResolverContext = { store, baseUrl, signUrl, memo: new Map(), historySamplesCap };
+    const context: ResolverContext = {
+      store,
+      baseUrl,
+      signUrl,
+      memo: new Map(),
+      historySamplesCap,
+      ignoreRunFilters: options.ignoreRunFilters ?? false,
+    };
     const result = await execute({
       schema,
       document: cached.document,

@@ -13,6 +13,7 @@ import {
   fetchSystemMetrics,
   HISTORY_CELL_BUDGET,
   type HistorySelection,
+  LIST_RANGES,
   METADATA_FILE,
 } from "./fetch-run.js";
 import { RECORD_CONCURRENCY } from "./pipeline.js";
@@ -70,6 +71,9 @@ async function* listPages(
     filters,
     order: "+created_at",
     perPage: opts.perPage ?? 500,
+    // after the first page, createdAt ranges listed at once where the server keeps to them (--max-runs keeps the
+    // oldest runs first, so it lists serially)
+    parallel: opts.runs?.maxRuns === undefined ? LIST_RANGES : 1,
     // each run's metadata file's signed URL, when the server allows (no per-run API request)
     ...(opts.metadata === false ? {} : { files: [METADATA_FILE] }),
     signal: opts.signal,

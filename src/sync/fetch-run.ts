@@ -254,6 +254,9 @@ export function estimateCells(run: WandbRun, fromStep: number, sel: HistorySelec
   return rows * keys;
 }
 
+/** createdAt ranges listed at once after a project's first Runs page (see ListRunsOptions.parallel). */
+export const LIST_RANGES = 8;
+
 /**
  * Runs processed at once when the caller gave no --concurrency: 32. With histories, the cell budget
  * (HISTORY_CELL_BUDGET) bounds how many large histories are held at once, and the rate governor paces the requests;

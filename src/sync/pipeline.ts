@@ -21,6 +21,7 @@ import {
   fetchSystemMetrics,
   HISTORY_CELL_BUDGET,
   type HistorySelection,
+  LIST_RANGES,
   METADATA_FILE,
   selectionKey,
 } from "./fetch-run.js";
@@ -236,6 +237,9 @@ export async function syncProject(api: WandbApi, archive: Archive, opts: SyncOpt
       filters,
       order: "+created_at",
       perPage: opts.perPage ?? 500,
+      // after the first page, createdAt ranges listed at once where the server keeps to them (--max-runs keeps
+      // the oldest runs first, so it lists serially)
+      parallel: maxRuns === undefined ? LIST_RANGES : 1,
       // each run's metadata file's signed URL, when the server allows (no per-run API request)
       files: [METADATA_FILE],
       signal: opts.signal,

@@ -27,6 +27,8 @@ export interface Capabilities {
    * window whose steps were known (liveData) and all returned; false once a window came back down-sampled or refused.
    */
   historyWindows?: boolean;
+  /** Runs filtered by createdAt ranges come back within them (so ranges can be listed at once). */
+  rangeListing?: boolean;
 }
 
 /** The SDK's own page size: always accepted. */

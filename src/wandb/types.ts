@@ -125,6 +125,12 @@ export interface ListRunsOptions {
    * server accepts it (not an SDK shape: learned per server, never with `compat`).
    */
   files?: string[];
+  /**
+   * List this many disjoint createdAt ranges at once after the first page (order "+created_at" only; not with
+   * `compat`). Pages then come as they arrive, not in creation order, and a run created at a range's first second
+   * may come twice. A server that does not keep to the ranges is remembered and listed serially. Default 1.
+   */
+  parallel?: number;
   signal?: AbortSignal;
 }
 
