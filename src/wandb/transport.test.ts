@@ -355,6 +355,58 @@ describe("Transport", () => {
     await t.close();
   });
 
+  test("openGet: API-host hops take a governor slot and report their RateLimit-* headers; storage hops do not", async () => {
+    a.handle((q, res) => {
+      if (q.url === "/files/x") {
+        res.writeHead(302, {
+          location: `${b.url}/signed/x`,
+          "ratelimit-limit": "1000",
+          "ratelimit-remaining": "750",
+          "ratelimit-reset": "1",
+        });
+        res.end();
+      } else json(res, 429, { error: "rate limit exceeded" }, { "retry-after": "0.01" });
+    });
+    b.handle((_q, res) => {
+      res.writeHead(200, { "content-length": 2 });
+      res.end("ok");
+    });
+    const governor = new RateGovernor({ initialConcurrency: 8 });
+    const t = make({ governor });
+    const res = await t.openGet(`${a.url}/files/x`, { operation: "downloadFile" });
+    assert.equal(await res.body.text(), "ok");
+    assert.equal(governor.stats().granted, 1, "one slot: the API hop, not the signed URL");
+    assert.equal(governor.stats().inFlight, 0, "released once the headers arrived");
+    assert.equal(governor.pacing?.capacity, 4, "learned from the 302's headers (0-1000 scale)");
+    await assert.rejects(t.openGet(`${a.url}/files/y`, { operation: "downloadFile" }), /HTTP 429/);
+    assert.equal(governor.stats().rateLimited, 1);
+    assert.equal(governor.stats().inFlight, 0);
+    await t.close();
+  });
+
+  test("GraphQL answers teach the governor the window's budget; answers without headers teach nothing", async () => {
+    a.handle((_q, res) =>
+      json(
+        res,
+        200,
+        { data: { ok: 1 } },
+        { "ratelimit-limit": "5", "ratelimit-remaining": "4", "ratelimit-reset": "1" },
+      ),
+    );
+    const governor = new RateGovernor({ initialConcurrency: 8 });
+    const t = make({ governor });
+    await t.graphql("Runs", "query Runs { ok }", {});
+    assert.deepEqual(governor.pacing, { capacity: 5, windowMs: 1000, spacingMs: 1000 / (5 * 0.95) });
+    a.handle((_q, res) => json(res, 200, { data: { ok: 1 } }));
+    const g2 = new RateGovernor({ initialConcurrency: 8 });
+    const t2 = make({ governor: g2 });
+    for (let i = 0; i < 5; i++) await t2.graphql("Runs", "query Runs { ok }", {});
+    assert.equal(g2.pacing, null);
+    assert.equal(g2.nextStartMs, 0);
+    await t.close();
+    await t2.close();
+  });
+
   test("a refused connection is retried only maxConnectAttempts times", async () => {
     const closed = await stub();
     const url = closed.url;

@@ -8,7 +8,7 @@ import { Agent, type Dispatcher, Pool, request } from "undici";
 import { isJsonObject, type JsonObject, type JsonValue } from "../model/json.js";
 import { parseJsonText } from "./decode.js";
 import { WandbError } from "./errors.js";
-import { RateGovernor } from "./governor.js";
+import { type GovernorTicket, parseRateLimitHeaders, RateGovernor } from "./governor.js";
 import {
   backoffDelay,
   classifyNetworkError,
@@ -160,19 +160,6 @@ export class Transport {
     };
   }
 
-  /**
-   * Paces everyone by the server's own budget: an answer (successful or not) that says RateLimit-Remaining is 0
-   * pauses new requests until RateLimit-Reset, instead of spending requests on 429s. (W&B scales Remaining 0-1000;
-   * 0 means the same on any scale.)
-   */
-  private paceFromHeaders(headers: Record<string, string | string[] | undefined>): void {
-    const first = (v: string | string[] | undefined) => (Array.isArray(v) ? v[0] : v);
-    const remaining = Number(first(headers["ratelimit-remaining"]));
-    const reset = Number(first(headers["ratelimit-reset"]));
-    if (Number.isFinite(remaining) && remaining <= 0 && Number.isFinite(reset) && reset > 0) {
-      this.governor.pause(Math.min(reset * 1000, this.retry.maxServerWaitMs));
-    }
-  }
   /** Credentials for `url`: only when its origin is the base URL's origin. */
   authorizationFor(url: string): string | undefined {
     try {
@@ -277,7 +264,8 @@ export class Transport {
         throw classifyNetworkError(e, { operation, run, timedOut, timeoutMs });
       }
       const status = res.statusCode;
-      this.paceFromHeaders(res.headers);
+      // The server's budget (RateLimit-*) paces everyone: see RateGovernor.
+      ticket.observe(parseRateLimitHeaders(res.headers), status !== 429);
       const expected = contentLength(res.headers);
       if (expected !== undefined && expected !== raw.length) {
         throw new WandbError({
@@ -400,6 +388,10 @@ export class Transport {
       const headers: Record<string, string> = { "user-agent": this.userAgent, ...options.headers };
       const auth = this.authorizationFor(current);
       if (auth) headers.authorization = auth;
+      // Requests to the API host count against its rate limit: they take a governor slot (held until the headers
+      // arrive). Signed storage URLs elsewhere do not.
+      const onApiHost = new URL(current).origin === this.baseOrigin;
+      const ticket = onApiHost ? await this.governor.acquire(options.signal) : undefined;
       this.countRequest(options.operation);
       let res: Dispatcher.ResponseData;
       try {
@@ -412,11 +404,12 @@ export class Transport {
           bodyTimeout: timeoutMs,
         });
       } catch (e) {
+        ticket?.failure();
         if (options.signal?.aborted) throw options.signal.reason;
         throw classifyNetworkError(e, { operation: options.operation, run: options.run, timeoutMs });
       }
       const status = res.statusCode;
-      if (new URL(current).origin === this.baseOrigin) this.paceFromHeaders(res.headers);
+      if (ticket) settleGetTicket(ticket, status, res.headers, this.retry.minDelayMs, this.retry.maxServerWaitMs);
       if (status >= 300 && status < 400 && status !== 304) {
         const loc = res.headers.location;
         await discard(res.body);
@@ -460,9 +453,6 @@ export class Transport {
       const messages = errorMessages(parsed);
       const { code, transient } = classifyStatus(status);
       const wait = serverWaitMs(res.headers);
-      if (status === 429 && new URL(current).origin === this.baseOrigin) {
-        this.governor.noteRateLimited(Math.min(wait ?? this.retry.minDelayMs, this.retry.maxServerWaitMs));
-      }
       throw new WandbError({
         code,
         operation: options.operation,
@@ -479,6 +469,20 @@ export class Transport {
   async close(): Promise<void> {
     if (this.ownsDispatcher) await this.dispatcher.close();
   }
+}
+
+/** Reports a GET's answer to its governor slot: the RateLimit-* headers, then 429, 5xx or anything else. */
+function settleGetTicket(
+  ticket: GovernorTicket,
+  status: number,
+  headers: Record<string, string | string[] | undefined>,
+  minDelayMs: number,
+  maxServerWaitMs: number,
+): void {
+  ticket.observe(parseRateLimitHeaders(headers), status !== 429);
+  if (status === 429) ticket.rateLimited(Math.min(serverWaitMs(headers) ?? minDelayMs, maxServerWaitMs));
+  else if (status >= 500) ticket.failure();
+  else ticket.success();
 }
 
 function authHint(baseUrl: string): string {
