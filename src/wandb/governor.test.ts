@@ -372,18 +372,20 @@ describe("RateGovernor pacing from RateLimit-* headers", () => {
     const t1 = await g.acquire();
     t1.observe({ limit: 2, remaining: 1, resetMs: 1000, resetWhole: true }, true);
     t1.success();
-    const spacing = 1000 / (2 * 0.95);
-    assert.equal(g.nextStartMs, clock.t + spacing, "paced from the first answer with headers");
+    const start = clock.t;
+    const window = 1000 / 0.95; // at most 2 starts per 1052.6 ms, at least 3/4 of 526.3 ms apart
+    const gap = (0.75 * window) / 2;
+    assert.equal(g.nextStartMs, start + gap, "paced from the first answer with headers");
     let t2: GovernorTicket | undefined;
     void g.acquire().then((t) => {
       t2 = t;
     });
     await clock.run(() => t2 !== undefined);
-    assert.equal(clock.t, 5_000_000 + Math.ceil(spacing));
+    assert.equal(clock.t, start + Math.ceil(gap));
     t2!.observe({ limit: 2, remaining: 0, resetMs: 1000, resetWhole: true }, true);
     t2!.success();
     assert.equal(g.pausedUntilMs, 0, "the pacing alone keeps the next request out of this window");
-    assert.equal(g.nextStartMs, clock.t + spacing);
+    assert.equal(g.nextStartMs, start + window, "the window's budget is spent: the next start is a window later");
     // 60 s windows: Remaining 0 with 42 s to go certainly outlasts the spacing
     const g2 = new RateGovernor({ initialConcurrency: 8, now: clock.now, timers: clock.timers });
     const u1 = await g2.acquire();

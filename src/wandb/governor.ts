@@ -10,9 +10,10 @@
  * - Pacing learned from the server's RateLimit-* headers (reported with `ticket.observe`): once an accepted answer
  *   carries `RateLimit-Limit` and a `RateLimit-Remaining` below it, the window's budget is known in requests
  *   (capacity = Limit / the smallest Limit - Remaining seen, so it works on W&B's 0-1000 scale as on absolute counts),
- *   and the window's length is the longest `RateLimit-Reset` seen (at least 1 s). Request starts are then spaced
- *   evenly at `paceMargin` (95%) of capacity / window, so that no window can receive more than its budget and no
- *   window is left idle. A server that sends no such headers is never paced.
+ *   and the window's length is the longest `RateLimit-Reset` seen (at least 1 s). Request starts are then paced to
+ *   `paceMargin` (95%) of capacity / window: at most `capacity` in any window / margin and spread through it, so
+ *   that no window can receive more than its budget and none is left idle. A server that sends no such headers is
+ *   never paced.
  *   When the budget runs out earlier than that predicts (another client shares it, or requests cost more), the
  *   capacity is lowered to what we had sent and everyone waits for RateLimit-Reset; a 429 despite the pacing also
  *   lowers the margin. Both recover step by step after four clean windows.
@@ -268,20 +269,27 @@ export class RateGovernor {
     return Math.max(1000, this.longestResetMs);
   }
 
+  /** The average time between starts when saturated: window / (capacity x margin). */
   private spacingMs(): number {
     const capacity = this.capacity();
     const learned = capacity > 0 ? this.windowMs() / (capacity * this.margin) : 0;
     return Math.max(this.minSpacingMs, learned);
   }
 
+  /**
+   * When the next request may start. Learned pacing: at most `capacity` starts in any window / margin (so a fixed
+   * window of the server's never gets more than its budget, with 5% to spare for jitter), and consecutive starts at
+   * least 3/4 of the average spacing apart (so each window's budget is spread, not sent in one burst). The sliding
+   * rule rather than a strict spacing lets a start delayed by a busy event loop be made up by the next ones.
+   */
   private readyAt(): number {
-    const spacing = this.spacingMs();
-    let at = Math.max(this.pausedUntil, spacing > 0 ? this.lastStartAt + spacing : 0);
-    // Never more than `capacity` starts within one window (binds only when pacing begins after a burst: in steady
-    // state the spacing is stricter).
+    let at = this.pausedUntil;
+    if (this.minSpacingMs > 0) at = Math.max(at, this.lastStartAt + this.minSpacingMs);
     const capacity = this.capacity();
-    if (capacity > 0 && this.starts.length >= capacity) {
-      at = Math.max(at, this.starts[this.starts.length - capacity]! + this.windowMs() * 1.02);
+    if (capacity > 0) {
+      const window = this.windowMs() / this.margin;
+      at = Math.max(at, this.lastStartAt + (0.75 * window) / capacity);
+      if (this.starts.length >= capacity) at = Math.max(at, this.starts[this.starts.length - capacity]! + window);
     }
     return at;
   }
@@ -359,7 +367,7 @@ export class RateGovernor {
     // longer than that (long windows, or a window learned too short): then wait for the reset.
     if (resetMs !== undefined && resetMs > 0) {
       const surelyLeft = info.resetWhole ? resetMs - 1000 : resetMs;
-      if (surelyLeft > 0 && now + surelyLeft > this.lastStartAt + this.spacingMs()) this.pause(resetMs);
+      if (surelyLeft > 0 && now + surelyLeft > this.readyAt()) this.pause(resetMs);
     }
     this.pump();
   }
