@@ -19,6 +19,7 @@ import {
 import { RECORD_CONCURRENCY } from "./pipeline.js";
 import { toRunRecord } from "./run-record.js";
 import { buildFilters, type RunSelection } from "./selection.js";
+import { HistorySpool } from "./spool.js";
 import { SweepCache } from "./sweeps.js";
 
 export interface DownloadOptions {
@@ -139,7 +140,7 @@ export async function downloadProject(api: WandbApi, opts: DownloadOptions): Pro
       const sweep = run.sweepName ? await sweeps.get(run.entity, run.project, run.sweepName) : null;
       const history = opts.withHistory
         ? await fetchHistory(api, run, 0, opts.history ?? {}, opts.signal)
-        : { batches: [], rows: 0, maxStep: -1 };
+        : { batches: new HistorySpool(), rows: 0, maxStep: -1 };
       const sys = opts.systemMetrics
         ? await fetchSystemMetrics(api, run, opts.systemMetricsSamples ?? 10_000)
         : undefined;
@@ -152,7 +153,12 @@ export async function downloadProject(api: WandbApi, opts: DownloadOptions): Pro
       };
     });
     for await (const item of fetched) {
-      const w = await writer.writeRun(item.record, item.history.batches, item.sys);
+      let w: { historyRows: number };
+      try {
+        w = await writer.writeRun(item.record, item.history.batches, item.sys);
+      } finally {
+        item.history.batches.close();
+      }
       item.release();
       runs++;
       historyRows += w.historyRows;

@@ -14,6 +14,7 @@ import {
 } from "../model/records.js";
 import { WandbError } from "../wandb/errors.js";
 import type { WandbApi, WandbFile, WandbRun } from "../wandb/types.js";
+import { HistorySpool, SPOOL_MEMORY_CELLS } from "./spool.js";
 
 /** What history to read, shared by every run of a sync (the user's selection). */
 export interface HistorySelection {
@@ -44,7 +45,8 @@ export async function fetchMetadata(api: WandbApi, run: WandbRun): Promise<JsonO
 }
 
 export interface HistoryFetch {
-  batches: HistoryRecord[][];
+  /** The rows in step order: in memory up to SPOOL_MEMORY_CELLS, then on disk. Close it once written. */
+  batches: HistorySpool;
   rows: number;
   /**
    * Highest step the read covered, or -1: the highest row's step, or with a history selection the run's last step
@@ -62,7 +64,7 @@ export async function fetchHistory(
   sel: HistorySelection,
   signal?: AbortSignal,
 ): Promise<HistoryFetch> {
-  const batches: HistoryRecord[][] = [];
+  const batches = new HistorySpool();
   let rows = 0;
   let maxStep = -1;
   const take = (raw: JsonObject[], lo = Number.NEGATIVE_INFINITY, hi = Number.POSITIVE_INFINITY) => {
@@ -74,7 +76,7 @@ export async function fetchHistory(
       if (rec.step > maxStep) maxStep = rec.step;
     }
     if (batch.length > 0) {
-      batches.push(batch);
+      batches.add(batch);
       rows += batch.length;
     }
   };
@@ -251,7 +253,8 @@ export function estimateCells(run: WandbRun, fromStep: number, sel: HistorySelec
     Math.max(0, Math.min(run.historyLineCount ?? Number.MAX_SAFE_INTEGER, run.lastHistoryStep + 1 - fromStep));
   const hk = run.historyKeys as { keys?: Record<string, unknown> } | null;
   const keys = sel.keys?.length ?? Math.max(1, Object.keys(hk?.keys ?? {}).length);
-  return rows * keys;
+  // Beyond SPOOL_MEMORY_CELLS a run's rows wait on disk, not in memory.
+  return Math.min(rows * keys, SPOOL_MEMORY_CELLS);
 }
 
 /** createdAt ranges listed at once after a project's first Runs page (see ListRunsOptions.parallel). */

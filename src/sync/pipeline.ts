@@ -28,6 +28,7 @@ import {
 import { findDeleted, fingerprint, parseStoredSelection, planRun, type RunAction, storedSelection } from "./plan.js";
 import { toRunRecord } from "./run-record.js";
 import { buildFilters, type RunSelection } from "./selection.js";
+import type { HistorySpool } from "./spool.js";
 import { SweepCache } from "./sweeps.js";
 
 export interface SyncOptions {
@@ -193,27 +194,32 @@ export async function syncProject(api: WandbApi, archive: Archive, opts: SyncOpt
     const { run } = action;
     let history: HistoryWrite | undefined;
     let rows = 0;
-    if (action.history.kind !== "none") {
-      const h = await fetchHistory(api, run, fromStep, historySel, opts.signal);
-      rows = h.rows;
-      history = { replace: action.history.kind === "replace", fromStep, batches: h.batches };
-      state.last_step = Math.max(action.history.kind === "replace" ? -1 : state.last_step, h.maxStep);
-      state.history_complete = true;
-      state.selection = selection;
+    let spool: HistorySpool | undefined;
+    let written: { historyRows: number };
+    try {
+      if (action.history.kind !== "none") {
+        const h = await fetchHistory(api, run, fromStep, historySel, opts.signal);
+        spool = h.batches;
+        rows = h.rows;
+        history = { replace: action.history.kind === "replace", fromStep, batches: h.batches };
+        state.last_step = Math.max(action.history.kind === "replace" ? -1 : state.last_step, h.maxStep);
+        state.history_complete = true;
+        state.selection = selection;
+      }
+      const systemMetrics = opts.systemMetrics
+        ? await fetchSystemMetrics(api, run, opts.systemMetricsSamples ?? 10_000)
+        : undefined;
+      let files: FileRecord[] | undefined;
+      if (opts.files) {
+        const f = await fetchFiles(api, run, opts.files, knownFiles?.get(run.name));
+        files = f.records;
+        result.filesDownloaded += f.downloaded;
+        for (const w of f.warnings) warn(w);
+      }
+      written = await writeLock.run(() => archive.writeRun({ record, state, history, systemMetrics, files, preserve }));
+    } finally {
+      spool?.close();
     }
-    const systemMetrics = opts.systemMetrics
-      ? await fetchSystemMetrics(api, run, opts.systemMetricsSamples ?? 10_000)
-      : undefined;
-    let files: FileRecord[] | undefined;
-    if (opts.files) {
-      const f = await fetchFiles(api, run, opts.files, knownFiles?.get(run.name));
-      files = f.records;
-      result.filesDownloaded += f.downloaded;
-      for (const w of f.warnings) warn(w);
-    }
-    const written = await writeLock.run(() =>
-      archive.writeRun({ record, state, history, systemMetrics, files, preserve }),
-    );
     result.runsWritten++;
     result.historyRows += written.historyRows;
     emit({

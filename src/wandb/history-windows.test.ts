@@ -169,7 +169,11 @@ describe("several runs' reads in one document", () => {
       const names = await runNames(fake);
       const got = await Promise.all(names.map((n) => scan(client, fake, n, 100)));
       for (const [i, n] of names.entries()) {
-        assertSame(got[i]!, (await truth(fake, n)).filter((r) => (r._step as number) >= 100), n);
+        assertSame(
+          got[i]!,
+          (await truth(fake, n)).filter((r) => (r._step as number) >= 100),
+          n,
+        );
       }
       const ops = await operations(fake);
       assert.equal(ops.HistoryPages, 1, JSON.stringify(ops));
@@ -238,7 +242,11 @@ describe("several runs' reads in one document", () => {
           assert.ok("error" in r && /not found/i.test(String((r.error as Error).message)), "the missing run fails");
         } else {
           assert.ok("rows" in r, `${r.n} was read`);
-          assertSame(r.rows, (await truth(fake, r.n)).filter((x) => (x._step as number) >= 10), r.n);
+          assertSame(
+            r.rows,
+            (await truth(fake, r.n)).filter((x) => (x._step as number) >= 10),
+            r.n,
+          );
         }
       }
     } finally {

@@ -29,9 +29,9 @@ import type { EventRow, HistoryRow, ScanHistoryOptions } from "./types.js";
 const DEFAULT_HISTORY_PAGE = 1000;
 /**
  * Cells (rows x keys) asked for in one history window when the window's steps are known (see `liveWindows`), and in
- * one batched document. About 10-25 MB of JSON.
+ * one batched document: about 5-12 MB of JSON. Two such windows of a scan are in flight at once.
  */
-const WINDOW_CELLS = 1_000_000;
+const WINDOW_CELLS = 500_000;
 const MAX_WINDOW_ROWS = 50_000;
 const PARQUET_DOWNLOAD_CONCURRENCY = 4;
 
@@ -316,7 +316,9 @@ export class HistoryReader {
       Math.max(pageSize, Math.min(MAX_WINDOW_ROWS, Math.floor(WINDOW_CELLS / keysCount))),
     );
     let prev = Number.NEGATIVE_INFINITY;
-    for await (const rows of ordered(windows, fetchWindow, this.concurrency, signal)) {
+    // Known-step windows are large: two in flight bound what a scan holds; the SDK's small windows, `concurrency`.
+    const depth = known ? Math.min(2, this.concurrency) : this.concurrency;
+    for await (const rows of ordered(windows, fetchWindow, depth, signal)) {
       const fresh = rows.filter((r) => {
         const s = stepOf(r)!;
         if (s <= prev) return false;

@@ -184,6 +184,45 @@ function scenario(name: string, dbUrlFor: (dir: string) => Promise<string | unde
 
 scenario("DuckDB (the default)", async () => undefined);
 
+describe("runs larger than the memory budget", () => {
+  it("spool to disk (DR_WANDB_SPOOL_CELLS) and still equal the truth, edge values included; no spool left", async () => {
+    const fake = await startFakeWandb({
+      seed: 8,
+      runs: 6,
+      steps: 1200,
+      metrics: 6,
+      profile: "edge",
+      runningFraction: 0.5,
+    });
+    try {
+      await using dir = await tempDir();
+      await using spoolDir = await tempDir();
+      const env = {
+        WANDB_BASE_URL: fake.url,
+        WANDB_API_KEY: fake.apiKey,
+        DR_WANDB_SPOOL_CELLS: "500",
+        TMPDIR: spoolDir.path,
+      };
+      const r = await runCli(["sync", `${fake.entity}/${fake.project}`, "--output-dir", dir.path, "-q"], { env });
+      assert.equal(r.code, 0, r.stderr);
+      const archive = await openArchive({ outputDir: dir.path, readOnly: true });
+      try {
+        await assertArchiveEqualsTruth(archive, fake, []);
+      } finally {
+        await archive.close();
+      }
+      const { readdir } = await import("node:fs/promises");
+      assert.deepEqual(
+        (await readdir(spoolDir.path)).filter((f) => f.includes("spool")),
+        [],
+        "spool files removed",
+      );
+    } finally {
+      await fake.close();
+    }
+  });
+});
+
 let pg: TestPgServer | undefined;
 let dbCounter = 0;
 scenario("PostgreSQL", async () => {
