@@ -128,7 +128,7 @@ export class SerialQueue {
 // ---------------------------------------------------------------------------------------------------------------
 // SQL fragments
 
-type Cast = "text" | "ts" | "json" | "tags" | "bigint" | "bool" | "double";
+export type Cast = "text" | "ts" | "json" | "tags" | "bigint" | "bool" | "double";
 
 const RUN_COLUMNS: [string, Cast][] = [
   ["entity", "text"],
@@ -441,19 +441,38 @@ export abstract class SqlArchive implements Archive {
           : `${q(c)} = excluded.${q(c)}`,
       )
       .join(", ");
+    await this.insertRows(
+      "runs",
+      RUN_COLUMNS,
+      all.map((it) => paramRuns(it.record, it.state, (v) => this.json(v))),
+      `ON CONFLICT (entity, project, run_id) DO UPDATE SET ${update}`,
+      all.map((it) => runWeight(it.record)),
+    );
+  }
+
+  /**
+   * Inserts rows (each the parameters of `cols`, in order) with `tail` (e.g. an ON CONFLICT clause): here, multi-row
+   * VALUES statements of at most 200 rows and about 4 MB of parameters; DuckDB overrides it with a bulk path.
+   */
+  protected async insertRows(
+    table: string,
+    cols: [string, Cast][],
+    rows: unknown[][],
+    tail: string,
+    weights?: number[],
+  ): Promise<void> {
     let i = 0;
-    while (i < all.length) {
-      const chunk: typeof all = [];
+    while (i < rows.length) {
+      const start = i;
       let weight = 0;
-      while (i < all.length && chunk.length < 200 && (chunk.length === 0 || weight < 4_000_000)) {
-        weight += runWeight(all[i]!.record);
-        chunk.push(all[i++]!);
+      while (i < rows.length && i - start < 200 && (i === start || weight < 4_000_000)) {
+        weight += weights?.[i] ?? 0;
+        i++;
       }
-      const params = chunk.flatMap((it) => paramRuns(it.record, it.state, (v) => this.json(v)));
+      const chunk = rows.slice(start, i);
       await this.exec(
-        `INSERT INTO runs (${colList(RUN_COLUMNS)}) VALUES ${this.valuesSql(RUN_COLUMNS, chunk.length)}
-         ON CONFLICT (entity, project, run_id) DO UPDATE SET ${update}`,
-        params,
+        `INSERT INTO ${q(table)} (${colList(cols)}) VALUES ${this.valuesSql(cols, chunk.length)}\n         ${tail}`,
+        chunk.flat(),
       );
     }
   }
@@ -465,14 +484,12 @@ export abstract class SqlArchive implements Archive {
     const update = STATE_COLUMNS.slice(3)
       .map(([c]) => `${q(c)} = excluded.${q(c)}`)
       .join(", ");
-    for (let i = 0; i < all.length; i += 500) {
-      const chunk = all.slice(i, i + 500);
-      await this.exec(
-        `INSERT INTO sync_state (${colList(STATE_COLUMNS)}) VALUES ${this.valuesSql(STATE_COLUMNS, chunk.length)}
-         ON CONFLICT (entity, project, run_id) DO UPDATE SET ${update}`,
-        chunk.flatMap(paramState),
-      );
-    }
+    await this.insertRows(
+      "sync_state",
+      STATE_COLUMNS,
+      all.map(paramState),
+      `ON CONFLICT (entity, project, run_id) DO UPDATE SET ${update}`,
+    );
   }
 
   /** Upserts history rows (used for rows that arrive out of step order, which the bulk path cannot take). */

@@ -21,6 +21,7 @@ import { type KindTracker, quoteLiteral } from "../model/flatten.js";
 import type { HistoryRecord, RunRecord } from "../model/records.js";
 import type { HistoryWrite, QueryResult } from "./archive.js";
 import {
+  type Cast,
   type DuckDBExportSource,
   type ExportFilter,
   jsonText,
@@ -153,6 +154,44 @@ export class DuckDBArchive extends SqlArchive implements DuckDBExportSource {
       await this.conn.run(sql, params as DuckDBValue[] | undefined);
     } catch (e) {
       throw new ArchiveError("QUERY", `DuckDB: ${firstLine(e)}`, { cause: e });
+    }
+  }
+
+  /**
+   * Bulk insert: the rows go through the Appender into a temp table of text columns, then one INSERT ... SELECT casts
+   * them as the VALUES path would (a prepared statement with thousands of parameters costs far more to bind).
+   */
+  protected override async insertRows(
+    table: string,
+    cols: [string, Cast][],
+    rows: unknown[][],
+    tail: string,
+  ): Promise<void> {
+    if (rows.length === 0) return;
+    const stage = `dr_wandb_stage_${table}`;
+    await this.exec(`CREATE TEMP TABLE IF NOT EXISTS ${stage} (${cols.map((_c, i) => `c${i} VARCHAR`).join(", ")})`);
+    const appender = await this.conn.createAppender(stage, "main", "temp");
+    try {
+      for (const row of rows) {
+        for (const v of row) {
+          if (v === null || v === undefined) appender.appendNull();
+          else if (typeof v === "string") appender.appendVarchar(v);
+          else if (typeof v === "number" && Number.isInteger(v)) appender.appendVarchar(BigInt(v).toString());
+          else appender.appendVarchar(String(v));
+        }
+        appender.endRow();
+      }
+      appender.flushSync();
+    } finally {
+      appender.closeSync();
+    }
+    try {
+      const select = cols.map(([, c], i) => this.cast(`c${i}`, c)).join(", ");
+      await this.exec(
+        `INSERT INTO "${table}" (${cols.map(([c]) => `"${c}"`).join(", ")}) SELECT ${select} FROM ${stage} ${tail}`,
+      );
+    } finally {
+      await this.exec(`DELETE FROM ${stage}`);
     }
   }
 
