@@ -80,7 +80,7 @@ const RECORD_BATCH = 500;
  * Runs processed at once when a run needs nothing but its record (runs-only, no files or system metrics): its
  * metadata file is one GET of a signed storage URL (or one /files request), so many can be in flight.
  */
-export const RECORD_CONCURRENCY = 128;
+export const RECORD_CONCURRENCY = 256;
 
 export async function syncProject(api: WandbApi, archive: Archive, opts: SyncOptions): Promise<SyncResult> {
   const startedAt = new Date().toISOString();

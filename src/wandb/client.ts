@@ -257,7 +257,7 @@ export class WandbClient implements WandbApi {
       wake = undefined;
       w?.();
     };
-    const maxQueued = ranges.length;
+    const maxQueued = 2;
     const worker = async (range: CreatedAtRange) => {
       const listing: { size?: number } = {};
       const opts: ListRunsOptions = { ...options, filters: range.filters(options.filters), signal };

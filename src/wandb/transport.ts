@@ -31,7 +31,7 @@ export const DEFAULT_GRAPHQL_TIMEOUT_MS = 60_000;
 export const DEFAULT_DOWNLOAD_TIMEOUT_MS = 60_000;
 export const MAX_REDIRECTS = 10;
 /** Connections per storage origin (signed file and parquet URLs); the API origin keeps `connections`. */
-const STORAGE_CONNECTIONS = 128;
+const STORAGE_CONNECTIONS = 256;
 const USER_AGENT = "dr-wandb (W&B Public Client compatible)";
 
 export interface TransportOptions {
@@ -46,7 +46,7 @@ export interface TransportOptions {
   governor?: RateGovernor;
   sleep?: Sleep;
   random?: () => number;
-  /** Connections to the API origin. Default 32 (storage origins get at least 128). */
+  /** Connections to the API origin. Default 32 (storage origins get at least 256). */
   connections?: number;
   /** Use this dispatcher instead of a private keep-alive Agent (it is then not closed by close()). */
   dispatcher?: Dispatcher;
