@@ -56,13 +56,15 @@ export function analyzeShapes(doc: DocumentNode): ShapeInfo {
         info.problem = 'Cannot query field "files" on runs edges: query each run\'s files separately';
       }
       if (name === "project" && f.selectionSet) {
-        const keys = new Set(
-          collectFields(f.selectionSet, fragments)
-            .filter((x) => x.name.value === "run")
-            .map((x) => (x.alias ?? x.name).value),
-        );
-        if (keys.size > 1 && info.problem === null) {
-          info.problem = `Cannot query field "run" more than once on "project" (${keys.size} aliases)`;
+        for (const field of ["run", "sweep"]) {
+          const keys = new Set(
+            collectFields(f.selectionSet, fragments)
+              .filter((x) => x.name.value === field)
+              .map((x) => (x.alias ?? x.name).value),
+          );
+          if (keys.size > 1 && info.problem === null) {
+            info.problem = `Cannot query field "${field}" more than once on "project" (${keys.size} aliases)`;
+          }
         }
       }
       if (name === "runs") {

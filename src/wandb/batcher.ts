@@ -29,6 +29,8 @@ export interface BatchKind<A> {
   variables(i: number, args: A): Record<string, unknown>;
   /** The SDK-shaped request for one item; resolves to its whole `data`. */
   single(args: A, signal?: AbortSignal): Promise<JsonObject>;
+  /** The field under `project` each item reads (default "run"): answers are handed out as `{ project: { [field] } }`. */
+  field?: string;
 }
 
 export interface BatcherOptions {
@@ -42,6 +44,11 @@ export interface BatcherOptions {
   compat?: boolean;
   /** Called when something was learned about the server. */
   learn?: (update: Partial<Capabilities>) => void;
+  /**
+   * A capability of its own besides `aliases` (e.g. for documents whose fields an older server may reject): any
+   * rejection turns only it off, leaving `aliases` and `maxAliases` as they are.
+   */
+  capability?: "sweepBatches";
 }
 
 interface Pending<A> {
@@ -86,7 +93,10 @@ export class AliasBatcher<A> {
 
   /** Whether reads may be combined at all right now. */
   private enabled(): boolean {
-    return !this.options.compat && this.caps.aliases !== false && this.limit() > 1;
+    const own = this.options.capability;
+    return (
+      !this.options.compat && this.caps.aliases !== false && (!own || this.caps[own] !== false) && this.limit() > 1
+    );
   }
 
   private limit(): number {
@@ -167,7 +177,9 @@ ${selections}
         run: items.length === 1 ? items[0]!.where : `${entity}/${project} (${items.length} runs)`,
       });
     } catch (e) {
-      if (isShapeRejection(e)) {
+      if (isShapeRejection(e) && this.options.capability) {
+        this.options.learn?.({ [this.options.capability]: false });
+      } else if (isShapeRejection(e)) {
         const reason = (e as WandbError).reason;
         const aliasing = /alias|more than once|duplicate/i.test(reason);
         const smaller = aliasing ? 0 : Math.floor(items.length / 2);
@@ -181,13 +193,16 @@ ${selections}
       await Promise.all(items.map((it) => this.sendOne(it)));
       return;
     }
-    if (this.caps.aliases !== true) this.options.learn?.({ aliases: true });
+    if (this.options.capability) {
+      if (this.caps[this.options.capability] !== true) this.options.learn?.({ [this.options.capability]: true });
+    } else if (this.caps.aliases !== true) this.options.learn?.({ aliases: true });
     this.batches++;
     this.batchedReads += items.length;
     const p = isJsonObject(data.project) ? data.project : null;
+    const field = this.kind.field ?? "run";
     items.forEach((it, i) => {
-      const run: JsonValue = p ? (p[`r${i}`] ?? null) : null;
-      it.resolve({ project: p === null ? null : { run } });
+      const value: JsonValue = p ? (p[`r${i}`] ?? null) : null;
+      it.resolve({ project: p === null ? null : { [field]: value } });
     });
   }
 

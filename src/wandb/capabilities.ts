@@ -29,6 +29,8 @@ export interface Capabilities {
   historyWindows?: boolean;
   /** Runs filtered by createdAt ranges come back within them (so ranges can be listed at once). */
   rangeListing?: boolean;
+  /** Several sweeps in one aliased GetSweeps document are accepted. */
+  sweepBatches?: boolean;
 }
 
 /** The SDK's own page size: always accepted. */

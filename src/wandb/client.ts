@@ -7,6 +7,7 @@
  */
 import { tmpdir } from "node:os";
 import { isJsonObject, type JsonObject, type JsonValue, parseWandbJson, stringifyWandb } from "../model/json.js";
+import { AliasBatcher } from "./batcher.js";
 import {
   type Capabilities,
   capabilitiesFor,
@@ -30,6 +31,7 @@ import {
   RUNS_WITH_FILES,
   runsByName,
   SWEEP,
+  SWEEP_FIELDS,
   SWEEP_LEGACY,
   VIEWER,
 } from "./queries.js";
@@ -113,6 +115,7 @@ export class WandbClient implements WandbApi {
   private readonly cacheFile: string | undefined;
   private readonly parquet = new ParquetReader();
   private readonly history: HistoryReader;
+  private readonly sweepReads: AliasBatcher<{ entity: string; project: string; name: string }>;
 
   /** Resolves the API key and base URL (see config.ts) and makes a client. */
   static async create(options: WandbClientOptions = {}): Promise<WandbClient> {
@@ -147,6 +150,19 @@ export class WandbClient implements WandbApi {
       learn: (update) => this.learn(update),
       compat: this.compat,
     });
+    this.sweepReads = new AliasBatcher(
+      this.transport,
+      this.caps,
+      {
+        operation: "GetSweeps",
+        field: "sweep",
+        declare: (i) => `$n${i}: String!`,
+        select: (i) => `r${i}: sweep(sweepName: $n${i}) { ${SWEEP_FIELDS} }`,
+        variables: (i, a) => ({ [`n${i}`]: a.name }),
+        single: (a) => this.getSweepAlone(a.entity, a.project, a.name),
+      },
+      { compat: this.compat, learn: (update) => this.learn(update), capability: "sweepBatches" },
+    );
   }
 
   /** Requests (every attempt and redirect hop) by operation, bytes received, retries, governor and capabilities. */
@@ -503,19 +519,22 @@ export class WandbClient implements WandbApi {
 
   async getSweep(entity: string, project: string, sweepName: string): Promise<WandbSweep | null> {
     const where = `${entity}/${project}`;
-    const vars = { entity, project, name: sweepName };
-    let data: JsonObject;
-    let operation = "GetSweep";
-    try {
-      data = await this.transport.graphql(operation, SWEEP, vars, { run: where });
-    } catch (e) {
-      // Older servers reject GetSweep's newer fields: ask with the SDK's legacy document, as the SDK does.
-      if (!isShapeRejection(e)) throw e;
-      operation = "Sweep";
-      data = await this.transport.graphql(operation, SWEEP_LEGACY, vars, { run: where });
-    }
-    const p = requireProject(data, operation, where);
+    // Several sweeps asked for at about the same time (the first runs of a listing) share one aliased document.
+    const data = await this.sweepReads.load(entity, project, where, { entity, project, name: sweepName }, 1);
+    const p = requireProject(data, "GetSweep", where);
     return isJsonObject(p.sweep) ? decodeSweep(p.sweep, sweepName) : null;
+  }
+
+  /** GetSweep as the SDK sends it (the legacy Sweep document on servers that reject GetSweep's newer fields). */
+  private async getSweepAlone(entity: string, project: string, name: string): Promise<JsonObject> {
+    const vars = { entity, project, name };
+    const where = `${entity}/${project}`;
+    try {
+      return await this.transport.graphql("GetSweep", SWEEP, vars, { run: where });
+    } catch (e) {
+      if (!isShapeRejection(e)) throw e;
+      return await this.transport.graphql("Sweep", SWEEP_LEGACY, vars, { run: where });
+    }
   }
 
   // ---------------------------------------------------------------------------------------------------------------

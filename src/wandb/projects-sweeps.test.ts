@@ -64,6 +64,30 @@ describe("listProjects and getSweep against fake-wandb", () => {
     assert.deepEqual(await all(client.listProjects("no-such-entity")), []);
   });
 
+  it("several sweeps asked for at once share one aliased GetSweeps request; a strict server gets one GetSweep each", async () => {
+    const names = [...new Set(fake.store.runs().flatMap((r) => (r.sweepName ? [r.sweepName] : [])))];
+    assert.ok(names.length >= 2, "the edge profile has several sweeps");
+    fake.resetStats();
+    const batched = await Promise.all(
+      [...names, "no-such-sweep"].map((n) => client.getSweep(fake.entity, fake.project, n)),
+    );
+    assert.deepEqual(fake.stats().byOperation, { GetSweeps: 1 });
+    assert.equal(batched.at(-1), null, "an unknown sweep is null, the others are read");
+    const strict = await startFakeWandb({ profile: "edge", seed: 3, runs: 20, steps: 20, sdkShapesOnly: true });
+    const strictClient = await clientFor(strict.url, strict.apiKey);
+    try {
+      strict.resetStats();
+      const alone = await Promise.all(names.map((n) => strictClient.getSweep(strict.entity, strict.project, n)));
+      assert.deepEqual(alone, batched.slice(0, -1), "the same sweeps either way");
+      assert.deepEqual(strict.stats().byOperation, { GetSweeps: 1, GetSweep: names.length });
+      assert.equal(strictClient.stats().capabilities.sweepBatches, false);
+      assert.notEqual(strictClient.stats().capabilities.aliases, false, "run aliases are a separate question");
+    } finally {
+      await strictClient.close();
+      await strict.close();
+    }
+  });
+
   it("reads a sweep's fields, config parsed from its JSON string", async () => {
     const runs = fake.store.runs().filter((r) => r.sweepName);
     assert.ok(runs.length > 0, "the edge profile has sweep runs");

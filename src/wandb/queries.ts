@@ -202,22 +202,13 @@ fragment ProjectFragment on Project {
 }`;
 
 /** The SDK's `api.sweep(path)` document (GetSweep); `config` is a YAML or JSON string. */
+/** The fields GetSweep selects (also in the aliased multi-sweep document). */
+export const SWEEP_FIELDS =
+  "id name displayName method state description bestLoss config createdAt updatedAt runCount runCountExpected";
+
 export const SWEEP = `query GetSweep($entity: String, $project: String, $name: String!) {
   project(name: $project, entityName: $entity) {
-    sweep(sweepName: $name) {
-      id
-      name
-      displayName
-      method
-      state
-      description
-      bestLoss
-      config
-      createdAt
-      updatedAt
-      runCount
-      runCountExpected
-    }
+    sweep(sweepName: $name) { ${SWEEP_FIELDS} }
   }
 }`;
 
