@@ -134,7 +134,7 @@ describe("sync --files", () => {
     assert.deepEqual(onDisk, expected.sort());
     const others = all.filter((p) => !p.startsWith("files/"));
     assert.ok(
-      others.every((p) => /^[\w.]+\.(parquet|duckdb|duckdb\.wal)$/.test(p)),
+      others.every((p) => /^[\w.]+\.(parquet|duckdb|duckdb\.wal)$/.test(p) || p === ".runs_history.manifest.json"),
       `unexpected files: ${others.join(", ")}`,
     );
     assert.equal(await mtimeOrNull("/abs/path.txt"), absBefore, "/abs/path.txt written");
