@@ -3,6 +3,9 @@
  * The sync pipeline writes through it; the exporters and the query/status commands read through it.
  */
 import type { FileRecord, HistoryRecord, RunRecord, SystemMetricsRecord } from "../model/records.js";
+import type { ParquetSource } from "./parquet-ingest.js";
+
+export type { ParquetSource } from "./parquet-ingest.js";
 
 /** What the archive remembers of one run between syncs (table sync_state). */
 export interface RunSyncState {
@@ -31,6 +34,12 @@ export interface HistoryWrite {
   /** Otherwise rows with step >= fromStep are deleted first, so a retried append never duplicates. */
   fromStep: number;
   batches: AsyncIterable<HistoryRecord[]> | Iterable<HistoryRecord[]>;
+  /**
+   * Parquet history exports whose rows come before `batches` (every step of them below the batches' steps). The
+   * DuckDB backend inserts them with SQL (src/archive/parquet-ingest.ts); otherwise their rows are decoded and
+   * written like the batches. The files must stay until writeRun returns.
+   */
+  parquetSources?: ParquetSource[];
 }
 
 export interface RunWrite {

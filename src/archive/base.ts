@@ -17,6 +17,7 @@ import type {
   SyncLogEntry,
 } from "./archive.js";
 import { ArchiveError } from "./errors.js";
+import { withDecodedSources } from "./parquet-ingest.js";
 import { ARCHIVE_TABLES, CREATE_MIGRATIONS_TABLE, type Dialect, LATEST_SCHEMA_VERSION, MIGRATIONS } from "./schema.js";
 
 export type Row = Record<string, unknown>;
@@ -288,6 +289,8 @@ export abstract class SqlArchive implements Archive {
   protected abstract exec(sql: string, params?: unknown[]): Promise<void>;
   /** Runs a query; values are plain JS (numbers, bigints beyond 2^53, ISO strings for timestamps, JSON as text). */
   protected abstract rows(sql: string, params?: unknown[]): Promise<Row[]>;
+  /** True when loadHistory takes `history.parquetSources` itself; otherwise writeRun decodes them to batches. */
+  protected readonly ingestsParquet: boolean = false;
   /** Deletes (per `history`) and bulk-inserts one run's history inside the open transaction. */
   protected abstract loadHistory(record: RunRecord, history: HistoryWrite, tracker: KindTracker): Promise<number>;
   abstract query(sql: string): Promise<QueryResult>;
@@ -599,7 +602,16 @@ export abstract class SqlArchive implements Archive {
         let historyRows = 0;
         if (write.history) {
           const tracker = new KindTracker();
-          historyRows = await this.loadHistory(record, write.history, tracker);
+          let history = write.history;
+          const sources = history.parquetSources ?? [];
+          if (sources.length > 0 && !this.ingestsParquet) {
+            history = {
+              ...history,
+              parquetSources: [],
+              batches: withDecodedSources(sources, record.run_id, history.batches),
+            };
+          }
+          historyRows = await this.loadHistory(record, history, tracker);
           await this.mergeMetricKeys(record.entity, record.project, tracker);
         }
         if (write.systemMetrics) await this.replaceSystemMetrics(record, write.systemMetrics);

@@ -712,6 +712,69 @@ export function runArchiveTests(name: string, makeArchive: MakeArchiveFixture): 
       });
     });
 
+    it("parquetSources: the exports' rows, then the batches, stored exactly as the same rows decoded", async () => {
+      const t = tempDir("dr-wandb-parquet-src-");
+      try {
+        const file = join(t.dir, "0.parquet");
+        const inst = await DuckDBInstance.create(":memory:");
+        const conn = await inst.connect();
+        await conn.run(`COPY (SELECT i::BIGINT AS "_step", 1700000000.25 + i * 0.5 AS "_timestamp",
+            CASE WHEN i % 7 = 0 THEN 'NaN'::DOUBLE ELSE i / 3 END AS "_runtime",
+            CASE WHEN i % 2 = 0 THEN {'runtime': i} END AS "_wandb",
+            CASE WHEN i % 3 = 0 THEN i * 0.1 END AS "_extra",
+            CASE i % 5 WHEN 0 THEN 'NaN'::DOUBLE WHEN 1 THEN '-Infinity'::DOUBLE WHEN 2 THEN -0.0 ELSE i / 7 END AS loss,
+            9007199254740993 + i AS "big.int",
+            CASE WHEN i % 4 = 0 THEN '123456789012345678901234567890' ELSE 'x"\\' || chr(10) || '精度' END AS "huge 🚀",
+            CASE WHEN i % 6 = 0 THEN NULL ELSE {'_type': 'histogram', 'bins': [i * 1.5, NULL], 'n': i} END AS "2",
+            i % 2 = 0 AS "is_best"
+          FROM range(100) r(i)) TO '${file.replaceAll("'", "''")}' (FORMAT parquet)`);
+        conn.closeSync();
+        inst.closeSync();
+        const live = [makeRow("r", 80, { loss: 1.5, extra_live: "x" }), makeRow("r", 81, { loss: Number.NaN })];
+        const { decodeParquetSources } = await import("./parquet-ingest.js");
+        const src = { paths: [file], minStep: 0, maxStep: 80, stringKeys: [] };
+        const decoded: HistoryRecord[][] = [];
+        for await (const b of decodeParquetSources([src], "r")) decoded.push(b);
+        await withArchive(async (a) => {
+          const write = (project: string, history: NonNullable<Parameters<Archive["writeRun"]>[0]["history"]>) =>
+            a.writeRun({ record: makeRecord("r", { project }), state: makeState("r", { project }), history });
+          const n1 = await write("files", { replace: true, fromStep: 0, batches: [live], parquetSources: [src] });
+          const n2 = await write("rows", { replace: true, fromStep: 0, batches: [...decoded, live] });
+          // A step present twice (the same file given twice) cannot be inserted as it is: decoded, one row per step.
+          const n3 = await write("dups", {
+            replace: false,
+            fromStep: 0,
+            batches: [live],
+            parquetSources: [{ ...src, paths: [file, file] }],
+          });
+          assert.equal(n1.historyRows, 82);
+          assert.equal(n2.historyRows, 82);
+          assert.equal(n3.historyRows, 82);
+          const dump = async (project: string) => ({
+            history: JSON.stringify(
+              (
+                await a.query(
+                  `SELECT step, "timestamp", runtime, wandb_metadata, metrics, extra FROM history WHERE project = '${project}' ORDER BY step`,
+                )
+              ).rows,
+              (_k, v) =>
+                typeof v === "bigint" ? `${v}n` : typeof v === "number" && !Number.isFinite(v) ? String(v) : v,
+            ),
+            keys: JSON.stringify(
+              (await a.query(`SELECT key, kinds FROM metric_keys WHERE project = '${project}' ORDER BY key`)).rows,
+            ),
+          });
+          const rows = await dump("rows");
+          assert.deepEqual(await dump("files"), rows);
+          assert.deepEqual(await dump("dups"), rows);
+          assert.match(rows.history, /"NaN"/);
+          assert.match(rows.history, /123456789012345678901234567890/);
+        });
+      } finally {
+        t.remove();
+      }
+    });
+
     it("a second writer gets LOCKED; a reader opened read-only cannot write", async () => {
       await withArchive(async (a, fx) => {
         await a.writeRun({ record: makeRecord("r1"), state: makeState("r1") });

@@ -25,12 +25,14 @@ import {
   type DuckDBExportSource,
   type ExportFilter,
   jsonText,
+  maskToKinds,
   normaliseInt,
   type Row,
   SqlArchive,
   unixToMicros,
 } from "./base.js";
 import { ArchiveError, firstLine } from "./errors.js";
+import { columnarEnabled, ingestParquet, type ParquetSource, withDecodedSources } from "./parquet-ingest.js";
 import { DUCKDB_DIALECT } from "./schema.js";
 
 /** Files opened by this process: path -> number of readers, or -1 for the writer. */
@@ -81,6 +83,9 @@ function isDuckDBFile(path: string): boolean {
 
 export class DuckDBArchive extends SqlArchive implements DuckDBExportSource {
   readonly kind = "duckdb" as const;
+  protected override readonly ingestsParquet = columnarEnabled();
+  /** Parquet sources inserted with SQL (and their rows), and sources decoded to rows instead. */
+  readonly parquetIngest = { sources: 0, rows: 0, decoded: 0 };
 
   private constructor(
     readonly location: string,
@@ -234,10 +239,37 @@ export class DuckDBArchive extends SqlArchive implements DuckDBExportSource {
 
   protected async loadHistory(record: RunRecord, history: HistoryWrite, tracker: KindTracker): Promise<number> {
     await this.deleteHistory(record, history);
-    const appender = await this.conn.createAppender("history");
     let max = history.replace ? Number.NEGATIVE_INFINITY : Math.trunc(history.fromStep) - 1;
-    const outOfOrder = new Map<number, HistoryRecord>();
     let n = 0;
+    // Parquet exports first (their steps precede the batches'), inserted with SQL; what the columnar ingest does
+    // not take with certainty is decoded and appended like the batches.
+    const decode: ParquetSource[] = [];
+    for (const src of history.parquetSources ?? []) {
+      // Only a range above every step kept or already written can be inserted without conflicts.
+      if (src.minStep <= max) {
+        decode.push(src);
+        continue;
+      }
+      let done: Awaited<ReturnType<typeof ingestParquet>>;
+      try {
+        done = await ingestParquet(this.conn, record, src);
+      } catch (e) {
+        throw new ArchiveError("WRITE", `DuckDB: parquet ingest: ${firstLine(e)}`, { cause: e });
+      }
+      if (done === null) {
+        decode.push(src);
+        continue;
+      }
+      this.parquetIngest.sources++;
+      this.parquetIngest.rows += done.rows;
+      n += done.rows;
+      if (done.rows > 0) max = Math.max(max, done.maxStep);
+      for (const [key, mask] of done.kinds) tracker.observeKind(key, maskToKinds(mask));
+    }
+    this.parquetIngest.decoded += decode.length;
+    const batches = decode.length > 0 ? withDecodedSources(decode, record.run_id, history.batches) : history.batches;
+    const appender = await this.conn.createAppender("history");
+    const outOfOrder = new Map<number, HistoryRecord>();
     const flushOutOfOrder = async () => {
       if (outOfOrder.size === 0) return;
       appender.flushSync();
@@ -245,7 +277,7 @@ export class DuckDBArchive extends SqlArchive implements DuckDBExportSource {
       outOfOrder.clear();
     };
     try {
-      for await (const batch of history.batches) {
+      for await (const batch of batches) {
         for (const row of batch) {
           const step = Math.trunc(row.step);
           tracker.observe(row.metrics ?? {});

@@ -7,7 +7,14 @@
  *     outside the int64 range, in a key that historyKeys does not report as a string, becomes a bigint.
  * Several files (their order is not guaranteed) are merged by `_step`, each streamed, never loaded whole.
  */
-import type { DuckDBConnection, DuckDBDataChunk, DuckDBInstance, DuckDBResult, DuckDBValue } from "@duckdb/node-api";
+import type {
+  DuckDBConnection,
+  DuckDBDataChunk,
+  DuckDBInstance,
+  DuckDBResult,
+  DuckDBType,
+  DuckDBValue,
+} from "@duckdb/node-api";
 import type { JsonObject, JsonValue } from "../model/json.js";
 import { normaliseStep } from "../model/records.js";
 import type { HistoryRow } from "./types.js";
@@ -67,6 +74,60 @@ function quoteString(s: string): string {
   return `'${s.replace(/'/g, "''")}'`;
 }
 
+export interface ParquetColumn {
+  name: string;
+  type: DuckDBType;
+}
+
+/** A plain signed or unsigned (up to 32 bits) integer type: a `_step` column both ingest paths read the same. */
+export function isIntegerType(t: DuckDBType): boolean {
+  if (t.alias !== undefined && t.alias !== null && t.alias !== "") return false;
+  return ["TINYINT", "SMALLINT", "INTEGER", "BIGINT", "UTINYINT", "USMALLINT", "UINTEGER"].includes(t.toString());
+}
+
+export function readParquetSql(path: string): string {
+  return `read_parquet(${quoteString(path)})`;
+}
+
+export function stepRange(lo: number, hi: number): string {
+  const l = Math.max(Number.MIN_SAFE_INTEGER, Math.floor(lo));
+  const h = Number.isFinite(hi) ? Math.ceil(hi) : Number.MAX_SAFE_INTEGER;
+  return `"_step" >= ${l} AND "_step" < ${h}`;
+}
+
+/** The columns of a parquet file as DuckDB reads them. */
+export async function describeParquet(conn: DuckDBConnection, path: string): Promise<ParquetColumn[]> {
+  const prepared = await conn.prepare(`SELECT * FROM ${readParquetSql(path)} LIMIT 0`);
+  try {
+    const out: ParquetColumn[] = [];
+    for (let i = 0; i < prepared.columnCount; i++)
+      out.push({ name: prepared.columnName(i), type: prepared.columnType(i) });
+    return out;
+  } finally {
+    prepared.destroySync();
+  }
+}
+
+/** Rows (distinct steps), all rows and the highest step in range, over all files; null without an integer `_step`. */
+export async function stepStats(
+  conn: DuckDBConnection,
+  src: { paths: readonly string[]; minStep: number; maxStep: number },
+): Promise<{ rows: number; total: number; maxStep: number } | null> {
+  for (const p of src.paths) {
+    const step = (await describeParquet(conn, p)).find((c) => c.name === "_step");
+    if (!step || !isIntegerType(step.type)) return null;
+  }
+  if (src.paths.length === 0) return { rows: 0, total: 0, maxStep: -1 };
+  const union = src.paths
+    .map((p) => `SELECT "_step" FROM ${readParquetSql(p)} WHERE ${stepRange(src.minStep, src.maxStep)}`)
+    .join(" UNION ALL ");
+  const r = await conn.runAndReadAll(
+    `SELECT count(DISTINCT "_step")::BIGINT, count(*)::BIGINT, max("_step")::BIGINT FROM (${union})`,
+  );
+  const [rows, total, max] = r.getRows()[0]!;
+  return { rows: Number(rows), total: Number(total), maxStep: max === null ? -1 : Number(max) };
+}
+
 export interface ParquetReadOptions {
   minStep: number;
   maxStep: number;
@@ -106,6 +167,20 @@ export class ParquetReader {
       throw e;
     }
     return mergeStreams(streams, options.batchSize ?? 2048);
+  }
+
+  /** Distinct steps, all rows and the highest step in [minStep, maxStep); null when a file lacks an integer `_step`. */
+  async stats(
+    paths: readonly string[],
+    minStep: number,
+    maxStep: number,
+  ): Promise<{ rows: number; total: number; maxStep: number } | null> {
+    const conn = await (await this.db()).connect();
+    try {
+      return await stepStats(conn, { paths, minStep, maxStep });
+    } finally {
+      conn.closeSync();
+    }
   }
 
   close(): void {

@@ -1,0 +1,192 @@
+/**
+ * The columnar ingest (SQL) against the row path (ParquetReader -> toHistoryRecord -> jsonText, KindTracker) on
+ * files full of hard values: random doubles from random bits, int64 beyond 2^53, huge VARCHAR literals, control
+ * characters, nested structs and lists with NULLs, integer-like keys. Every stored byte must be the same.
+ */
+import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, describe, it } from "node:test";
+import { type DuckDBConnection, DuckDBInstance, DuckDBTimestampTZValue } from "@duckdb/node-api";
+import { KindTracker } from "../model/flatten.js";
+import { toHistoryRecord } from "../model/records.js";
+import { describeParquet, ParquetReader } from "../wandb/parquet.js";
+import { jsonText, kindsToMask, unixToMicros } from "./base.js";
+import { ingestParquet, planParquetFile } from "./parquet-ingest.js";
+
+const dir = mkdtempSync(join(tmpdir(), "dr-wandb-ingest-"));
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+function randomDouble(): number {
+  const b = randomBytes(8);
+  const r = b[0]! % 8;
+  if (r === 0) return b.readDoubleLE(0); // any bit pattern: subnormals, huge, NaN, ±Infinity
+  if (r === 1) return Math.round((b.readInt32LE(0) / 7) * 1000) / 1000;
+  if (r === 2) return b.readInt32LE(0) * 2 ** (b[5]! % 80);
+  if (r === 3) return [0, -0, Number.NaN, Infinity, -Infinity, 2 ** 53, 2 ** 53 + 2, 1e21, 1e-7, 1.5e-7][b[6]! % 10]!;
+  return Math.random() * 10 ** ((b[4]! % 40) - 20);
+}
+
+const STRINGS = [
+  "plain",
+  'q"uote',
+  "back\\slash",
+  "ctl\u0001\u001f\b\f\n\r\t\u000b",
+  "\u0000nul",
+  "é 精度 🚀 \u2028 \u007f /",
+  "",
+  "9223372036854775808",
+  "-00000000000000000000000000012",
+  "123456789012345678901234567890123456789012",
+  "0000000000000000000001",
+  "12345678901234567890x",
+];
+
+const sqlStr = (s: string) => `'${s.replaceAll("'", "''")}'`;
+
+async function makeFile(conn: DuckDBConnection, path: string, n: number, from: number): Promise<void> {
+  await conn.run(`CREATE OR REPLACE TABLE stage (
+    "_step" BIGINT, "_timestamp" DOUBLE, "_runtime" DOUBLE, w BIGINT, "_custom" DOUBLE,
+    loss DOUBLE, i BIGINT, s VARCHAR, huge VARCHAR, name_str VARCHAR, b BOOLEAN, f FLOAT, x DOUBLE, y DOUBLE)`);
+  const app = await conn.createAppender("stage");
+  const maybe = (p: number, fn: () => void) => (Math.random() < p ? app.appendNull() : fn());
+  for (let r = 0; r < n; r++) {
+    app.appendBigInt(BigInt(from + r * 2));
+    maybe(0.1, () => app.appendDouble(r % 5 === 0 ? randomDouble() : 1.7e9 + Math.random() * 1e6));
+    maybe(0.1, () => app.appendDouble(randomDouble()));
+    maybe(0.5, () => app.appendBigInt(BigInt(r)));
+    maybe(0.5, () => app.appendDouble(randomDouble()));
+    maybe(0.2, () => app.appendDouble(randomDouble()));
+    maybe(0.2, () => app.appendBigInt(randomBytes(8).readBigInt64LE(0) >> BigInt(randomBytes(1)[0]! % 64)));
+    maybe(0.2, () => app.appendVarchar(STRINGS[r % STRINGS.length]!));
+    maybe(0.2, () => app.appendVarchar(STRINGS[(r * 7) % STRINGS.length]!));
+    maybe(0.2, () => app.appendVarchar(STRINGS[(r * 3) % STRINGS.length]!));
+    maybe(0.2, () => app.appendBoolean(Math.random() < 0.5));
+    maybe(0.2, () => app.appendFloat(randomDouble()));
+    maybe(0.2, () => app.appendDouble(randomDouble()));
+    maybe(0.2, () => app.appendDouble(randomDouble()));
+    app.endRow();
+  }
+  app.flushSync();
+  app.closeSync();
+  await conn.run(`COPY (SELECT "_step", "_timestamp", "_runtime",
+      CASE WHEN w IS NULL THEN NULL ELSE {'runtime': w, 'note': s} END AS "_wandb", "_custom",
+      loss, i AS "10", s AS "a.b ""c""", huge, name_str, b AS "2", f AS "精度",
+      CASE WHEN x IS NULL THEN NULL ELSE {'_type': 'histogram', '1': i, 'bins': [x, NULL, y], 'inner': {'v': y, 's': s}, 'tags': [s, huge]} END AS "gradients/w",
+      CASE WHEN y IS NULL THEN NULL ELSE [i, NULL, 3] END AS "ints"
+    FROM stage) TO ${sqlStr(path)} (FORMAT parquet)`);
+}
+
+interface Stored {
+  step: number;
+  micros: bigint | null;
+  runtime: number | null;
+  wm: string;
+  metrics: string;
+  extra: string;
+}
+
+describe("columnar parquet ingest", () => {
+  it("stores exactly what the row path stores (values, keys, kinds)", async () => {
+    const inst = await DuckDBInstance.create(":memory:");
+    const conn = await inst.connect();
+    await conn.run("SET TimeZone = 'UTC'");
+    const paths = [join(dir, "a.parquet"), join(dir, "b.parquet")];
+    await makeFile(conn, paths[0]!, 3000, 0);
+    await makeFile(conn, paths[1]!, 3000, 1); // interleaved steps, in another file
+    const src = { paths, minStep: 10, maxStep: 11_001, stringKeys: ["name_str"] };
+
+    // Row path.
+    const reader = new ParquetReader();
+    const expected: Stored[] = [];
+    const tracker = new KindTracker();
+    for await (const batch of await reader.open(paths, { ...src, stringKeys: new Set(src.stringKeys) })) {
+      for (const row of batch) {
+        const rec = toHistoryRecord("r", row)!;
+        tracker.observe(rec.metrics);
+        const micros = unixToMicros(rec.timestamp);
+        expected.push({
+          step: rec.step,
+          micros: micros === null ? null : BigInt(micros),
+          runtime: rec.runtime,
+          wm: jsonText(rec.wandb_metadata),
+          metrics: jsonText(rec.metrics),
+          extra: jsonText(rec.extra),
+        });
+      }
+    }
+    reader.close();
+
+    // Columnar path.
+    await conn.run(`CREATE TABLE history (entity TEXT, project TEXT, run_id TEXT, step BIGINT, "timestamp" TIMESTAMPTZ,
+      runtime DOUBLE, wandb_metadata JSON, metrics JSON, extra JSON, PRIMARY KEY (entity, project, run_id, step))`);
+    const res = await ingestParquet(conn, { entity: "e", project: "p", run_id: "r" }, src);
+    assert.ok(res, "planned");
+    assert.equal(res.rows, expected.length);
+    assert.equal(res.maxStep, expected[expected.length - 1]!.step);
+    const got = (
+      await conn.runAndReadAll(
+        "SELECT step, timestamp, runtime, wandb_metadata::VARCHAR, metrics::VARCHAR, extra::VARCHAR FROM history ORDER BY step",
+      )
+    )
+      .getRows()
+      .map(
+        ([step, ts, rt, wm, m, x]): Stored => ({
+          step: Number(step),
+          micros: ts instanceof DuckDBTimestampTZValue ? ts.micros : null,
+          runtime: rt as number | null,
+          wm: String(wm),
+          metrics: String(m),
+          extra: String(x),
+        }),
+      );
+    assert.equal(got.length, expected.length);
+    for (let i = 0; i < got.length; i++) {
+      const g = got[i]!;
+      const e = expected[i]!;
+      assert.equal(g.step, e.step);
+      assert.equal(g.micros, e.micros, `timestamp at step ${e.step}`);
+      assert.ok(Object.is(g.runtime, e.runtime) || (g.runtime === 0 && e.runtime === 0), `runtime at ${e.step}`);
+      assert.equal(g.wm, e.wm, `_wandb at step ${e.step}`);
+      assert.equal(g.metrics, e.metrics, `metrics at step ${e.step}`);
+      assert.equal(g.extra, e.extra, `extra at step ${e.step}`);
+    }
+    const kinds = new Map([...res.kinds].map(([k, m]) => [k, m]));
+    assert.deepEqual(new Map(tracker.keys().map((k) => [k, kindsToMask(tracker.kinds(k))])), kinds, "metric kinds");
+    conn.closeSync();
+    inst.closeSync();
+  });
+
+  it("refuses types it cannot map with certainty, and duplicate steps", async () => {
+    const inst = await DuckDBInstance.create(":memory:");
+    const conn = await inst.connect();
+    const p = join(dir, "odd.parquet");
+    for (const [expr, ok] of [
+      ["1.5::DECIMAL(4,1)", false],
+      ["DATE '2024-01-01'", false],
+      ["MAP {'a': 1}", false],
+      ["'x'::BLOB", false],
+      ["123::UBIGINT", false],
+      ["TIMESTAMP '2024-01-01 00:00:00'", false],
+      ["{'a': [1.5::DOUBLE]}", true],
+    ] as const) {
+      await conn.run(`COPY (SELECT 1::BIGINT AS "_step", ${expr} AS v) TO ${sqlStr(p)} (FORMAT parquet)`);
+      assert.equal(planParquetFile(await describeParquet(conn, p), new Set()) !== null, ok, expr);
+    }
+    await conn.run(`COPY (SELECT 1.0::DOUBLE AS "_step", 1 AS v) TO ${sqlStr(p)} (FORMAT parquet)`);
+    assert.equal(planParquetFile(await describeParquet(conn, p), new Set()), null, "DOUBLE _step");
+    await conn.run(`COPY (SELECT 1::BIGINT AS "_step", 1 AS v) TO ${sqlStr(p)} (FORMAT parquet)`);
+    await conn.run(`CREATE TABLE history (entity TEXT, project TEXT, run_id TEXT, step BIGINT, "timestamp" TIMESTAMPTZ,
+      runtime DOUBLE, wandb_metadata JSON, metrics JSON, extra JSON)`);
+    const dup = await ingestParquet(
+      conn,
+      { entity: "e", project: "p", run_id: "r" },
+      { paths: [p, p], minStep: 0, maxStep: 10, stringKeys: [] },
+    );
+    assert.equal(dup, null, "a step in two files: decoded instead");
+    conn.closeSync();
+    inst.closeSync();
+  });
+});
