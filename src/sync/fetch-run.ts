@@ -13,7 +13,7 @@ import {
   toSystemMetricsRecord,
 } from "../model/records.js";
 import { WandbError } from "../wandb/errors.js";
-import type { WandbApi, WandbFile, WandbRun } from "../wandb/types.js";
+import type { ParquetHistoryFiles, WandbApi, WandbFile, WandbRun } from "../wandb/types.js";
 import { HistorySpool, SPOOL_MEMORY_CELLS } from "./spool.js";
 
 /** What history to read, shared by every run of a sync (the user's selection). */
@@ -47,6 +47,11 @@ export async function fetchMetadata(api: WandbApi, run: WandbRun): Promise<JsonO
 export interface HistoryFetch {
   /** The rows in step order: in memory up to SPOOL_MEMORY_CELLS, then on disk. Close it once written. */
   batches: HistorySpool;
+  /**
+   * With `columnar`: parquet exports taken as files instead of rows (their steps precede the batches'); counted in
+   * `rows` and `maxStep`. Release them once written (`releaseHistory`).
+   */
+  parquet: ParquetHistoryFiles[];
   rows: number;
   /**
    * Highest step the read covered, or -1: the highest row's step, or with a history selection the run's last step
@@ -63,6 +68,31 @@ export async function fetchHistory(
   fromStep: number,
   sel: HistorySelection,
   signal?: AbortSignal,
+  options: { columnar?: boolean } = {},
+): Promise<HistoryFetch> {
+  const parquet: ParquetHistoryFiles[] = [];
+  try {
+    return await readHistory(api, run, fromStep, sel, parquet, signal, options.columnar ?? false);
+  } catch (e) {
+    await Promise.all(parquet.map((f) => f.release()));
+    throw e;
+  }
+}
+
+/** Closes a fetch's spool and removes the parquet files it took. */
+export async function releaseHistory(h: HistoryFetch): Promise<void> {
+  h.batches.close();
+  await Promise.all(h.parquet.map((f) => f.release()));
+}
+
+async function readHistory(
+  api: WandbApi,
+  run: WandbRun,
+  fromStep: number,
+  sel: HistorySelection,
+  parquet: ParquetHistoryFiles[],
+  signal: AbortSignal | undefined,
+  columnar: boolean,
 ): Promise<HistoryFetch> {
   const batches = new HistorySpool();
   let rows = 0;
@@ -80,7 +110,7 @@ export async function fetchHistory(
       rows += batch.length;
     }
   };
-  if (run.lastHistoryStep < 0) return { batches, rows, maxStep };
+  if (run.lastHistoryStep < 0) return { batches, parquet, rows, maxStep };
   // A selective read covers the run through its last step even when its last rows are not stored: steps past
   // --max-step are not wanted, rows lacking a --history-keys key or left out of a sample are not missing.
   const selective =
@@ -90,6 +120,7 @@ export async function fetchHistory(
     sel.maxStep !== undefined;
   const done = (): HistoryFetch => ({
     batches,
+    parquet,
     rows,
     maxStep: selective ? Math.max(maxStep, run.lastHistoryStep) : maxStep,
   });
@@ -111,6 +142,14 @@ export async function fetchHistory(
     lastStep: run.lastHistoryStep,
     historyKeys: run.historyKeys,
     keys: sel.keys && sel.keys.length > 0 ? sel.keys : undefined,
+    takeParquet: columnar
+      ? (files) => {
+          parquet.push(files);
+          rows += files.rows;
+          if (files.lastStep > maxStep) maxStep = files.lastStep;
+          return true;
+        }
+      : undefined,
     signal,
   })) {
     take(page);

@@ -7,6 +7,7 @@
  *   5. re-list if W&B's offset pages skipped runs; mark runs deleted on the server; log the sync.
  */
 import type { Archive, HistoryWrite, RunSyncState } from "../archive/archive.js";
+import { columnarEnabled } from "../archive/parquet-ingest.js";
 import type { JsonObject } from "../model/json.js";
 import type { FileRecord, RunRecord } from "../model/records.js";
 import type { WandbApi, WandbRun } from "../wandb/types.js";
@@ -20,15 +21,16 @@ import {
   fetchMetadata,
   fetchSystemMetrics,
   HISTORY_CELL_BUDGET,
+  type HistoryFetch,
   type HistorySelection,
   LIST_RANGES,
   METADATA_FILE,
+  releaseHistory,
   selectionKey,
 } from "./fetch-run.js";
 import { findDeleted, fingerprint, parseStoredSelection, planRun, type RunAction, storedSelection } from "./plan.js";
 import { toRunRecord } from "./run-record.js";
 import { buildFilters, type RunSelection } from "./selection.js";
-import type { HistorySpool } from "./spool.js";
 import { SweepCache } from "./sweeps.js";
 
 export interface SyncOptions {
@@ -87,6 +89,9 @@ export async function syncProject(api: WandbApi, archive: Archive, opts: SyncOpt
   const { entity, project } = opts;
   const withHistory = opts.withHistory ?? true;
   const historySel = opts.history ?? {};
+  // Parquet exports go to the DuckDB archive as files, inserted with SQL (src/archive/parquet-ingest.ts); other
+  // archives get their rows. DR_WANDB_COLUMNAR=0 decodes them to rows for DuckDB too.
+  const columnar = archive.kind === "duckdb" && columnarEnabled();
   const historyKey = selectionKey(historySel);
   const extras =
     opts.files || opts.systemMetrics
@@ -194,14 +199,19 @@ export async function syncProject(api: WandbApi, archive: Archive, opts: SyncOpt
     const { run } = action;
     let history: HistoryWrite | undefined;
     let rows = 0;
-    let spool: HistorySpool | undefined;
+    let fetched: HistoryFetch | undefined;
     let written: { historyRows: number };
     try {
       if (action.history.kind !== "none") {
-        const h = await fetchHistory(api, run, fromStep, historySel, opts.signal);
-        spool = h.batches;
+        const h = await fetchHistory(api, run, fromStep, historySel, opts.signal, { columnar });
+        fetched = h;
         rows = h.rows;
-        history = { replace: action.history.kind === "replace", fromStep, batches: h.batches };
+        history = {
+          replace: action.history.kind === "replace",
+          fromStep,
+          batches: h.batches,
+          parquetSources: h.parquet.length > 0 ? h.parquet : undefined,
+        };
         state.last_step = Math.max(action.history.kind === "replace" ? -1 : state.last_step, h.maxStep);
         state.history_complete = true;
         state.selection = selection;
@@ -218,7 +228,7 @@ export async function syncProject(api: WandbApi, archive: Archive, opts: SyncOpt
       }
       written = await writeLock.run(() => archive.writeRun({ record, state, history, systemMetrics, files, preserve }));
     } finally {
-      spool?.close();
+      if (fetched) await releaseHistory(fetched);
     }
     result.runsWritten++;
     result.historyRows += written.historyRows;

@@ -24,7 +24,7 @@ import {
   SAMPLED_HISTORY_PAGE,
 } from "./queries.js";
 import type { Transport } from "./transport.js";
-import type { EventRow, HistoryRow, ScanHistoryOptions } from "./types.js";
+import type { EventRow, HistoryRow, ParquetHistoryFiles, ScanHistoryOptions } from "./types.js";
 
 const DEFAULT_HISTORY_PAGE = 1000;
 /**
@@ -192,16 +192,20 @@ export class HistoryReader {
       }
       if (urls.length > 0 && boundary > minStep) {
         const parquetStop = Math.min(stop, boundary);
-        let opened: { batches: AsyncGenerator<HistoryRow[]>; cleanup: () => Promise<void> } | undefined;
+        let opened: Awaited<ReturnType<HistoryReader["openParquet"]>> | undefined;
         try {
-          opened = await this.openParquet(urls, minStep, parquetStop, types, where, signal);
+          opened = await this.openParquet(urls, minStep, parquetStop, types, where, signal, options.takeParquet);
         } catch (e) {
           if (signal?.aborted) throw e;
           // Exports that cannot be fetched or read (expired URLs, an unexpected schema): read everything live.
           this.parquetFallbacks++;
           this.lastParquetError = e instanceof Error ? e.message : String(e);
         }
-        if (opened) {
+        if (opened && "taken" in opened) {
+          // The taker stores the exports' rows itself; live rows follow them.
+          const maxSeen = Math.max(minStep - 1, opened.taken);
+          liveFrom = Number.isFinite(boundary) ? Math.max(minStep, boundary) : Math.max(minStep, maxSeen + 1);
+        } else if (opened) {
           let maxSeen = minStep - 1;
           try {
             for await (const batch of opened.batches) {
@@ -231,7 +235,8 @@ export class HistoryReader {
     types: Map<string, Set<string>>,
     where: string,
     signal?: AbortSignal,
-  ): Promise<{ batches: AsyncGenerator<HistoryRow[]>; cleanup: () => Promise<void> }> {
+    take?: (files: ParquetHistoryFiles) => boolean,
+  ): Promise<{ batches: AsyncGenerator<HistoryRow[]>; cleanup: () => Promise<void> } | { taken: number }> {
     const dir = await mkdtemp(join(this.tempDir, "dr-wandb-parquet-"));
     const cleanup = trackTempDir(dir);
     try {
@@ -246,6 +251,23 @@ export class HistoryReader {
       await Promise.all(Array.from({ length: Math.min(PARQUET_DOWNLOAD_CONCURRENCY, urls.length) }, worker));
       const stringKeys = new Set<string>();
       for (const [k, t] of types) if (t.has("string")) stringKeys.add(k);
+      if (take) {
+        // Offered as files (to be stored by SQL) when every file has an integer _step and no step repeats.
+        // (A failure here, e.g. out of memory on a huge run, only means the rows are decoded as before.)
+        const stats = await this.parquet.stats(paths, minStep, maxStep).catch(() => null);
+        if (stats !== null && stats.rows === stats.total) {
+          const files: ParquetHistoryFiles = {
+            paths,
+            minStep,
+            maxStep,
+            stringKeys: [...stringKeys],
+            rows: stats.rows,
+            lastStep: stats.maxStep,
+            release: cleanup,
+          };
+          if (take(files)) return { taken: stats.maxStep };
+        }
+      }
       const batches = await this.parquet.open(paths, { minStep, maxStep, stringKeys });
       return { batches, cleanup };
     } catch (e) {

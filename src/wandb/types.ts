@@ -152,7 +152,29 @@ export interface ScanHistoryOptions {
   pageSize?: number;
   /** Use parquet exports when the server has them. Default true. */
   useParquet?: boolean;
+  /**
+   * Offered the downloaded parquet exports instead of their rows: returning true takes them (the scan then yields
+   * only the live rows after them, and the taker must call `release()` once done with the files); false, and the
+   * scan yields their rows as usual.
+   */
+  takeParquet?: (files: ParquetHistoryFiles) => boolean;
   signal?: AbortSignal;
+}
+
+/** A run's downloaded parquet history exports, for rows minStep <= _step < maxStep (see takeParquet). */
+export interface ParquetHistoryFiles {
+  paths: string[];
+  minStep: number;
+  /** Exclusive. */
+  maxStep: number;
+  /** Keys historyKeys reports as strings. */
+  stringKeys: string[];
+  /** Rows the files hold in the range (one per step). */
+  rows: number;
+  /** The highest step in the range, or -1. */
+  lastStep: number;
+  /** Removes the files (idempotent). */
+  release(): Promise<void>;
 }
 
 /** The reads that the rest of dr-wandb needs from W&B. Implemented by WandbClient in src/wandb/client.ts. */
