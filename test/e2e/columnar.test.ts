@@ -15,7 +15,17 @@ import { connect } from "../../src/index.js";
 import { parseStrictJson } from "../../src/model/json.js";
 import { toHistoryRecord } from "../../src/model/records.js";
 import { syncProject } from "../../src/sync/pipeline.js";
-import { archiveDigest, duckQuery, firstDiff, runCli, tempDir, truthHistory, truthRuns } from "../helpers.js";
+import {
+  archiveDigest,
+  duckQuery,
+  fakeStats,
+  firstDiff,
+  mutate,
+  runCli,
+  tempDir,
+  truthHistory,
+  truthRuns,
+} from "../helpers.js";
 
 const q = (s: string) => `'${s.replaceAll("'", "''")}'`;
 
@@ -49,11 +59,35 @@ async function exportRows(outputDir: string): Promise<string> {
   );
 }
 
+/** The archive holds the fake's truth: every run's metrics, step by step. */
+async function assertTruth(outputDir: string): Promise<void> {
+  const fake = current!;
+  const archive = await openArchive({ outputDir, readOnly: true });
+  try {
+    for (const t of await truthRuns(fake.url)) {
+      const name = t.name as string;
+      const hist = await archive.query(`SELECT step, metrics FROM history WHERE run_id = ${q(name)} ORDER BY step`);
+      const want = (await truthHistory(fake.url, name)).map((r) => toHistoryRecord(name, r)!);
+      assert.equal(hist.rows.length, want.length, `run ${name}: rows`);
+      for (let i = 0; i < want.length; i++) {
+        assert.equal(Number(hist.rows[i]![0]), want[i]!.step);
+        const d = firstDiff(parseStrictJson(String(hist.rows[i]![1])), want[i]!.metrics);
+        assert.equal(d, null, `run ${name} step ${want[i]!.step}: ${d}`);
+      }
+    }
+  } finally {
+    await archive.close();
+  }
+}
+
+let current: FakeWandb | undefined;
+
 describe("columnar ingest of parquet exports (DuckDB)", () => {
   let fake: FakeWandb;
   before(async () => {
     // Steps > 1000 split each export in two files; running runs add a live tail after the exported part.
     fake = await startFakeWandb({ seed: 11, runs: 8, steps: 2600, metrics: 6, profile: "edge", runningFraction: 0.4 });
+    current = fake;
   });
   after(async () => {
     await fake?.close();
@@ -76,23 +110,34 @@ describe("columnar ingest of parquet exports (DuckDB)", () => {
     assert.equal(await archiveDigest(undefined, colDir.path, fake), await archiveDigest(undefined, rowDir.path, fake));
     assert.equal(await exportRows(colDir.path), await exportRows(rowDir.path), "runs_history.parquet differs");
 
-    // The truth: every run's metrics, step by step.
-    const archive = await openArchive({ outputDir: colDir.path, readOnly: true });
-    try {
-      for (const t of await truthRuns(fake.url)) {
-        const name = t.name as string;
-        const hist = await archive.query(`SELECT step, metrics FROM history WHERE run_id = ${q(name)} ORDER BY step`);
-        const want = (await truthHistory(fake.url, name)).map((r) => toHistoryRecord(name, r)!);
-        assert.equal(hist.rows.length, want.length, `run ${name}: rows`);
-        for (let i = 0; i < want.length; i++) {
-          assert.equal(Number(hist.rows[i]![0]), want[i]!.step);
-          const d = firstDiff(parseStrictJson(String(hist.rows[i]![1])), want[i]!.metrics);
-          assert.equal(d, null, `run ${name} step ${want[i]!.step}: ${d}`);
-        }
-      }
-    } finally {
-      await archive.close();
-    }
+    await assertTruth(colDir.path);
+
+    // An incremental sync: runs that logged more than a window's worth of steps and finished are read from their
+    // stored last step out of the new exports (fromStep > 0), others from live windows; both ways again the same.
+    const truth = await truthRuns(fake.url);
+    const running = truth.filter((t) => t.state === "running").map((t) => t.name as string);
+    const finished = truth.filter((t) => t.state === "finished").map((t) => t.name as string);
+    assert.ok(running.length >= 1 && finished.length >= 1, `running ${running.length}, finished ${finished.length}`);
+    await mutate(fake.url, [
+      { op: "appendSteps", run: running[0]!, steps: 3000 },
+      { op: "finishRun", run: running[0]! },
+      { op: "appendSteps", run: finished[0]!, steps: 2500 },
+      { op: "finishRun", run: finished[0]! },
+      { op: "addRuns", count: 1 },
+    ]);
+    const a2 = await runCli(args(rowDir.path), { env: { ...env, DR_WANDB_COLUMNAR: "0" } });
+    assert.equal(a2.code, 0, a2.stderr);
+    await fetch(`${fake.url}/_fake/stats/reset`, { method: "POST" });
+    const b2 = await runCli(args(colDir.path), { env });
+    assert.equal(b2.code, 0, b2.stderr);
+    const ops = (await fakeStats(fake.url)).byOperation;
+    assert.ok((ops.RunParquetHistory ?? 0) + (ops.RunsParquetHistory ?? 0) >= 1, JSON.stringify(ops));
+    const rowDump2 = await dump(rowDir.path);
+    const colDump2 = await dump(colDir.path);
+    assert.notEqual(rowDump2.history, rowDump.history, "the second sync wrote rows");
+    for (const k of Object.keys(rowDump2)) assert.equal(colDump2[k], rowDump2[k], `${k} differs after the second sync`);
+    assert.equal(await exportRows(colDir.path), await exportRows(rowDir.path), "runs_history.parquet differs");
+    await assertTruth(colDir.path);
   });
 
   it("hands the exports to the DuckDB archive as files (and as rows with DR_WANDB_COLUMNAR=0)", async () => {
