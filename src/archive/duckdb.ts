@@ -353,5 +353,8 @@ export function duckdbResourceSettings(env: NodeJS.ProcessEnv = process.env): Re
     memory_limit: duckdbMemoryLimit("write", env),
     threads: duckdbThreads(env),
     preserve_insertion_order: "false",
+    // Checkpoints every 16 MB of WAL (the default) cost about a second each once the archive is large, and a sync
+    // writes run after run: fewer, larger ones. The WAL is replayed after a crash either way.
+    checkpoint_threshold: env.DR_WANDB_DUCKDB_CHECKPOINT ?? "256MB",
   };
 }
