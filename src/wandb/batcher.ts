@@ -68,7 +68,7 @@ interface Queue<A> {
   timer: NodeJS.Timeout | undefined;
 }
 
-const DEFAULT_GATHER_MS = 15;
+const DEFAULT_GATHER_MS = 25;
 const DEFAULT_MAX_ITEMS = 50;
 
 export class AliasBatcher<A> {

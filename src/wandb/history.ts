@@ -29,9 +29,10 @@ import type { EventRow, HistoryRow, ParquetHistoryFiles, ScanHistoryOptions } fr
 const DEFAULT_HISTORY_PAGE = 1000;
 /**
  * Cells (rows x keys) asked for in one history window when the window's steps are known (see `liveWindows`), and in
- * one batched document: about 5-12 MB of JSON. Two such windows of a scan are in flight at once.
+ * one batched document: about 10-25 MB of JSON. One such window of a scan is in flight at a time (other runs' scans
+ * overlap with it), so a scan holds about as much as four of the SDK's windows would.
  */
-const WINDOW_CELLS = 500_000;
+const WINDOW_CELLS = 1_000_000;
 const MAX_WINDOW_ROWS = 50_000;
 const PARQUET_DOWNLOAD_CONCURRENCY = 4;
 
@@ -338,8 +339,8 @@ export class HistoryReader {
       Math.max(pageSize, Math.min(MAX_WINDOW_ROWS, Math.floor(WINDOW_CELLS / keysCount))),
     );
     let prev = Number.NEGATIVE_INFINITY;
-    // Known-step windows are large: two in flight bound what a scan holds; the SDK's small windows, `concurrency`.
-    const depth = known ? Math.min(2, this.concurrency) : this.concurrency;
+    // Known-step windows are large: one in flight bounds what a scan holds; the SDK's small windows, `concurrency`.
+    const depth = known ? 1 : this.concurrency;
     for await (const rows of ordered(windows, fetchWindow, depth, signal)) {
       const fresh = rows.filter((r) => {
         const s = stepOf(r)!;
