@@ -325,6 +325,8 @@ export class DuckDBArchive extends SqlArchive implements DuckDBExportSource {
   withDuckDBTables<T>(_filter: ExportFilter, fn: (conn: DuckDBConnection) => Promise<T>): Promise<T> {
     return this.queue.run(async () => {
       this.ensureOpen();
+      // What the sync wrote goes to the file first, so that the export's budget is not spent on unflushed blocks.
+      if (!this.readOnly) await this.conn.run("CHECKPOINT").catch(() => undefined);
       // Exports get the larger budget (wide row groups); the write budget comes back afterwards.
       await this.conn.run(`SET memory_limit = ${quoteLiteral(duckdbMemoryLimit("export"))}`);
       try {
@@ -353,8 +355,8 @@ export function duckdbResourceSettings(env: NodeJS.ProcessEnv = process.env): Re
     memory_limit: duckdbMemoryLimit("write", env),
     threads: duckdbThreads(env),
     preserve_insertion_order: "false",
-    // Checkpoints every 16 MB of WAL (the default) cost about a second each once the archive is large, and a sync
-    // writes run after run: fewer, larger ones. The WAL is replayed after a crash either way.
-    checkpoint_threshold: env.DR_WANDB_DUCKDB_CHECKPOINT ?? "256MB",
+    // DuckDB's default is 16MB of WAL between checkpoints. Larger values save some CPU on big syncs (about 8% at
+    // 256MB on an 800k-row sync) but keep more written data unflushed in memory; off by default.
+    ...(env.DR_WANDB_DUCKDB_CHECKPOINT ? { checkpoint_threshold: env.DR_WANDB_DUCKDB_CHECKPOINT } : {}),
   };
 }
