@@ -188,12 +188,16 @@ export function toSystemMetricsRecord(runId: string, row: JsonObject): SystemMet
   return { run_id: runId, timestamp: asNumber(row._timestamp), runtime: asNumber(row._runtime), metrics };
 }
 
+/** Milliseconds of a W&B time ("2025-01-02T03:04:05": no zone means UTC; a zone or fraction is honoured), or NaN. */
+export function wandbTimeMs(s: string): number {
+  return Date.parse(/(?:Z|[+-]\d{2}:?\d{2})$/.test(s) ? s : `${s}Z`);
+}
+
 /** W&B timestamps come without a zone and mean UTC; this gives ISO-8601 with a Z (or the input if unparsable). */
 export function toUtcIso(s: string | null | undefined): string | null {
   if (s === null || s === undefined || s === "") return null;
-  const hasZone = /(?:Z|[+-]\d{2}:?\d{2})$/.test(s);
-  const d = new Date(hasZone ? s : `${s}Z`);
-  return Number.isNaN(d.getTime()) ? s : d.toISOString();
+  const ms = wandbTimeMs(s);
+  return Number.isNaN(ms) ? s : new Date(ms).toISOString();
 }
 
 export function lastStepOf(historyKeys: JsonValue): number {

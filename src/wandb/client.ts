@@ -7,6 +7,7 @@
  */
 import { tmpdir } from "node:os";
 import { isJsonObject, type JsonObject, type JsonValue, parseWandbJson, stringifyWandb } from "../model/json.js";
+import { wandbTimeMs } from "../model/records.js";
 import { AliasBatcher } from "./batcher.js";
 import {
   type Capabilities,
@@ -795,23 +796,18 @@ interface CreatedAtRange {
   holds(createdAt: string): boolean;
 }
 
-/** W&B times: "2025-01-02T03:04:05" (zone-less means UTC); a zone or a fraction is honoured. Milliseconds or NaN. */
-function parseWandbTime(s: string): number {
-  return Date.parse(/(Z|[+-]\d\d:?\d\d)$/.test(s) ? s : `${s}Z`);
-}
-
 /**
  * `count` disjoint createdAt ranges from `from` (the last run of the first page: runs created at that same second may
- * be listed twice, never missed) to past `newest`, split evenly in time at whole seconds, written like W&B writes
- * times. Null when the times cannot be read or there is nothing to split.
+ * be listed twice, never missed) to past `newest`, split evenly in time at whole seconds, written as W&B compares
+ * createdAt (zone-less UTC text, as --created-after does). Null when the times cannot be read or there is nothing to
+ * split.
  */
 export function createdAtRanges(from: string, newest: string | null, count: number): CreatedAtRange[] | null {
   if (newest === null || count < 2) return null;
-  const a = parseWandbTime(from);
-  const b = parseWandbTime(newest);
+  const a = wandbTimeMs(from);
+  const b = wandbTimeMs(newest);
   if (!Number.isFinite(a) || !Number.isFinite(b) || b <= a) return null;
-  const zoneless = !/(Z|[+-]\d\d:?\d\d)$/.test(from);
-  const fmt = (ms: number) => (zoneless ? new Date(ms).toISOString().slice(0, 19) : new Date(ms).toISOString());
+  const fmt = (ms: number) => new Date(ms).toISOString().slice(0, 19);
   const cuts: number[] = [];
   for (let i = 0; i < count; i++) {
     const t = Math.floor((a + ((b - a) * i) / count) / 1000) * 1000;
@@ -825,7 +821,7 @@ export function createdAtRanges(from: string, newest: string | null, count: numb
     return {
       filters: (user) => ({ $and: [...(user && Object.keys(user).length > 0 ? [user] : []), ...bounds] }),
       holds: (createdAt) => {
-        const t = parseWandbTime(createdAt);
+        const t = wandbTimeMs(createdAt);
         return Number.isFinite(t) && t >= lo && (hi === undefined || t < hi);
       },
     };
