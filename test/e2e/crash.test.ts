@@ -32,8 +32,8 @@ let cleanDigest: string;
 let cleanMs: number;
 
 before(async () => {
-  // Latency stretches a sync over a few seconds so that kills land in every phase.
-  fake = await startFakeWandb({ seed: SEED, runs: 16, steps: 1500, metrics: 5, latencyMs: 15, runningFraction: 0.2 });
+  // Latency stretches a sync (a few dozen requests now) over a few seconds so that kills land in every phase.
+  fake = await startFakeWandb({ seed: SEED, runs: 16, steps: 1500, metrics: 5, latencyMs: 40, runningFraction: 0.2 });
   env = { WANDB_BASE_URL: fake.url, WANDB_API_KEY: fake.apiKey };
   await using dir = await tempDir();
   const t0 = Date.now();
@@ -65,8 +65,8 @@ describe("kill -9 and rerun", () => {
     for (let k = 0; k < KILLS; k++) {
       await using dir = await tempDir();
       const args = ["sync", `${fake.entity}/${fake.project}`, "--output-dir", dir.path, "-q"];
-      // spread over the whole run, process start-up included
-      const at = Math.round(300 + next() * cleanMs);
+      // spread over the whole run (cleanMs includes process start-up), never past its end
+      const at = Math.round(50 + next() * 0.9 * cleanMs);
       moments.push(at);
       const { child, done } = startCli(args, { env });
       const timer = setTimeout(() => child.kill("SIGKILL"), at);
