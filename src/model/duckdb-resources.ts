@@ -6,7 +6,8 @@
  *   DR_WANDB_DUCKDB_MEMORY overrides it.
  * - "export" (writing Parquet): 160 MiB. Row groups are sized by the table's width (rowGroupSize), so a history with
  *   thousands of metric columns mostly fits; sorts beyond it spill to disk. A COPY that still runs out of memory
- *   (very wide or very long rows) is retried once with 512 MiB (see copyWithMemoryRetry). 512 MiB for every export
+ *   (very wide or very long rows) is retried once with 2 GiB (see copyWithMemoryRetry; 512 MiB still ran out in CI on
+ *   the edge profile after a failed first attempt). 512 MiB for every export
  *   was no faster on a 400k-row history and cost ~270 MB more peak RSS. DR_WANDB_DUCKDB_EXPORT_MEMORY overrides it
  *   (then without the retry).
  */
@@ -33,7 +34,7 @@ export function rowGroupSize(columns: number): number {
 
 /** The budget an export COPY is retried with after running out of memory, or null when the user set the budget. */
 export function exportRetryMemoryLimit(env: NodeJS.ProcessEnv = process.env): string | null {
-  return env.DR_WANDB_DUCKDB_EXPORT_MEMORY === undefined ? "512MiB" : null;
+  return env.DR_WANDB_DUCKDB_EXPORT_MEMORY === undefined ? "2GiB" : null;
 }
 
 /**
