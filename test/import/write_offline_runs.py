@@ -4,7 +4,8 @@
 
 Run it with the conformance virtualenv's Python (`bash conformance/setup.sh new`, wandb 0.31.0). It sets
 WANDB_MODE=offline and WANDB_DIR=OUT_DIR itself, so nothing leaves the machine. It writes OUT_DIR/wandb/offline-run-*/
-(one folder per run segment) and OUT_DIR/expected.json: for each run id what `dr-wandb import` must store (config,
+(one folder per run segment) and OUT_DIR/expected.wjson ("W&B JSON": JSON plus NaN/Infinity tokens, so not
+named .json): for each run id what `dr-wandb import` must store (config,
 the summary keys the script set, state, and every history row with its exact values). JSON here uses Python's
 NaN/Infinity tokens and exact integers, which dr-wandb's W&B JSON reader reads exactly.
 
@@ -242,7 +243,7 @@ def main():
     values(wandb, expected)
     failed(wandb, expected)
     resumed(wandb, expected)
-    with open(os.path.join(OUT, "expected.json"), "w", encoding="utf-8") as f:
+    with open(os.path.join(OUT, "expected.wjson"), "w", encoding="utf-8") as f:
         json.dump({"wandb_version": wandb.__version__, "runs": expected}, f, ensure_ascii=False, indent=1)
     assert math.isnan(expected["values01"]["history"][0]["metrics"]["nan"])
 
