@@ -225,6 +225,13 @@ const root = protobuf.parse(WANDB_RECORD_PROTO, { keepCase: false }).root;
 const RecordType = root.lookupType("wandb_internal.Record");
 const EnvironmentType = root.lookupType("wandb_internal.EnvironmentRecord");
 
+/** Encodes a Record from a plain object of the same shape (the test and bench writer, src/import/log-writer.ts). */
+export function encodeRecord(rec: Record<string, unknown>): Uint8Array {
+  const err = RecordType.verify(rec);
+  if (err) throw new Error(`not a Record: ${err}`);
+  return RecordType.encode(RecordType.fromObject(rec)).finish();
+}
+
 /** Decodes one Record payload (throws protobufjs's error on malformed bytes). */
 export function decodeRecord(payload: Uint8Array): PbRecord {
   return RecordType.decode(payload) as unknown as PbRecord;
