@@ -55,8 +55,12 @@ export interface LogReadStats {
 
 /** The chunk checksum: CRC-32 (IEEE) of the type byte followed by the payload. */
 export function chunkCrc(type: number, payload: Uint8Array): number {
-  return crc32(payload, crc32(Uint8Array.of(type)));
+  const head = crc32(TYPE_BYTES[type] ?? Uint8Array.of(type));
+  // (Node 20's zlib.crc32 returns 0 for an empty view of a larger buffer, whatever the initial value)
+  return payload.length === 0 ? head : crc32(payload, head);
 }
+
+const TYPE_BYTES = [0, 1, 2, 3, 4].map((t) => Uint8Array.of(t));
 
 /** Checks the 7-byte file header; throws ImportError NOT_WANDB or NEWER_VERSION. Returns false for a torn header. */
 export function checkHeader(head: Uint8Array, path: string): boolean {
