@@ -48,7 +48,7 @@ describe("log framing", () => {
     const { records, offsets: got, warnings, stats } = readAll(file(w.bytes()));
     assert.deepEqual(warnings, []);
     assert.equal(records.length, want.length);
-    records.forEach((r, i) => assert.ok(r.equals(want[i]!), `record ${i} (${sizes[i]} bytes)`));
+    for (const [i, r] of records.entries()) assert.ok(r.equals(want[i]!), `record ${i} (${sizes[i]} bytes)`);
     assert.deepEqual(got, offsets);
     assert.equal(stats.endOffset, w.bytes().length);
     assert.equal(stats.torn, false);
@@ -120,6 +120,6 @@ describe("log framing", () => {
     );
     const kept = offs.map((o, i) => ({ o, i })).filter(({ o, i }) => i < victim || o >= 2 * BLOCK_SIZE);
     assert.equal(records.length, kept.length);
-    kept.forEach(({ i }, k) => assert.ok(records[k]!.equals(payload(3000, i))));
+    for (const [k, { i }] of kept.entries()) assert.ok(records[k]!.equals(payload(3000, i)));
   });
 });
