@@ -58,7 +58,7 @@ export interface ImportResult {
 /** runs.source of a run a sync wrote. */
 const SOURCE_WANDB = "wandb-server";
 
-interface RunGroup {
+export interface RunGroup {
   entity: string;
   project: string;
   runId: string;
@@ -160,7 +160,34 @@ export function readRun(paths: string[], fromStep: number, warn: (m: string) => 
   return log;
 }
 
-export async function importPaths(archive: Archive, paths: string[], opts: ImportOptions = {}): Promise<ImportResult> {
+/** What an import will read: the files found, their runs, and the warnings of files without a run. */
+export interface ImportPlan {
+  files: string[];
+  groups: RunGroup[];
+  warnings: string[];
+}
+
+/**
+ * Finds the files and reads each one's run record; throws ImportError for a PATH that is missing, a file that is not
+ * a W&B log or of a newer version, or a run without an entity. Reads nothing else and writes nothing.
+ */
+export function planImport(paths: string[], opts: ImportOptions = {}): ImportPlan {
+  const files = findLogFiles(paths);
+  const heads: LogHead[] = [];
+  const warnings: string[] = [];
+  for (const f of files) {
+    const head = readHead(f);
+    if (head) heads.push(head);
+    else warnings.push(`${f}: no run record in the log (nothing to import from it)`);
+  }
+  return { files, groups: groupRuns(heads, opts), warnings };
+}
+
+export async function importPaths(
+  archive: Archive,
+  paths: string[] | ImportPlan,
+  opts: ImportOptions = {},
+): Promise<ImportResult> {
   const emit = opts.onEvent ?? (() => {});
   const result: ImportResult = {
     files: 0,
@@ -177,14 +204,9 @@ export async function importPaths(archive: Archive, paths: string[], opts: Impor
     emit({ type: "warning", message });
   };
   const startedAt = new Date().toISOString();
-  const files = findLogFiles(paths);
-  const heads: LogHead[] = [];
-  for (const f of files) {
-    const head = readHead(f);
-    if (head) heads.push(head);
-    else warn(`${f}: no run record in the log (nothing to import from it)`);
-  }
-  const groups = groupRuns(heads, opts);
+  const plan = Array.isArray(paths) ? planImport(paths, opts) : paths;
+  for (const w of plan.warnings) warn(w);
+  const { files, groups } = plan;
   result.files = files.length;
   result.runs = groups.length;
   emit({ type: "found", files: files.length, runs: groups.length });

@@ -4,8 +4,10 @@ export { ImportError, type ImportErrorCode } from "./errors.js";
 export {
   type ImportEvent,
   type ImportOptions,
+  type ImportPlan,
   type ImportResult,
   importPaths,
+  planImport,
   type RunAction,
   readRun,
 } from "./import.js";

@@ -13,20 +13,28 @@ export interface ImportFlags extends ArchiveFlags, OutputFlags {
 
 export async function importCommand(paths: string[], f: ImportFlags, ctx: CommandContext): Promise<void> {
   const log = loggerFor(ctx, f);
-  const { importPaths, ImportError } = await import("../../import/index.js");
+  const { importPaths, ImportError, planImport } = await import("../../import/index.js");
   const { outputDir } = archiveSettings(f, ctx);
   const defaultEntity = ctx.settings.pick(undefined, "DR_WANDB_ENTITY", undefined);
+  const opts = { entity: f.entity, project: f.project, defaultEntity, outputDir, force: f.force };
+  const asExit = (e: unknown): unknown =>
+    e instanceof ImportError
+      ? new ExitError(e.code === "NOT_FOUND" ? EXIT.NOT_FOUND : EXIT.USAGE, e.message, { cause: e })
+      : e;
+  // every file is checked (header, version, run record, entity) before the archive is opened
+  let plan: ReturnType<typeof planImport>;
+  try {
+    plan = planImport(paths, opts);
+  } catch (e) {
+    throw asExit(e);
+  }
   const archive = await openArchiveFor(f, ctx);
   try {
     log.info(`>> Archive: ${archive.location}`);
     let r: Awaited<ReturnType<typeof importPaths>>;
     try {
-      r = await importPaths(archive, paths, {
-        entity: f.entity,
-        project: f.project,
-        defaultEntity,
-        outputDir,
-        force: f.force,
+      r = await importPaths(archive, plan, {
+        ...opts,
         onEvent: (e) => {
           if (e.type === "found")
             log.info(`  - ${e.files} .wandb file${e.files === 1 ? "" : "s"}, ${e.runs} run${e.runs === 1 ? "" : "s"}`);
@@ -37,11 +45,7 @@ export async function importCommand(paths: string[], f: ImportFlags, ctx: Comman
         },
       });
     } catch (e) {
-      if (e instanceof ImportError) {
-        const code = e.code === "NOT_FOUND" ? EXIT.NOT_FOUND : EXIT.USAGE;
-        throw new ExitError(code, e.message, { cause: e });
-      }
-      throw e;
+      throw asExit(e);
     }
     log.info(
       `  - wrote ${r.runsWritten}, unchanged ${r.runsUnchanged}, kept from W&B ${r.runsKeptFromWandb}, history rows ${r.historyRows}` +
