@@ -59,6 +59,7 @@ export interface BuildContext {
 
 export function buildRunRecord(log: RunLog, ctx: BuildContext): RunRecord {
   const f = log.fields!;
+  const summary = log.summary();
   const state = runState(log);
   const created = iso(f.startTime) ?? iso(log.lastTime) ?? new Date(0).toISOString();
   const heartbeat = iso(log.lastTime ?? f.startTime);
@@ -74,7 +75,7 @@ export function buildRunRecord(log: RunLog, ctx: BuildContext): RunRecord {
     createdAt: created,
     heartbeatAt: heartbeat,
     config: wrappedConfig(log.config),
-    summaryMetrics: log.summary,
+    summaryMetrics: summary,
     systemMetrics,
     historyKeys,
     tags: f.tags,
@@ -103,7 +104,7 @@ export function buildRunRecord(log: RunLog, ctx: BuildContext): RunRecord {
     created_at: created,
     heartbeat_at: heartbeat,
     config: userConfig(log.config),
-    summary: log.summary,
+    summary,
     wandb_metadata: metadata,
     system_metrics: systemMetrics,
     system_attrs: systemAttrs,

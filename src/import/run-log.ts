@@ -7,7 +7,7 @@ import type { JsonObject, JsonValue } from "../model/json.js";
 import { type HistoryRecord, type SystemMetricsRecord, toHistoryRecord } from "../model/records.js";
 import { HistorySpool } from "../sync/spool.js";
 import { environmentJson, longValue, type PbRecord, timestampSeconds } from "./proto.js";
-import { applyUpdates, historyRow, itemValue } from "./values.js";
+import { applyUpdates, historyRow, itemValue, LazyUpdates } from "./values.js";
 
 const HISTORY_BATCH = 2000;
 
@@ -32,7 +32,7 @@ export interface RunFields {
 export class RunLog {
   fields: RunFields | null = null;
   readonly config: JsonObject = {};
-  readonly summary: JsonObject = {};
+  private readonly summaryUpdates = new LazyUpdates();
   environment: Record<string, unknown> = {};
   readonly stats: SystemMetricsRecord[] = [];
   readonly outputRaw: string[] = [];
@@ -56,6 +56,11 @@ export class RunLog {
     this.history = new HistorySpool(memoryCells);
   }
 
+  /** The summary after every update read. */
+  summary(): JsonObject {
+    return this.summaryUpdates.value();
+  }
+
   get runId(): string {
     return this.fields?.runId ?? "";
   }
@@ -72,7 +77,7 @@ export class RunLog {
         this.addHistory(rec);
         return;
       case "summary":
-        applyUpdates(this.summary, rec.summary);
+        this.summaryUpdates.add(rec.summary);
         return;
       case "config":
         applyUpdates(this.config, rec.config);
@@ -136,7 +141,7 @@ export class RunLog {
       resumed: (prev?.resumed ?? false) || (r.resumed ?? false),
     };
     applyUpdates(this.config, r.config);
-    applyUpdates(this.summary, r.summary);
+    this.summaryUpdates.add(r.summary);
     this.seen(start);
   }
 

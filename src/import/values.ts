@@ -18,7 +18,38 @@ export function itemValue(item: PbHistoryItem): JsonValue {
     case "json":
       return parseWandbJson(item.json ?? "null");
     default:
-      return item.valueJson === undefined || item.valueJson === "" ? null : parseWandbJson(item.valueJson);
+      return item.valueJson === undefined || item.valueJson === "" ? null : parseValueJson(item.valueJson);
+  }
+}
+
+/**
+ * parseWandbJson with fast paths for the common small values: numbers (a float, or an integer of at most 15 digits,
+ * which a double holds exactly), NaN/±Infinity, true/false/null and strings without escapes. Anything else (objects,
+ * long integers that may need a bigint, escaped strings) goes to parseWandbJson.
+ */
+export function parseValueJson(s: string): JsonValue {
+  const c = s.charCodeAt(0);
+  if ((c >= 48 && c <= 57) || c === 45) {
+    if (s.length < 16 || s.includes(".") || s.includes("e") || s.includes("E") || s === "-Infinity") {
+      const n = Number(s);
+      if (!Number.isNaN(n)) return n;
+    }
+    return parseWandbJson(s);
+  }
+  if (c === 34 && s.length >= 2 && s.charCodeAt(s.length - 1) === 34 && !s.includes("\\")) return s.slice(1, -1);
+  switch (s) {
+    case "NaN":
+      return Number.NaN;
+    case "Infinity":
+      return Number.POSITIVE_INFINITY;
+    case "true":
+      return true;
+    case "false":
+      return false;
+    case "null":
+      return null;
+    default:
+      return parseWandbJson(s);
   }
 }
 
@@ -61,6 +92,37 @@ export function removePath(obj: JsonObject, path: string[]): void {
   }
   if (typeof cur === "object" && cur !== null && !Array.isArray(cur))
     delete (cur as JsonObject)[path[path.length - 1]!];
+}
+
+/**
+ * A summary folded lazily: the last update (or removal) of each key path, in the order of those last writes, which
+ * applied in order gives what applying every record in order gives. Values are parsed once, at the end; the client
+ * writes a summary record per logged step, so this saves parsing every value twice.
+ */
+export class LazyUpdates {
+  private readonly ops = new Map<string, { path: string[]; item: PbItem | null }>();
+
+  add(rec: { update?: PbItem[]; remove?: PbItem[] } | undefined): void {
+    if (!rec) return;
+    for (const u of rec.update ?? []) this.put(itemPath(u), u);
+    for (const r of rec.remove ?? []) this.put(itemPath(r), null);
+  }
+
+  private put(path: string[], item: PbItem | null): void {
+    const key = path.length === 1 ? path[0]! : path.join("\u0000");
+    this.ops.delete(key);
+    this.ops.set(key, { path, item });
+  }
+
+  /** The folded object (parses each kept value). */
+  value(): JsonObject {
+    const out: JsonObject = {};
+    for (const { path, item } of this.ops.values()) {
+      if (item === null) removePath(out, path);
+      else setPath(out, path, itemValue(item));
+    }
+    return out;
+  }
 }
 
 /** Applies a config or summary record's updates and removals to `target`. */
