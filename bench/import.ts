@@ -8,7 +8,7 @@
  * archive (reading, decoding, writing every row in one transaction), without the Parquet export.
  */
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { cpus, tmpdir } from "node:os";
+import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { openArchive } from "../src/archive/index.js";
 import { importPaths } from "../src/import/index.js";
@@ -74,8 +74,11 @@ async function main(): Promise<void> {
   try {
     const archive = await openArchive({ outputDir: out });
     const t0 = performance.now();
+    const cpu0 = process.cpuUsage();
     const r = await importPaths(archive, [file]);
     const secs = (performance.now() - t0) / 1000;
+    const cpu = process.cpuUsage(cpu0);
+    const cpuSecs = (cpu.user + cpu.system) / 1e6;
     await archive.close();
     const { size } = await import("node:fs").then((fs) => fs.statSync(file));
     const line = {
@@ -84,6 +87,10 @@ async function main(): Promise<void> {
       historyRows: r.historyRows,
       seconds: +secs.toFixed(2),
       rowsPerSecond: Math.round(r.historyRows / secs),
+      // CPU time of this process (all threads): on a machine shared with other work, wall time overstates the cost
+      cpuSeconds: +cpuSecs.toFixed(2),
+      rowsPerCpuSecond: Math.round(r.historyRows / cpuSecs),
+      loadAverage: +(loadavg()[0] ?? 0).toFixed(1),
       machine: `${cpus().length} x ${cpus()[0]?.model ?? "cpu"}, Node ${process.version}`,
       date: new Date().toISOString(),
     };
