@@ -18,14 +18,15 @@ function walk(dir: string, depth: number, out: string[]): void {
   } catch {
     return;
   }
-  for (const e of entries.sort((a, b) => a.name.localeCompare(b.name))) {
-    const p = join(dir, e.name);
-    if (e.isFile() && e.name.endsWith(".wandb")) out.push(p);
-    else if (e.isDirectory() && depth < MAX_DEPTH && e.name !== "node_modules" && !e.name.startsWith(".")) {
-      // a run folder's own subfolders (files/, logs/, tmp/) hold no logs
-      if (e.name === "files" || e.name === "logs" || e.name === "tmp") continue;
-      walk(p, depth + 1, out);
-    }
+  entries.sort((a, b) => a.name.localeCompare(b.name));
+  const logs = entries.filter((e) => e.isFile() && e.name.endsWith(".wandb"));
+  for (const e of logs) out.push(join(dir, e.name));
+  if (depth >= MAX_DEPTH) return;
+  for (const e of entries) {
+    if (!e.isDirectory() || e.name === "node_modules" || e.name.startsWith(".")) continue;
+    // a run folder's own subfolders (files/, logs/, tmp/) hold no logs of other runs
+    if (logs.length > 0 && (e.name === "files" || e.name === "logs" || e.name === "tmp")) continue;
+    walk(join(dir, e.name), depth + 1, out);
   }
 }
 
