@@ -38,6 +38,7 @@ export interface ExpectedRun {
   summary?: JsonObject;
   output_contains?: string[];
   history?: ExpectedRow[];
+  /** A killed run: rows 0..n-1 without a gap, each a function of its step (n unknown: what reached the disk). */
   killed?: { logged_at_least: number };
 }
 
@@ -112,7 +113,7 @@ export async function checkArchive(archive: Archive, expected: Record<string, Ex
     }
     if (want.killed) {
       assert.ok(rows.length > 0, `run ${id}: rows before the kill are kept`);
-      assert.ok(rows.length <= want.killed.logged_at_least + 1, `run ${id}: no more rows than logged`);
+      // (the script went on logging while it read the child's 400th line: more rows than that may be there)
       rows.forEach((r, i) => {
         assert.equal(Number(r.step), i, `run ${id}: steps 0..n-1 without a gap`);
         assert.ok(jsonEquals(json(r.metrics), killedRow(i)), `run ${id} step ${i}`);

@@ -216,7 +216,8 @@ def killed(expected):
         logged = int(line) + 1
         if logged >= 400:
             break
-    for pid in [p.pid, *descendants(p.pid)]:
+    # wandb-core first: killed after the script, it could still notice and finish the log with an exit record
+    for pid in [*reversed(descendants(p.pid)), p.pid]:
         try:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
