@@ -7,6 +7,7 @@ import { existsSync } from "node:fs";
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, it } from "node:test";
+import { ImportError, planImport } from "../../src/import/index.js";
 import { LogWriter } from "../../src/import/log-writer.js";
 import { runCli, tempDir } from "../helpers.js";
 import { FIXTURES } from "./expected.js";
@@ -46,15 +47,17 @@ describe("dr-wandb import (CLI)", () => {
     assert.equal(v.code, 2);
     assertOneLine(v.stderr, /format version 3.*upgrade dr-wandb/);
 
-    const missing = await runCli(["import", join(dir.path, "nope"), "--output-dir", out], { cwd: dir.path });
-    assert.equal(missing.code, 4);
-    assertOneLine(missing.stderr, /no such file or folder/);
-
+    // a missing PATH and a folder without logs: exit 4 (the same ImportError mapping, checked without a process)
+    assert.throws(
+      () => planImport([join(dir.path, "nope")]),
+      (e: unknown) => e instanceof ImportError && e.code === "NOT_FOUND" && /no such file or folder/.test(e.message),
+    );
     const empty = join(dir.path, "empty");
     await mkdir(empty);
-    const none = await runCli(["import", empty, "--output-dir", out], { cwd: dir.path });
-    assert.equal(none.code, 4);
-    assertOneLine(none.stderr, /no \.wandb file/);
+    assert.throws(
+      () => planImport([empty]),
+      (e: unknown) => e instanceof ImportError && e.code === "NOT_FOUND" && /no \.wandb file/.test(e.message),
+    );
 
     const w = new LogWriter();
     w.record({ num: 1, header: {} });
