@@ -8,7 +8,7 @@
  */
 import { createHash } from "node:crypto";
 import { dirname } from "node:path";
-import type { Archive, RunSyncState } from "../archive/archive.js";
+import type { Archive, RunSyncState } from "../archive/index.js";
 import { quoteLiteral } from "../model/flatten.js";
 import { LOCAL_IMPORT_SELECTION, parseStoredSelection } from "../sync/plan.js";
 import { buildRunRecord, runState } from "./build.js";
