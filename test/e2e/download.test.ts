@@ -17,7 +17,9 @@ let fake: FakeWandb;
 let env: NodeJS.ProcessEnv;
 
 before(async () => {
-  fake = await startFakeWandb({ profile: "edge", seed: 11 });
+  // Every edge scenario (its values, keys and run shapes) on 60 steps per ordinary run: each output is compared
+  // with the truth value by value, which needs every kind of value, not many rows of each.
+  fake = await startFakeWandb({ profile: "edge", seed: 11, runs: 12, steps: 60 });
   env = { WANDB_BASE_URL: fake.url, WANDB_API_KEY: fake.apiKey };
 });
 after(async () => {

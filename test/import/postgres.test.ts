@@ -23,7 +23,10 @@ after(async () => {
 describe("import into PostgreSQL", () => {
   it("stores exactly what the script logged, once", async () => {
     await using dir = await tempDir();
-    const archive = await openArchive({ dbUrl: server.urlFor("dr_wandb_import_test"), outputDir: dir.path });
+    const archive = await openArchive({
+      dbUrl: server.urlFor(`dr_wandb_import_test_${process.pid}`),
+      outputDir: dir.path,
+    });
     try {
       const expected = loadExpected(FIXTURES);
       const r = await importPaths(archive, [join(FIXTURES, "wandb")], { outputDir: dir.path });
