@@ -7,6 +7,7 @@
  */
 import { tmpdir } from "node:os";
 import { isJsonObject, type JsonObject, type JsonValue, parseWandbJson, stringifyWandb } from "../model/json.js";
+import { ParquetReader } from "../model/parquet-reader.js";
 import { wandbTimeMs } from "../model/records.js";
 import { AliasBatcher } from "./batcher.js";
 import {
@@ -22,7 +23,6 @@ import { downloadToBuffer, downloadToFile } from "./download.js";
 import { WandbError } from "./errors.js";
 import { type GovernorOptions, type GovernorStats, RateGovernor } from "./governor.js";
 import { HistoryReader } from "./history.js";
-import { ParquetReader } from "./parquet.js";
 import {
   PROJECTS,
   RUN,

@@ -7,13 +7,13 @@ import { rmSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { isJsonObject, type JsonValue, parseWandbJson } from "../model/json.js";
+import type { ParquetReader } from "../model/parquet-reader.js";
 import { lastStepOf, normaliseStep } from "../model/records.js";
 import { AliasBatcher, type BatchKind } from "./batcher.js";
 import { type Capabilities, isShapeRejection } from "./capabilities.js";
 import { decodeRow, keyTypes, requireRun, restoreNonFinite, stepOf } from "./decode.js";
 import { downloadToFile } from "./download.js";
 import { WandbError } from "./errors.js";
-import type { ParquetReader } from "./parquet.js";
 import {
   HISTORY_PAGE,
   RUN_EVENTS,
