@@ -9,6 +9,7 @@ import type { DuckDBConnection } from "@duckdb/node-api";
 import type { Archive } from "../archive/archive.js";
 import { type ExportFilter, isDuckDBExportSource, maskToKinds } from "../archive/base.js";
 import { ArchiveError, firstLine } from "../archive/errors.js";
+import { isProcessAlive, removeStaleTempFiles, tempPathFor } from "../model/atomic-file.js";
 import { copyWithMemoryRetry, duckdbMemoryLimit, rowGroupSize } from "../model/duckdb-resources.js";
 import {
   type ColumnType,
@@ -19,7 +20,6 @@ import {
   quoteLiteral,
 } from "../model/flatten.js";
 import { HISTORY_FIXED_COLUMNS, RUN_JSON_COMPONENTS, RUN_SCALAR_COLUMNS } from "../model/records.js";
-import { isProcessAlive, removeStaleTempFiles, tempPathFor } from "./atomic-file.js";
 
 export interface ArchiveExportOptions {
   outputDir: string;

@@ -1,7 +1,7 @@
 /** `wandb-download ENTITY PROJECT OUTPUT_DIR` (also `dr-wandb download`): the original tool's command. */
 import { resolve } from "node:path";
-import type { DownloadFormat } from "../../export/writer.js";
 import type { JsonObject } from "../../model/json.js";
+import type { DownloadFormat } from "../../output/writer.js";
 import { downloadProject } from "../../sync/download.js";
 import type { HistorySelection } from "../../sync/fetch-run.js";
 import type { RunSelection } from "../../sync/selection.js";

@@ -3,8 +3,9 @@
  * abort = delete temp files. A failed writeRun leaves the writer unusable (its files may hold half a run): the
  * caller aborts.
  */
+
+import { fsyncDir } from "../model/atomic-file.js";
 import type { HistoryRecord, RunRecord, SystemMetricsRecord } from "../model/records.js";
-import { fsyncDir } from "./atomic-file.js";
 import { ExportError, type ProjectWriter } from "./writer.js";
 
 /** A finished temp file waiting for its rename. */

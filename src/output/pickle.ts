@@ -10,8 +10,9 @@
  * Every file is `PROTO 4, EMPTY_LIST, (item, APPEND)*, STOP`; a history list is `EMPTY_LIST, (MARK rows APPENDS)*`
  * appended to the outer list once the run's rows are done.
  */
+
+import { AtomicFile } from "../model/atomic-file.js";
 import type { HistoryRecord, RunRecord, SystemMetricsRecord } from "../model/records.js";
-import { AtomicFile } from "./atomic-file.js";
 import { BaseProjectWriter, type HistoryBatches, type PendingFile } from "./base-writer.js";
 import { BATCH, PickleEncoder } from "./pickle-encoder.js";
 import { historyExtra, RUN_FIELDS, rowTimestamp } from "./rows.js";

@@ -8,9 +8,10 @@
  *   microseconds ("2023-11-14T22:13:20.123456Z") or null; metrics stay a nested object.
  * - `{entity}_{project}_system_metrics.jsonl` (optional): {run_id, timestamp, runtime, metrics} per line.
  */
+
+import { AtomicFile } from "../model/atomic-file.js";
 import { type JsonObject, type JsonValue, stringifyStrict } from "../model/json.js";
 import type { HistoryRecord, RunRecord, SystemMetricsRecord } from "../model/records.js";
-import { AtomicFile } from "./atomic-file.js";
 import { BaseProjectWriter, type HistoryBatches, type PendingFile } from "./base-writer.js";
 import { historyExtra, isoOfInstant, rowTimestamp, runObject, type UtcInstant } from "./rows.js";
 import type { OutputPaths, ProjectWriterOptions } from "./writer.js";

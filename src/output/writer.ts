@@ -11,8 +11,8 @@
  */
 import { mkdir } from "node:fs/promises";
 import { basename, join } from "node:path";
+import { removeStaleTempFiles } from "../model/atomic-file.js";
 import type { HistoryRecord, RunRecord, SystemMetricsRecord } from "../model/records.js";
-import { removeStaleTempFiles } from "./atomic-file.js";
 
 export type DownloadFormat = "pkl" | "parquet" | "jsonl";
 
