@@ -25,7 +25,7 @@ import { HISTORY_FIXED_COLUMNS, type RunRecord, type SystemMetricsRecord } from 
 import { BaseProjectWriter, type HistoryBatches, type PendingFile } from "./base-writer.js";
 import { CsvSpool, csvJson, csvNumber } from "./csv-spool.js";
 import { historyExtra, RUN_FIELDS, rowTimestamp, runObject, type UtcInstant } from "./rows.js";
-import type { OutputPaths, ProjectWriterOptions } from "./writer.js";
+import type { OutputPaths, ProjectWriterOptions } from "./types.js";
 
 export const SYSTEM_METRICS_FIXED_COLUMNS = ["run_id", "timestamp", "runtime"] as const;
 
