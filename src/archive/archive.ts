@@ -1,6 +1,7 @@
 /**
  * The archive: one interface, two backends (DuckDB, the embedded default, and PostgreSQL).
- * The sync pipeline writes through it; the exporters and the query/status commands read through it.
+ * The sync pipeline writes through it; the Parquet export (through the DuckDB export hook, DuckDBExportSource) and
+ * the query/status commands read through it.
  */
 import type { FileRecord, HistoryRecord, RunRecord, SystemMetricsRecord } from "../model/records.js";
 import type { ParquetSource } from "./parquet-ingest.js";
@@ -57,6 +58,28 @@ export interface RunWrite {
   preserve?: ("wandb_metadata" | "sweep_info")[];
 }
 
+/** Which runs an export reads. */
+export interface ExportFilter {
+  entity?: string;
+  project?: string;
+}
+
+/**
+ * The hook of the Parquet export (src/export/), implemented by both backends: runs `fn` with a DuckDB connection in
+ * which the archive's tables (runs, history, system_metrics, files, metric_keys) hold at least the rows selected by
+ * `filter` (DuckDB: the archive itself; PostgreSQL: the selected rows copied into a temporary DuckDB).
+ */
+export interface DuckDBExportSource {
+  withDuckDBTables<T>(
+    filter: ExportFilter,
+    fn: (conn: import("@duckdb/node-api").DuckDBConnection) => Promise<T>,
+  ): Promise<T>;
+}
+
+export function isDuckDBExportSource(a: unknown): a is DuckDBExportSource {
+  return typeof (a as Partial<DuckDBExportSource> | null)?.withDuckDBTables === "function";
+}
+
 export interface QueryResult {
   columns: string[];
   rows: unknown[][];
@@ -93,7 +116,7 @@ export interface SyncLogEntry {
   options: string;
 }
 
-export interface Archive {
+export interface Archive extends DuckDBExportSource {
   readonly kind: ArchiveKind;
   /** File path or URL with any password removed. */
   readonly location: string;

@@ -2,6 +2,7 @@
  * What the two backends share: the SQL of every operation except bulk history loading, the migration runner, the
  * one-operation-at-a-time queue and the conversions between records and column values.
  */
+import type { DuckDBConnection } from "@duckdb/node-api";
 import { KIND_BITS, KindTracker, type ValueKind } from "../model/flatten.js";
 import { type JsonValue, stringifyStrict } from "../model/json.js";
 import type { FileRecord, HistoryRecord, RunRecord, SystemMetricsRecord } from "../model/records.js";
@@ -9,6 +10,7 @@ import type {
   Archive,
   ArchiveKind,
   ArchiveStatus,
+  ExportFilter,
   HistoryWrite,
   ProjectStatus,
   QueryResult,
@@ -21,27 +23,6 @@ import { withDecodedSources } from "./parquet-ingest.js";
 import { ARCHIVE_TABLES, CREATE_MIGRATIONS_TABLE, type Dialect, LATEST_SCHEMA_VERSION, MIGRATIONS } from "./schema.js";
 
 export type Row = Record<string, unknown>;
-
-/** Which runs an export reads. */
-export interface ExportFilter {
-  entity?: string;
-  project?: string;
-}
-
-/**
- * Implemented by both backends for the Parquet exporter: runs `fn` with a DuckDB connection in which the archive's
- * tables (runs, history, system_metrics, files, metric_keys) hold at least the rows selected by `filter`.
- */
-export interface DuckDBExportSource {
-  withDuckDBTables<T>(
-    filter: ExportFilter,
-    fn: (conn: import("@duckdb/node-api").DuckDBConnection) => Promise<T>,
-  ): Promise<T>;
-}
-
-export function isDuckDBExportSource(a: unknown): a is DuckDBExportSource {
-  return typeof (a as Partial<DuckDBExportSource> | null)?.withDuckDBTables === "function";
-}
 
 // ---------------------------------------------------------------------------------------------------------------
 // Value conversions
@@ -294,6 +275,7 @@ export abstract class SqlArchive implements Archive {
   /** Deletes (per `history`) and bulk-inserts one run's history inside the open transaction. */
   protected abstract loadHistory(record: RunRecord, history: HistoryWrite, tracker: KindTracker): Promise<number>;
   abstract query(sql: string): Promise<QueryResult>;
+  abstract withDuckDBTables<T>(filter: ExportFilter, fn: (conn: DuckDBConnection) => Promise<T>): Promise<T>;
   protected abstract closeConnection(): Promise<void>;
   /** Names of the tables in the database's default schema. */
   protected abstract tableNames(): Promise<string[]>;

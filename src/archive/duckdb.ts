@@ -19,18 +19,8 @@ import {
 import { duckdbMemoryLimit, duckdbThreads } from "../model/duckdb-resources.js";
 import { type KindTracker, quoteLiteral } from "../model/flatten.js";
 import type { HistoryRecord, RunRecord } from "../model/records.js";
-import type { HistoryWrite, QueryResult } from "./archive.js";
-import {
-  type Cast,
-  type DuckDBExportSource,
-  type ExportFilter,
-  jsonText,
-  maskToKinds,
-  normaliseInt,
-  type Row,
-  SqlArchive,
-  unixToMicros,
-} from "./base.js";
+import type { DuckDBExportSource, ExportFilter, HistoryWrite, QueryResult } from "./archive.js";
+import { type Cast, jsonText, maskToKinds, normaliseInt, type Row, SqlArchive, unixToMicros } from "./base.js";
 import { ArchiveError, firstLine } from "./errors.js";
 import { columnarEnabled, ingestParquet, type ParquetSource, withDecodedSources } from "./parquet-ingest.js";
 import { DUCKDB_DIALECT } from "./schema.js";

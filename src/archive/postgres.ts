@@ -15,16 +15,8 @@ import { duckdbMemoryLimit, duckdbThreads } from "../model/duckdb-resources.js";
 import { type KindTracker, quoteIdent, quoteLiteral } from "../model/flatten.js";
 import type { JsonValue } from "../model/json.js";
 import type { HistoryRecord, RunRecord } from "../model/records.js";
-import type { HistoryWrite, QueryResult } from "./archive.js";
-import {
-  type DuckDBExportSource,
-  type ExportFilter,
-  jsonText,
-  normaliseInt,
-  type Row,
-  SqlArchive,
-  unixToIso,
-} from "./base.js";
+import type { DuckDBExportSource, ExportFilter, HistoryWrite, QueryResult } from "./archive.js";
+import { jsonText, normaliseInt, type Row, SqlArchive, unixToIso } from "./base.js";
 import { ArchiveError, firstLine, redactUrl } from "./errors.js";
 import { DUCKDB_DIALECT, MIGRATIONS, POSTGRES_DIALECT } from "./schema.js";
 
