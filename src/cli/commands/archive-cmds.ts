@@ -2,7 +2,7 @@
 import type { QueryResult } from "../../archive/archive.js";
 import type { CommandContext, OutputFlags } from "../context.js";
 import { loggerFor } from "../context.js";
-import { type ArchiveFlags, archiveSettings, openArchiveFor } from "./sync.js";
+import { type ArchiveFlags, archiveSettings, openArchiveFor } from "../flags.js";
 
 export interface ExportFlags extends ArchiveFlags, OutputFlags {
   entity?: string;
