@@ -5,7 +5,13 @@
 import type { DuckDBConnection } from "@duckdb/node-api";
 import { KIND_BITS, KindTracker, type ValueKind } from "../model/flatten.js";
 import { type JsonValue, stringifyStrict } from "../model/json.js";
-import type { FileRecord, HistoryRecord, RunRecord, SystemMetricsRecord } from "../model/records.js";
+import {
+  type FileRecord,
+  type HistoryRecord,
+  RUN_JSON_COMPONENTS,
+  type RunRecord,
+  type SystemMetricsRecord,
+} from "../model/records.js";
 import type {
   Archive,
   ArchiveKind,
@@ -243,7 +249,7 @@ function paramState(s: RunSyncState): unknown[] {
 function runWeight(record: RunRecord): number {
   // A rough byte size, to keep one multi-row statement from growing without bound (a config may be megabytes).
   let n = 1000;
-  for (const k of ["config", "summary", "wandb_metadata", "system_metrics", "system_attrs", "sweep_info"] as const) {
+  for (const k of RUN_JSON_COMPONENTS) {
     n += Object.keys(record[k] ?? {}).length * 64;
   }
   return n;

@@ -6,8 +6,9 @@ import { describe, test } from "node:test";
 import { loadPickle, run, sampleRow, sampleRun, tempDir } from "../../test/support/writer-fixtures.js";
 import type { JsonObject, JsonValue } from "../model/json.js";
 import type { HistoryRecord } from "../model/records.js";
+import { RUN_FIELDS } from "../model/records.js";
 import { encodeLong, PickleEncoder, type PickleValue, PyDateTime } from "./pickle-encoder.js";
-import { RUN_FIELDS, toUtcInstant } from "./rows.js";
+import { toUtcInstant } from "./rows.js";
 import { openProjectWriter } from "./writer.js";
 
 /** What python3 should load for a JS value, in loadPickle's canonical form. */

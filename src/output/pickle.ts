@@ -12,10 +12,10 @@
  */
 
 import { AtomicFile } from "../model/atomic-file.js";
-import type { HistoryRecord, RunRecord, SystemMetricsRecord } from "../model/records.js";
+import { type HistoryRecord, RUN_FIELDS, type RunRecord, type SystemMetricsRecord } from "../model/records.js";
 import { createStreamedFiles, type HistoryBatches, StreamingProjectWriter } from "./base-writer.js";
 import { BATCH, PickleEncoder } from "./pickle-encoder.js";
-import { historyExtra, RUN_FIELDS, rowTimestamp } from "./rows.js";
+import { historyExtra, rowTimestamp } from "./rows.js";
 import type { OutputPaths, ProjectWriterOptions } from "./types.js";
 
 const FLUSH_BYTES = 1 << 20;

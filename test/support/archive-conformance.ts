@@ -16,7 +16,7 @@ import { openArchive } from "../../src/archive/open.js";
 import { LATEST_SCHEMA_VERSION } from "../../src/archive/schema.js";
 import { exportArchive } from "../../src/export/archive-export.js";
 import { type JsonObject, type JsonValue, jsonEquals, parseWandbJson, stringifyStrict } from "../../src/model/json.js";
-import type { HistoryRecord, RunRecord } from "../../src/model/records.js";
+import { type HistoryRecord, RUN_JSON_COMPONENTS, type RunRecord } from "../../src/model/records.js";
 
 export interface ArchiveFixture {
   /** What to pass as --db-url (undefined: the default DuckDB file in outputDir). */
@@ -277,15 +277,7 @@ export function runArchiveTests(name: string, makeArchive: MakeArchiveFixture): 
         assert.deepEqual(r, { historyRows: 4 });
         const [run] = await queryObjects(a, "SELECT * FROM runs");
         assert.ok(run);
-        for (const c of [
-          "config",
-          "summary",
-          "wandb_metadata",
-          "system_metrics",
-          "system_attrs",
-          "sweep_info",
-          "history_keys",
-        ] as const) {
+        for (const c of [...RUN_JSON_COMPONENTS, "history_keys"] as const) {
           strictEqual(run[c], record[c] as JsonValue, `runs.${c}`);
         }
         assert.deepEqual(run.tags, record.tags);
