@@ -3,6 +3,7 @@
  * interface, its options, final paths, and ExportError. writer.ts opens a writer; each format module implements it.
  * Kept apart from writer.ts so the format modules do not import the factory that imports them.
  */
+import { CodedError } from "../model/errors.js";
 import type { HistoryRecord, RunRecord, SystemMetricsRecord } from "../model/records.js";
 
 export type DownloadFormat = "pkl" | "parquet" | "jsonl";
@@ -64,15 +65,8 @@ export interface ProjectWriterOptions {
 
 export type ExportErrorCode = "INVALID_NAME" | "INVALID_FORMAT" | "WRITER_CLOSED" | "WRITER_BUSY" | "WRITER_FAILED";
 
-export class ExportError extends Error {
+export class ExportError extends CodedError<ExportErrorCode> {
   override name = "ExportError";
-  constructor(
-    readonly code: ExportErrorCode,
-    message: string,
-    options?: { cause?: unknown },
-  ) {
-    super(message, options);
-  }
 }
 
 export interface OutputPaths {
