@@ -12,7 +12,7 @@ export {
   type RunWrite,
   type SyncLogEntry,
 } from "./archive.js";
-export { kindsToMask, maskToKinds } from "./base.js";
 export { ArchiveError, type ArchiveErrorCode, firstLine, redactUrl } from "./errors.js";
 export { type ArchiveTarget, type OpenArchiveOptions, openArchive, parseArchiveTarget } from "./open.js";
 export { ARCHIVE_TABLES, LATEST_SCHEMA_VERSION, MIGRATIONS } from "./schema.js";
+export { kindsToMask, maskToKinds } from "./values.js";

@@ -16,9 +16,10 @@ import { type KindTracker, quoteIdent, quoteLiteral } from "../model/flatten.js"
 import type { JsonValue } from "../model/json.js";
 import type { HistoryRecord, RunRecord } from "../model/records.js";
 import type { DuckDBExportSource, ExportFilter, HistoryWrite, QueryResult } from "./archive.js";
-import { jsonText, normaliseInt, type Row, SqlArchive, unixToIso } from "./base.js";
+import { SqlArchive } from "./base.js";
 import { ArchiveError, firstLine, redactUrl } from "./errors.js";
 import { DUCKDB_DIALECT, MIGRATIONS, POSTGRES_DIALECT } from "./schema.js";
+import { jsonText, normaliseInt, type Row, unixToIso } from "./values.js";
 
 /** pg_try_advisory_lock key of a dr-wandb archive ("dr_wandb" in ASCII); advisory locks are per database. */
 export const ARCHIVE_LOCK_KEY = "7237112463414878818";
