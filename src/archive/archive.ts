@@ -4,9 +4,6 @@
  * the query/status commands read through it.
  */
 import type { FileRecord, HistoryRecord, RunRecord, SystemMetricsRecord } from "../model/records.js";
-import type { ParquetSource } from "./parquet-ingest.js";
-
-export type { ParquetSource } from "./parquet-ingest.js";
 
 /** What the archive remembers of one run between syncs (table sync_state). */
 export interface RunSyncState {
@@ -27,6 +24,22 @@ export interface RunSyncState {
   synced_at: string;
   /** JSON of the selection (history keys, step range, samples...) the stored history was read with. */
   selection: string;
+}
+
+/** The columnar path is on unless DR_WANDB_COLUMNAR=0 (then parquet exports are decoded to rows, as before). */
+export function columnarEnabled(env: NodeJS.ProcessEnv = process.env): boolean {
+  return env.DR_WANDB_COLUMNAR !== "0";
+}
+
+/** Exported history files of one run, to be stored for steps minStep <= step < maxStep. */
+export interface ParquetSource {
+  /** Local parquet files; where two hold the same step, the earlier file's row is kept. */
+  paths: string[];
+  minStep: number;
+  /** Exclusive. */
+  maxStep: number;
+  /** Keys historyKeys reports as strings (their VARCHAR digits stay strings). */
+  stringKeys: readonly string[];
 }
 
 export interface HistoryWrite {

@@ -19,11 +19,18 @@ import {
 import { duckdbMemoryLimit, duckdbThreads } from "../model/duckdb-resources.js";
 import { type KindTracker, quoteLiteral } from "../model/flatten.js";
 import type { HistoryRecord, RunRecord } from "../model/records.js";
-import type { DuckDBExportSource, ExportFilter, HistoryWrite, QueryResult } from "./archive.js";
+import {
+  columnarEnabled,
+  type DuckDBExportSource,
+  type ExportFilter,
+  type HistoryWrite,
+  type ParquetSource,
+  type QueryResult,
+} from "./archive.js";
 import { SqlArchive } from "./base.js";
 import type { Cast } from "./columns.js";
 import { ArchiveError, firstLine } from "./errors.js";
-import { columnarEnabled, ingestParquet, type ParquetSource, withDecodedSources } from "./parquet-ingest.js";
+import { ingestParquet, withDecodedSources } from "./parquet-ingest.js";
 import { DUCKDB_DIALECT } from "./schema.js";
 import { jsonText, maskToKinds, normaliseInt, type Row, unixToMicros } from "./values.js";
 

@@ -29,22 +29,7 @@ import {
   stepStats,
 } from "../model/parquet-reader.js";
 import { type HistoryRecord, toHistoryRecord } from "../model/records.js";
-
-/** The columnar path is on unless DR_WANDB_COLUMNAR=0 (then parquet exports are decoded to rows, as before). */
-export function columnarEnabled(env: NodeJS.ProcessEnv = process.env): boolean {
-  return env.DR_WANDB_COLUMNAR !== "0";
-}
-
-/** Exported history files of one run, to be stored for steps minStep <= step < maxStep. */
-export interface ParquetSource {
-  /** Local parquet files; where two hold the same step, the earlier file's row is kept. */
-  paths: string[];
-  minStep: number;
-  /** Exclusive. */
-  maxStep: number;
-  /** Keys historyKeys reports as strings (their VARCHAR digits stay strings). */
-  stringKeys: readonly string[];
-}
+import type { ParquetSource } from "./archive.js";
 
 /** The SQL expressions of one file's history columns, and of each metric key's kinds bit. */
 export interface FilePlan {

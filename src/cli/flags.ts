@@ -3,7 +3,7 @@
  * archive location (sync, export, query, status). Commands import these from here, never from each other.
  */
 import { resolve } from "node:path";
-import type { Archive } from "../archive/archive.js";
+import type { Archive } from "../archive/index.js";
 import type { JsonObject } from "../model/json.js";
 import type { HistorySelection } from "../sync/fetch-run.js";
 import type { RunSelection } from "../sync/selection.js";
@@ -54,7 +54,7 @@ export function archiveSettings(f: ArchiveFlags, ctx: CommandContext): { dbUrl?:
 }
 
 export async function openArchiveFor(f: ArchiveFlags, ctx: CommandContext, readOnly = false): Promise<Archive> {
-  const { openArchive } = await import("../archive/open.js");
+  const { openArchive } = await import("../archive/index.js");
   const s = archiveSettings(f, ctx);
   return openArchive({ dbUrl: s.dbUrl, outputDir: s.outputDir, readOnly });
 }

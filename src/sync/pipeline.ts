@@ -6,8 +6,7 @@
  *   4. commit each run's record, history and state in one transaction;
  *   5. re-list if W&B's offset pages skipped runs; mark runs deleted on the server; log the sync.
  */
-import type { Archive, HistoryWrite, RunSyncState } from "../archive/archive.js";
-import { columnarEnabled } from "../archive/parquet-ingest.js";
+import { type Archive, columnarEnabled, type HistoryWrite, type RunSyncState } from "../archive/index.js";
 import type { JsonObject } from "../model/json.js";
 import type { FileRecord, RunRecord } from "../model/records.js";
 import type { WandbApi, WandbRun } from "../wandb/types.js";

@@ -1,5 +1,5 @@
 /** `dr-wandb sync`: incremental sync of one or more projects into the archive, then the Parquet export. */
-import type { Archive } from "../../archive/archive.js";
+import type { Archive } from "../../archive/index.js";
 import { type SyncResult, syncProject } from "../../sync/pipeline.js";
 import type { WandbApi } from "../../wandb/types.js";
 import { type ClientFlags, type CommandContext, loggerFor, makeClient, type OutputFlags } from "../context.js";
