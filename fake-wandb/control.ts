@@ -1,4 +1,7 @@
-/** The /_fake/* control endpoints of the API host (no auth, never faulted, never counted): stats, faults, mutate, truth. */
+/**
+ * The /_fake/* control endpoints of the API host (no auth, never faulted, never counted): stats, faults, mutate and
+ * truth.
+ */
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { JSON_TYPE, readBody } from "./http.js";
 import type { FakeRun, MutateOp } from "./model.js";

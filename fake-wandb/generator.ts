@@ -1,6 +1,7 @@
 /**
- * Seeded, deterministic generator of a fake W&B project. This file is its table of contents: random.ts (PRNG, time),
- * keys.ts (key catalogues, values, PNGs), runs.ts (runs), spec.ts (RunSpec), rows.ts (history rows, system metrics), files.ts (files).
+ * Seeded, deterministic generator of a fake W&B project. This file is its table of contents: random.ts (PRNG,
+ * time), keys.ts (key catalogues, values, PNGs), runs.ts (runs), spec.ts (RunSpec), rows.ts (history rows, system
+ * metrics), files.ts (run files).
  *
  * - Run metadata comes from a mulberry32 stream seeded per run (same seed => byte-identical data).
  * - History is never materialised: a row is a pure function of (run seed, step, segment) computed with integer

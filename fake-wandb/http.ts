@@ -1,4 +1,7 @@
-/** HTTP helpers of the fake server: JSON and GraphQL-error replies, bodies (gzip, size cap), paths, ranges, Basic auth. */
+/**
+ * HTTP helpers of the fake server: JSON and GraphQL-error replies, request bodies (gzip, size cap), paths, byte
+ * ranges, Basic auth.
+ */
 import { timingSafeEqual } from "node:crypto";
 import type { IncomingMessage } from "node:http";
 import { gunzipSync } from "node:zlib";

@@ -1,4 +1,7 @@
-/** The storage host (another port, no auth): signed file and parquet-export URLs, as Google Cloud Storage serves them. */
+/**
+ * The storage host (another port, no auth): signed file and parquet-export URLs, as Google Cloud Storage serves
+ * them for the real W&B.
+ */
 import { open } from "node:fs/promises";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { applyFault } from "./fault-replies.js";

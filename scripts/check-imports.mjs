@@ -73,7 +73,7 @@ function resolveSpecifier(root, fromFile, spec) {
   return relative(root, base).split(sep).join("/");
 }
 
-/** Every relative import (static, dynamic, type-only, re-export) of the product and test files of src/ and fake-wandb/. */
+/** Every relative import (static, dynamic, type-only, re-export) of the files of src/ and fake-wandb/. */
 export function importGraph(root) {
   const files = [...walk(join(root, "src"), []), ...walk(join(root, "fake-wandb"), [])];
   const graph = new Map();

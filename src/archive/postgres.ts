@@ -1,6 +1,9 @@
 /**
  * The PostgreSQL backend: one connection per archive; a writer holds a session advisory lock for as long as the
  * archive is open. History is bulk-loaded with COPY FROM STDIN (text format).
+ *
+ * Over 400 lines on purpose: the PostgreSQL backend in one file, as duckdb.ts is: connection, advisory lock, COPY
+ * loading and the copy into DuckDB for exports share one connection and its error mapping.
  */
 import { createWriteStream } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";

@@ -1,6 +1,6 @@
 /**
- * Row shaping shared by every output format: runs in RUN_FIELDS order (model/records.ts), and how a W&B `_timestamp` (Unix seconds, float)
- * becomes a UTC instant with microsecond precision, exactly as Python's
+ * Row shaping shared by every output format: runs in RUN_FIELDS order (model/records.ts), and how a W&B
+ * `_timestamp` (Unix seconds, float) becomes a UTC instant with microsecond precision, exactly as Python's
  * `datetime.fromtimestamp(ts, tz=timezone.utc)` would make it.
  */
 import type { JsonObject, JsonValue } from "../model/json.js";

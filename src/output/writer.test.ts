@@ -185,7 +185,7 @@ describe("writer lifecycle", () => {
   });
 });
 
-/** Runs the crash child (test/support/) and SIGKILLs it when `killWhen` returns true for a stdout line (or after `delayMs`). */
+/** Runs crash-child.ts and SIGKILLs it when `killWhen` returns true for a stdout line (or after `delayMs`). */
 function runAndKill(
   format: DownloadFormat,
   dir: string,

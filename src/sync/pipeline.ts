@@ -6,6 +6,9 @@
  *   3. plan each page's runs (pure: src/sync/plan.ts) and fetch what changed, several runs at once;
  *   4. commit each run's record, history and state in one transaction;
  *   5. re-list if W&B's offset pages skipped runs; mark runs deleted on the server; log the sync.
+ *
+ * Over 400 lines on purpose: syncProject and the steps of ProjectSync share one sync's state; kept together so the
+ * algorithm and each of its steps read in one file (what a run needs is fetch-run.ts, what to do plan.ts).
  */
 import { type Archive, columnarEnabled, type HistoryWrite, type RunSyncState } from "../archive/index.js";
 import type { JsonObject } from "../model/json.js";

@@ -2,6 +2,9 @@
  * Reading a run's history: RunHistoryKeys for the last step, parquet exports (RunParquetHistory; files fetched
  * without W&B credentials and read with DuckDB) for the exported part, HistoryPage windows for the live tail,
  * SampledHistoryPage windows for keyed scans; rows merged in step order, one per step, in batches.
+ *
+ * Over 400 lines on purpose: one HistoryReader; its parquet, live-window and sampled paths share the batchers,
+ * temp-dir tracking and fallback counters of one client, and scan() chooses between them.
  */
 import { rmSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";

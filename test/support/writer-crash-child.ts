@@ -1,6 +1,7 @@
 /**
- * Test helper (src/output/writer.test.ts): writes a project slowly and reports progress on stdout, so that the test can
- * SIGKILL it at chosen moments. Usage: node --import tsx test/support/writer-crash-child.ts FORMAT OUTPUT_DIR RUNS ROWS_PER_RUN
+ * Test helper (src/output/writer.test.ts): writes a project slowly and reports progress on stdout, so that the test
+ * can SIGKILL it at chosen moments.
+ * Usage: node --import tsx test/support/writer-crash-child.ts FORMAT OUTPUT_DIR RUNS ROWS_PER_RUN
  */
 
 import type { HistoryRecord } from "../../src/model/records.js";
