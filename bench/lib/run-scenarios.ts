@@ -24,11 +24,7 @@ function truthSummary(truth: TruthRun[]): ScenarioResult["truth"] {
   };
 }
 
-export async function peers(
-  bench: Bench,
-  fake: FakeProcess,
-  spec: Omit<RunSpec, "tool" | "label">,
-): Promise<Measurement[]> {
+async function peers(bench: Bench, fake: FakeProcess, spec: Omit<RunSpec, "tool" | "label">): Promise<Measurement[]> {
   const out: Measurement[] = [];
   let sdk: Measurement | undefined;
   if (bench.wants("sdk")) {
