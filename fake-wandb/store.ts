@@ -9,6 +9,9 @@
  *   setState never changes exports; finishRun is what exports a run (through lastStep+1).
  * - addRuns creates "running" runs, created after every existing run, with `steps` rows of history.
  * - Every mutation bumps the touched run's heartbeatAt to a store clock that only moves forward (+10 s a step).
+ *
+ * Over 400 lines on purpose: one Store class implementing FakeStore; its reads, mutations, truth and exports share
+ * the run table and the store clock (generation itself is generator.ts and its modules).
  */
 import { createHash, randomBytes } from "node:crypto";
 import { mkdirSync, mkdtempSync } from "node:fs";

@@ -22,7 +22,6 @@ export type { Archive, ArchiveStatus, QueryResult, RunSyncState } from "./archiv
 export { ArchiveError } from "./archive/errors.js";
 export { openArchive } from "./archive/open.js";
 export { exportArchive } from "./export/archive-export.js";
-export { type DownloadFormat, openProjectWriter, type ProjectWriter } from "./export/writer.js";
 export {
   type JsonObject,
   type JsonValue,
@@ -32,6 +31,7 @@ export {
   stringifyWandb,
 } from "./model/json.js";
 export type { FileRecord, HistoryRecord, RunRecord, SystemMetricsRecord } from "./model/records.js";
+export { type DownloadFormat, openProjectWriter, type ProjectWriter } from "./output/writer.js";
 export type { DownloadEvent, DownloadResult } from "./sync/download.js";
 export type { HistorySelection } from "./sync/fetch-run.js";
 export type { SyncEvent, SyncResult } from "./sync/pipeline.js";

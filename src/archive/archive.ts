@@ -1,11 +1,9 @@
 /**
  * The archive: one interface, two backends (DuckDB, the embedded default, and PostgreSQL).
- * The sync pipeline writes through it; the exporters and the query/status commands read through it.
+ * The sync pipeline writes through it; the Parquet export (through the DuckDB export hook, DuckDBExportSource) and
+ * the query/status commands read through it.
  */
 import type { FileRecord, HistoryRecord, RunRecord, SystemMetricsRecord } from "../model/records.js";
-import type { ParquetSource } from "./parquet-ingest.js";
-
-export type { ParquetSource } from "./parquet-ingest.js";
 
 /** What the archive remembers of one run between syncs (table sync_state). */
 export interface RunSyncState {
@@ -26,6 +24,22 @@ export interface RunSyncState {
   synced_at: string;
   /** JSON of the selection (history keys, step range, samples...) the stored history was read with. */
   selection: string;
+}
+
+/** The columnar path is on unless DR_WANDB_COLUMNAR=0 (then parquet exports are decoded to rows, as before). */
+export function columnarEnabled(env: NodeJS.ProcessEnv = process.env): boolean {
+  return env.DR_WANDB_COLUMNAR !== "0";
+}
+
+/** Exported history files of one run, to be stored for steps minStep <= step < maxStep. */
+export interface ParquetSource {
+  /** Local parquet files; where two hold the same step, the earlier file's row is kept. */
+  paths: string[];
+  minStep: number;
+  /** Exclusive. */
+  maxStep: number;
+  /** Keys historyKeys reports as strings (their VARCHAR digits stay strings). */
+  stringKeys: readonly string[];
 }
 
 export interface HistoryWrite {
@@ -60,6 +74,28 @@ export interface RunWrite {
    * Absent: "wandb-server" (a sync).
    */
   source?: string;
+}
+
+/** Which runs an export reads. */
+export interface ExportFilter {
+  entity?: string;
+  project?: string;
+}
+
+/**
+ * The hook of the Parquet export (src/export/), implemented by both backends: runs `fn` with a DuckDB connection in
+ * which the archive's tables (runs, history, system_metrics, files, metric_keys) hold at least the rows selected by
+ * `filter` (DuckDB: the archive itself; PostgreSQL: the selected rows copied into a temporary DuckDB).
+ */
+export interface DuckDBExportSource {
+  withDuckDBTables<T>(
+    filter: ExportFilter,
+    fn: (conn: import("@duckdb/node-api").DuckDBConnection) => Promise<T>,
+  ): Promise<T>;
+}
+
+export function isDuckDBExportSource(a: unknown): a is DuckDBExportSource {
+  return typeof (a as Partial<DuckDBExportSource> | null)?.withDuckDBTables === "function";
 }
 
 export interface QueryResult {
@@ -98,7 +134,7 @@ export interface SyncLogEntry {
   options: string;
 }
 
-export interface Archive {
+export interface Archive extends DuckDBExportSource {
   readonly kind: ArchiveKind;
   /** File path or URL with any password removed. */
   readonly location: string;

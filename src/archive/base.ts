@@ -1,14 +1,19 @@
 /**
- * What the two backends share: the SQL of every operation except bulk history loading, the migration runner, the
- * one-operation-at-a-time queue and the conversions between records and column values.
+ * What the two backends share: SqlArchive, the SQL of every operation except bulk history loading, and the
+ * one-operation-at-a-time queue. Column catalogues are columns.ts, value conversions values.ts, the migration runner
+ * migrate.ts.
+ * Over 400 lines on purpose: it is one class whose write methods are the steps of writeRun's single transaction on
+ * one connection and queue; split across files, a newcomer could no longer read a transaction in one place.
  */
-import { KIND_BITS, KindTracker, type ValueKind } from "../model/flatten.js";
-import { type JsonValue, stringifyStrict } from "../model/json.js";
+import type { DuckDBConnection } from "@duckdb/node-api";
+import { KindTracker } from "../model/flatten.js";
+import type { JsonValue } from "../model/json.js";
 import type { FileRecord, HistoryRecord, RunRecord, SystemMetricsRecord } from "../model/records.js";
 import type {
   Archive,
   ArchiveKind,
   ArchiveStatus,
+  ExportFilter,
   HistoryWrite,
   ProjectStatus,
   QueryResult,
@@ -16,105 +21,24 @@ import type {
   RunWrite,
   SyncLogEntry,
 } from "./archive.js";
+import {
+  type Cast,
+  colList,
+  FILE_COLUMNS,
+  HISTORY_COLUMNS,
+  paramRuns,
+  paramState,
+  q,
+  RUN_COLUMNS,
+  runWeight,
+  STATE_COLUMNS,
+  SYSTEM_COLUMNS,
+} from "./columns.js";
 import { ArchiveError } from "./errors.js";
+import { migrateSchema } from "./migrate.js";
 import { withDecodedSources } from "./parquet-ingest.js";
-import { ARCHIVE_TABLES, CREATE_MIGRATIONS_TABLE, type Dialect, LATEST_SCHEMA_VERSION, MIGRATIONS } from "./schema.js";
-
-export type Row = Record<string, unknown>;
-
-/** Which runs an export reads. */
-export interface ExportFilter {
-  entity?: string;
-  project?: string;
-}
-
-/**
- * Implemented by both backends for the Parquet exporter: runs `fn` with a DuckDB connection in which the archive's
- * tables (runs, history, system_metrics, files, metric_keys) hold at least the rows selected by `filter`.
- */
-export interface DuckDBExportSource {
-  withDuckDBTables<T>(
-    filter: ExportFilter,
-    fn: (conn: import("@duckdb/node-api").DuckDBConnection) => Promise<T>,
-  ): Promise<T>;
-}
-
-export function isDuckDBExportSource(a: unknown): a is DuckDBExportSource {
-  return typeof (a as Partial<DuckDBExportSource> | null)?.withDuckDBTables === "function";
-}
-
-// ---------------------------------------------------------------------------------------------------------------
-// Value conversions
-
-/** metric_keys.kinds: the set of value kinds seen for a key, as a bit mask (null 1, bool 2, int 4, bigint 8, float 16, string 32, object 64). */
-export function kindsToMask(kinds: Iterable<ValueKind>): number {
-  let m = 0;
-  for (const k of kinds) m |= KIND_BITS[k];
-  return m;
-}
-
-export function maskToKinds(mask: number): ValueKind[] {
-  return (Object.keys(KIND_BITS) as ValueKind[]).filter((k) => (mask & KIND_BITS[k]) !== 0);
-}
-
-/** Strict JSON text of a stored value (stringifyStrict), with the common empty object short-cut; undefined as {}. */
-export function jsonText(v: JsonValue | undefined): string {
-  if (v === undefined) return "{}";
-  if (typeof v === "object" && v !== null && !Array.isArray(v)) {
-    let empty = true;
-    for (const _ in v) {
-      empty = false;
-      break;
-    }
-    if (empty) return "{}";
-  }
-  return stringifyStrict(v);
-}
-
-const MAX_UNIX_SECONDS = 253402300799; // 9999-12-31T23:59:59Z
-
-/** Unix seconds (float) to integer microseconds, or null when missing or out of range. */
-export function unixToMicros(sec: number | null | undefined): number | null {
-  if (sec === null || sec === undefined || !Number.isFinite(sec) || Math.abs(sec) > MAX_UNIX_SECONDS) return null;
-  return Math.round(sec * 1e6);
-}
-
-/** Unix seconds (float) to an ISO-8601 UTC string with microseconds, or null. */
-export function unixToIso(sec: number | null | undefined): string | null {
-  const micros = unixToMicros(sec);
-  if (micros === null) return null;
-  const ms = Math.floor(micros / 1000);
-  const rest = micros - ms * 1000;
-  const iso = new Date(ms).toISOString();
-  return `${iso.slice(0, -1)}${String(rest).padStart(3, "0")}Z`;
-}
-
-/** A timestamp text both databases accept, or null (unparsable text is dropped, not allowed to fail a write). */
-export function tsText(s: string | null | undefined): string | null {
-  if (s === null || s === undefined || s === "") return null;
-  const t = Date.parse(s);
-  if (Number.isNaN(t)) return null;
-  // Date.parse accepts forms the databases may not; pass ISO-looking text through (keeps microseconds).
-  return /^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}/.test(s) ? s : new Date(t).toISOString();
-}
-
-/** A safe integer stays a number; a larger one a bigint. */
-export function normaliseInt(v: bigint): number | bigint {
-  return v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v;
-}
-
-function toNumber(v: unknown): number {
-  if (typeof v === "number") return v;
-  if (typeof v === "bigint") return Number(v);
-  if (typeof v === "string") return Number(v);
-  return 0;
-}
-
-function toIsoOrNull(v: unknown): string | null {
-  if (v === null || v === undefined) return null;
-  if (v instanceof Date) return v.toISOString();
-  return String(v);
-}
+import type { Dialect } from "./schema.js";
+import { jsonText, kindsToMask, type Row, toIsoOrNull, toNumber, tsText, unixToIso } from "./values.js";
 
 /** Runs async operations one at a time, in call order (one connection, one transaction at a time). */
 export class SerialQueue {
@@ -124,158 +48,6 @@ export class SerialQueue {
     this.tail = next.catch(() => undefined);
     return next;
   }
-}
-
-// ---------------------------------------------------------------------------------------------------------------
-// SQL fragments
-
-export type Cast = "text" | "ts" | "json" | "tags" | "bigint" | "bool" | "double";
-
-const RUN_COLUMNS: [string, Cast][] = [
-  ["entity", "text"],
-  ["project", "text"],
-  ["run_id", "text"],
-  ["run_name", "text"],
-  ["state", "text"],
-  ["created_at", "ts"],
-  ["heartbeat_at", "ts"],
-  ["config", "json"],
-  ["summary", "json"],
-  ["wandb_metadata", "json"],
-  ["system_metrics", "json"],
-  ["system_attrs", "json"],
-  ["sweep_info", "json"],
-  ["tags", "tags"],
-  ["group", "text"],
-  ["job_type", "text"],
-  ["user", "text"],
-  ["notes", "text"],
-  ["commit", "text"],
-  ["history_keys", "json"],
-  ["last_history_step", "bigint"],
-  ["storage_id", "text"],
-  ["deleted", "bool"],
-  ["deleted_at", "ts"],
-  ["synced_at", "ts"],
-  ["source", "text"],
-];
-
-const STATE_COLUMNS: [string, Cast][] = [
-  ["entity", "text"],
-  ["project", "text"],
-  ["run_id", "text"],
-  ["state", "text"],
-  ["heartbeat_at", "text"],
-  ["last_step", "bigint"],
-  ["history_complete", "bool"],
-  ["fingerprint", "text"],
-  ["deleted", "bool"],
-  ["synced_at", "text"],
-  ["selection", "text"],
-];
-
-const HISTORY_COLUMNS: [string, Cast][] = [
-  ["entity", "text"],
-  ["project", "text"],
-  ["run_id", "text"],
-  ["step", "bigint"],
-  ["timestamp", "ts"],
-  ["runtime", "double"],
-  ["wandb_metadata", "json"],
-  ["metrics", "json"],
-  ["extra", "json"],
-];
-
-const SYSTEM_COLUMNS: [string, Cast][] = [
-  ["entity", "text"],
-  ["project", "text"],
-  ["run_id", "text"],
-  ["timestamp", "ts"],
-  ["runtime", "double"],
-  ["metrics", "json"],
-];
-
-const FILE_COLUMNS: [string, Cast][] = [
-  ["entity", "text"],
-  ["project", "text"],
-  ["run_id", "text"],
-  ["name", "text"],
-  ["size", "bigint"],
-  ["md5", "text"],
-  ["updated_at", "ts"],
-  ["local_path", "text"],
-];
-
-/** runs.source of a run written by a sync (RunWrite.source absent). */
-export const RUN_SOURCE_SERVER = "wandb-server";
-
-function q(name: string): string {
-  return `"${name}"`;
-}
-
-function colList(cols: [string, Cast][]): string {
-  return cols.map(([c]) => q(c)).join(", ");
-}
-
-function paramRuns(
-  record: RunRecord,
-  state: RunSyncState,
-  json: (v: JsonValue) => string,
-  source = RUN_SOURCE_SERVER,
-): unknown[] {
-  return [
-    record.entity,
-    record.project,
-    record.run_id,
-    record.run_name,
-    record.state,
-    tsText(record.created_at),
-    tsText(record.heartbeat_at),
-    json(record.config ?? {}),
-    json(record.summary ?? {}),
-    json(record.wandb_metadata ?? {}),
-    json(record.system_metrics ?? {}),
-    json(record.system_attrs ?? {}),
-    json(record.sweep_info ?? {}),
-    JSON.stringify(record.tags ?? []),
-    record.group,
-    record.job_type,
-    record.user,
-    record.notes,
-    record.commit,
-    json(record.history_keys ?? null),
-    Math.trunc(record.last_history_step ?? -1),
-    record.storage_id,
-    state.deleted,
-    state.deleted ? tsText(state.synced_at) : null,
-    tsText(state.synced_at),
-    source,
-  ];
-}
-
-function paramState(s: RunSyncState): unknown[] {
-  return [
-    s.entity,
-    s.project,
-    s.run_id,
-    s.state,
-    s.heartbeat_at,
-    Math.trunc(s.last_step),
-    s.history_complete,
-    s.fingerprint,
-    s.deleted,
-    s.synced_at,
-    s.selection,
-  ];
-}
-
-function runWeight(record: RunRecord): number {
-  // A rough byte size, to keep one multi-row statement from growing without bound (a config may be megabytes).
-  let n = 1000;
-  for (const k of ["config", "summary", "wandb_metadata", "system_metrics", "system_attrs", "sweep_info"] as const) {
-    n += Object.keys(record[k] ?? {}).length * 64;
-  }
-  return n;
 }
 
 export interface BackendOptions {
@@ -304,6 +76,7 @@ export abstract class SqlArchive implements Archive {
   /** Deletes (per `history`) and bulk-inserts one run's history inside the open transaction. */
   protected abstract loadHistory(record: RunRecord, history: HistoryWrite, tracker: KindTracker): Promise<number>;
   abstract query(sql: string): Promise<QueryResult>;
+  abstract withDuckDBTables<T>(filter: ExportFilter, fn: (conn: DuckDBConnection) => Promise<T>): Promise<T>;
   protected abstract closeConnection(): Promise<void>;
   /** Names of the tables in the database's default schema. */
   protected abstract tableNames(): Promise<string[]>;
@@ -358,61 +131,15 @@ export abstract class SqlArchive implements Archive {
 
   /** Checks the database is ours (or empty), refuses a newer schema, and applies pending migrations (writers only). */
   protected async migrate(): Promise<void> {
-    const tables = new Set((await this.tableNames()).map((t) => t.toLowerCase()));
-    if (!tables.has("schema_migrations")) {
-      const ours = ARCHIVE_TABLES.filter((t) => tables.has(t));
-      const foreign = this.dialect.kind === "duckdb" ? [...tables] : ours;
-      if (foreign.length > 0) {
-        throw new ArchiveError(
-          "CORRUPT",
-          `${this.location} is not a dr-wandb archive (it has table${foreign.length > 1 ? "s" : ""} ${foreign.slice(0, 5).join(", ")} but no schema_migrations); refusing to touch it`,
-        );
-      }
-      if (this.readOnly) {
-        this.schemaVersion = 0;
-        return;
-      }
-    }
-    let current = 0;
-    if (tables.has("schema_migrations")) {
-      const r = await this.rows("SELECT max(version) AS v FROM schema_migrations");
-      current = r[0]?.v === null || r[0]?.v === undefined ? 0 : toNumber(r[0].v);
-    }
-    if (current > LATEST_SCHEMA_VERSION) {
-      throw new ArchiveError(
-        "SCHEMA_NEWER",
-        `${this.location} has archive schema version ${current}, newer than this dr-wandb knows (${LATEST_SCHEMA_VERSION}); upgrade dr-wandb`,
-      );
-    }
-    if (current === LATEST_SCHEMA_VERSION) {
-      this.schemaVersion = current;
-      return;
-    }
-    if (this.readOnly) {
-      throw new ArchiveError(
-        "SCHEMA_OLDER",
-        `${this.location} has archive schema version ${current}, older than ${LATEST_SCHEMA_VERSION}; run a sync to upgrade it`,
-      );
-    }
-    await this.exec("BEGIN");
-    try {
-      await this.exec(CREATE_MIGRATIONS_TABLE);
-      const r = await this.rows("SELECT max(version) AS v FROM schema_migrations");
-      const now = r[0]?.v === null || r[0]?.v === undefined ? 0 : toNumber(r[0].v);
-      for (const m of MIGRATIONS) {
-        if (m.version <= now) continue;
-        for (const sql of m.statements(this.dialect)) await this.exec(sql);
-        await this.exec("INSERT INTO schema_migrations (version, description, applied_at) VALUES ($1, $2, now())", [
-          m.version,
-          m.description,
-        ]);
-      }
-      await this.exec("COMMIT");
-    } catch (e) {
-      await this.rollbackQuietly();
-      throw e;
-    }
-    this.schemaVersion = LATEST_SCHEMA_VERSION;
+    this.schemaVersion = await migrateSchema({
+      location: this.location,
+      readOnly: this.readOnly,
+      dialect: this.dialect,
+      exec: (sql, params) => this.exec(sql, params),
+      rows: (sql, params) => this.rows(sql, params),
+      tableNames: () => this.tableNames(),
+      rollbackQuietly: () => this.rollbackQuietly(),
+    });
   }
 
   protected async rollbackQuietly(): Promise<void> {

@@ -4,7 +4,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { DuckDBInstance } from "@duckdb/node-api";
-import { makeRecord, makeState, runArchiveTests, tempDir } from "./conformance.js";
+import { makeRecord, makeState, runArchiveTests, tempDir } from "../../test/support/archive-conformance.js";
 import { ArchiveError } from "./errors.js";
 import { openArchive, parseArchiveTarget } from "./open.js";
 

@@ -19,21 +19,20 @@ import {
 import { duckdbMemoryLimit, duckdbThreads } from "../model/duckdb-resources.js";
 import { type KindTracker, quoteLiteral } from "../model/flatten.js";
 import type { HistoryRecord, RunRecord } from "../model/records.js";
-import type { HistoryWrite, QueryResult } from "./archive.js";
 import {
-  type Cast,
+  columnarEnabled,
   type DuckDBExportSource,
   type ExportFilter,
-  jsonText,
-  maskToKinds,
-  normaliseInt,
-  type Row,
-  SqlArchive,
-  unixToMicros,
-} from "./base.js";
+  type HistoryWrite,
+  type ParquetSource,
+  type QueryResult,
+} from "./archive.js";
+import { SqlArchive } from "./base.js";
+import type { Cast } from "./columns.js";
 import { ArchiveError, firstLine } from "./errors.js";
-import { columnarEnabled, ingestParquet, type ParquetSource, withDecodedSources } from "./parquet-ingest.js";
+import { ingestParquet, withDecodedSources } from "./parquet-ingest.js";
 import { DUCKDB_DIALECT } from "./schema.js";
+import { jsonText, maskToKinds, normaliseInt, type Row, unixToMicros } from "./values.js";
 
 /** Files opened by this process: path -> number of readers, or -1 for the writer. */
 const openInProcess = new Map<string, number>();

@@ -1,5 +1,7 @@
 /** One-line, user-facing archive errors (never a stack trace, never a password). */
 
+import { CodedError } from "../model/errors.js";
+
 export type ArchiveErrorCode =
   | "BAD_URL"
   | "LOCKED"
@@ -15,15 +17,8 @@ export type ArchiveErrorCode =
   | "EXPORT"
   | "CLOSED";
 
-export class ArchiveError extends Error {
+export class ArchiveError extends CodedError<ArchiveErrorCode> {
   override name = "ArchiveError";
-  constructor(
-    readonly code: ArchiveErrorCode,
-    message: string,
-    options?: { cause?: unknown },
-  ) {
-    super(message, options);
-  }
 }
 
 /** The URL with any password replaced by "***" (and kept one line). Unparsable input is returned without userinfo. */

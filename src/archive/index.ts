@@ -1,15 +1,20 @@
-export type {
-  Archive,
-  ArchiveKind,
-  ArchiveStatus,
-  HistoryWrite,
-  ProjectStatus,
-  QueryResult,
-  RunSyncState,
-  RunWrite,
-  SyncLogEntry,
+export {
+  type Archive,
+  type ArchiveKind,
+  type ArchiveStatus,
+  columnarEnabled,
+  type DuckDBExportSource,
+  type ExportFilter,
+  type HistoryWrite,
+  isDuckDBExportSource,
+  type ParquetSource,
+  type ProjectStatus,
+  type QueryResult,
+  type RunSyncState,
+  type RunWrite,
+  type SyncLogEntry,
 } from "./archive.js";
-export { type DuckDBExportSource, type ExportFilter, isDuckDBExportSource, kindsToMask, maskToKinds } from "./base.js";
-export { ArchiveError, type ArchiveErrorCode, redactUrl } from "./errors.js";
+export { ArchiveError, type ArchiveErrorCode, firstLine, redactUrl } from "./errors.js";
 export { type ArchiveTarget, type OpenArchiveOptions, openArchive, parseArchiveTarget } from "./open.js";
 export { ARCHIVE_TABLES, LATEST_SCHEMA_VERSION, MIGRATIONS } from "./schema.js";
+export { kindsToMask, maskToKinds } from "./values.js";

@@ -11,10 +11,10 @@ import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { type DuckDBConnection, DuckDBInstance, DuckDBTimestampTZValue } from "@duckdb/node-api";
 import { KindTracker } from "../model/flatten.js";
+import { describeParquet, ParquetReader } from "../model/parquet-reader.js";
 import { toHistoryRecord } from "../model/records.js";
-import { describeParquet, ParquetReader } from "../wandb/parquet.js";
-import { jsonText, kindsToMask, unixToMicros } from "./base.js";
 import { ingestParquet, planParquetFile } from "./parquet-ingest.js";
+import { jsonText, kindsToMask, unixToMicros } from "./values.js";
 
 const dir = mkdtempSync(join(tmpdir(), "dr-wandb-ingest-"));
 after(() => rmSync(dir, { recursive: true, force: true }));

@@ -1,7 +1,7 @@
 /**
  * Columnar ingest of W&B parquet history exports into the DuckDB archive: DuckDB reads the downloaded files itself
  * and `INSERT INTO history SELECT … FROM read_parquet(…)` builds the stored JSON text in SQL, instead of decoding
- * every row to JS (src/wandb/parquet.ts) and encoding it again (stringifyStrict). The SQL mirrors the row path
+ * every row to JS (src/model/parquet-reader.ts) and encoding it again (stringifyStrict). The SQL mirrors the row path
  * exactly, byte for byte:
  *   - a NULL top-level column is a missing key; keys keep the file's column order, except that integer-like keys
  *     ("0", "17") come first in ascending order, as in a JS object; `_step`/`_timestamp`/`_runtime`/`_wandb` are
@@ -19,7 +19,6 @@
  */
 import { type DuckDBConnection, type DuckDBType, DuckDBTypeId } from "@duckdb/node-api";
 import { quoteIdent, quoteLiteral } from "../model/flatten.js";
-import { type HistoryRecord, toHistoryRecord } from "../model/records.js";
 import {
   describeParquet,
   isIntegerType,
@@ -28,23 +27,9 @@ import {
   readParquetSql,
   stepRange,
   stepStats,
-} from "../wandb/parquet.js";
-
-/** The columnar path is on unless DR_WANDB_COLUMNAR=0 (then parquet exports are decoded to rows, as before). */
-export function columnarEnabled(env: NodeJS.ProcessEnv = process.env): boolean {
-  return env.DR_WANDB_COLUMNAR !== "0";
-}
-
-/** Exported history files of one run, to be stored for steps minStep <= step < maxStep. */
-export interface ParquetSource {
-  /** Local parquet files; where two hold the same step, the earlier file's row is kept. */
-  paths: string[];
-  minStep: number;
-  /** Exclusive. */
-  maxStep: number;
-  /** Keys historyKeys reports as strings (their VARCHAR digits stay strings). */
-  stringKeys: readonly string[];
-}
+} from "../model/parquet-reader.js";
+import { type HistoryRecord, toHistoryRecord } from "../model/records.js";
+import type { ParquetSource } from "./archive.js";
 
 /** The SQL expressions of one file's history columns, and of each metric key's kinds bit. */
 export interface FilePlan {
@@ -340,7 +325,7 @@ export async function ingestParquet(
 }
 
 /**
- * The rows of parquet sources decoded to records (the row path: src/wandb/parquet.ts, then toHistoryRecord), for
+ * The rows of parquet sources decoded to records (the row path: src/model/parquet-reader.ts, then toHistoryRecord), for
  * backends and files the columnar ingest does not take.
  */
 export async function* decodeParquetSources(

@@ -2,11 +2,11 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { after, before, describe, it } from "node:test";
 import pg from "pg";
+import { makeRecord, makeState, rows, runArchiveTests, tempDir } from "../../test/support/archive-conformance.js";
+import { startTestPg, type TestPgServer } from "../../test/support/pg-test-server.js";
 import { exportArchive } from "../export/archive-export.js";
-import { makeRecord, makeState, rows, runArchiveTests, tempDir } from "./conformance.js";
 import { ArchiveError } from "./errors.js";
 import { openArchive } from "./open.js";
-import { startTestPg, type TestPgServer } from "./pg-test-server.js";
 
 let server: TestPgServer;
 const made: string[] = [];

@@ -1,6 +1,9 @@
 /**
  * The PostgreSQL backend: one connection per archive; a writer holds a session advisory lock for as long as the
  * archive is open. History is bulk-loaded with COPY FROM STDIN (text format).
+ *
+ * Over 400 lines on purpose: the PostgreSQL backend in one file, as duckdb.ts is: connection, advisory lock, COPY
+ * loading and the copy into DuckDB for exports share one connection and its error mapping.
  */
 import { createWriteStream } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
@@ -15,18 +18,11 @@ import { duckdbMemoryLimit, duckdbThreads } from "../model/duckdb-resources.js";
 import { type KindTracker, quoteIdent, quoteLiteral } from "../model/flatten.js";
 import type { JsonValue } from "../model/json.js";
 import type { HistoryRecord, RunRecord } from "../model/records.js";
-import type { HistoryWrite, QueryResult } from "./archive.js";
-import {
-  type DuckDBExportSource,
-  type ExportFilter,
-  jsonText,
-  normaliseInt,
-  type Row,
-  SqlArchive,
-  unixToIso,
-} from "./base.js";
+import type { DuckDBExportSource, ExportFilter, HistoryWrite, QueryResult } from "./archive.js";
+import { SqlArchive } from "./base.js";
 import { ArchiveError, firstLine, redactUrl } from "./errors.js";
 import { DUCKDB_DIALECT, MIGRATIONS, POSTGRES_DIALECT } from "./schema.js";
+import { jsonText, normaliseInt, type Row, unixToIso } from "./values.js";
 
 /** pg_try_advisory_lock key of a dr-wandb archive ("dr_wandb" in ASCII); advisory locks are per database. */
 export const ARCHIVE_LOCK_KEY = "7237112463414878818";

@@ -2,6 +2,7 @@
  * Exit codes and the one place that turns any error into one clear line. Commands throw; only bin.ts exits.
  * The codes are documented in README.md ("Exit codes").
  */
+import { CodedError } from "../model/errors.js";
 
 export const EXIT = {
   OK: 0,
@@ -20,14 +21,11 @@ export const EXIT = {
 export type ExitCode = (typeof EXIT)[keyof typeof EXIT];
 
 /** An error that already knows its exit code and its one-line message. */
-export class ExitError extends Error {
+export class ExitError extends CodedError<ExitCode> {
   override name = "ExitError";
-  constructor(
-    readonly exitCode: ExitCode,
-    message: string,
-    options?: { cause?: unknown },
-  ) {
-    super(message, options);
+  /** The process exit code (the error's `code`). */
+  get exitCode(): ExitCode {
+    return this.code;
   }
 }
 

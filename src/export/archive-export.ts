@@ -6,13 +6,18 @@
 import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import type { DuckDBConnection } from "@duckdb/node-api";
-import type { Archive } from "../archive/archive.js";
-import { type ExportFilter, isDuckDBExportSource, maskToKinds } from "../archive/base.js";
-import { ArchiveError, firstLine } from "../archive/errors.js";
+import {
+  type Archive,
+  ArchiveError,
+  type ExportFilter,
+  firstLine,
+  isDuckDBExportSource,
+  maskToKinds,
+} from "../archive/index.js";
+import { isProcessAlive, removeStaleTempFiles, tempPathFor } from "../model/atomic-file.js";
 import { duckdbThreads, exportMemoryFor, rowGroupSize } from "../model/duckdb-resources.js";
 import { type ColumnType, columnTypeFor, metricColumnNames, quoteIdent, quoteLiteral } from "../model/flatten.js";
 import { HISTORY_FIXED_COLUMNS, RUN_JSON_COMPONENTS, RUN_SCALAR_COLUMNS } from "../model/records.js";
-import { isProcessAlive, removeStaleTempFiles, tempPathFor } from "./atomic-file.js";
 
 export interface ArchiveExportOptions {
   outputDir: string;
@@ -323,7 +328,8 @@ async function exportHistory(conn: DuckDBConnection, filter: ExportFilter, outpu
  * runs_system_metrics.parquet into `outputDir`, for the runs of `entity`/`project` when given (else everything).
  */
 export async function exportArchive(archive: Archive, opts: ArchiveExportOptions): Promise<{ files: string[] }> {
-  if (!isDuckDBExportSource(archive)) {
+  // The hook is part of Archive; an object from plain JavaScript without it gets this error rather than a TypeError.
+  if (!isDuckDBExportSource(archive as unknown)) {
     throw new ArchiveError("EXPORT", `the ${archive.kind} archive at ${archive.location} cannot be exported`);
   }
   const outputDir = resolve(opts.outputDir);

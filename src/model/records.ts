@@ -37,6 +37,41 @@ export interface RunRecord {
   storage_id: string;
 }
 
+/**
+ * THE list of a run's fields, in output order: the original dr_wandb's 12 keys first (same names, same order), then
+ * ours. `satisfies` and the check below keep it and RunRecord from drifting apart; the column lists below are checked
+ * against it.
+ */
+export const RUN_FIELDS = [
+  "run_id",
+  "run_name",
+  "state",
+  "project",
+  "entity",
+  "created_at",
+  "config",
+  "summary",
+  "wandb_metadata",
+  "system_metrics",
+  "system_attrs",
+  "sweep_info",
+  "tags",
+  "group",
+  "job_type",
+  "user",
+  "heartbeat_at",
+  "notes",
+  "commit",
+  "history_keys",
+  "last_history_step",
+  "storage_id",
+] as const satisfies readonly (keyof RunRecord)[];
+
+// Compile-time check that RUN_FIELDS names every RunRecord key.
+type MissingRunField = Exclude<keyof RunRecord, (typeof RUN_FIELDS)[number]>;
+const _allRunFields: MissingRunField extends never ? true : never = true;
+void _allRunFields;
+
 /** The columns of a run record that are neither JSON nor lists, in export order. */
 export const RUN_SCALAR_COLUMNS = [
   "run_id",
@@ -64,6 +99,21 @@ export const RUN_JSON_COMPONENTS = [
   "system_attrs",
   "sweep_info",
 ] as const;
+
+/** The list columns of a run record; with the scalar columns and the JSON components, every field of RUN_FIELDS. */
+export const RUN_LIST_COLUMNS = ["tags", "history_keys"] as const;
+
+// Compile-time check that the scalar columns, JSON components and list columns are exactly RUN_FIELDS.
+type RunColumn =
+  | (typeof RUN_SCALAR_COLUMNS)[number]
+  | (typeof RUN_JSON_COMPONENTS)[number]
+  | (typeof RUN_LIST_COLUMNS)[number];
+const _columnsCoverFields: Exclude<(typeof RUN_FIELDS)[number], RunColumn> extends never
+  ? Exclude<RunColumn, (typeof RUN_FIELDS)[number]> extends never
+    ? true
+    : never
+  : never = true;
+void _columnsCoverFields;
 
 export interface HistoryRecord {
   run_id: string;

@@ -2,7 +2,7 @@
  * The `wandb-download` job: every run of a project (and its history) into one set of files, streamed in listing
  * order. Runs are fetched several at once but written in order; files appear whole or not at all.
  */
-import { type DownloadFormat, openProjectWriter } from "../export/writer.js";
+import { type DownloadFormat, openProjectWriter } from "../output/writer.js";
 import type { WandbApi, WandbRun } from "../wandb/types.js";
 import { orderedMap, readAhead, WeightedSemaphore } from "./concurrency.js";
 import {

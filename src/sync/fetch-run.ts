@@ -4,6 +4,7 @@
  */
 import { mkdir, stat } from "node:fs/promises";
 import { isAbsolute, join, relative, resolve, sep } from "node:path";
+import type { Archive } from "../archive/index.js";
 import type { JsonObject } from "../model/json.js";
 import {
   type FileRecord,
@@ -283,6 +284,29 @@ function isFileMismatch(e: unknown): boolean {
 
 /** History cells (rows × keys) buffered in memory at once, across runs fetched in parallel. */
 export const HISTORY_CELL_BUDGET = Number(process.env.DR_WANDB_MAX_BUFFERED_CELLS ?? 3_000_000);
+
+/** The file rows the archive holds for a project, by run and name (what fetchFiles need not download again). */
+export async function loadKnownFiles(
+  archive: Archive,
+  entity: string,
+  project: string,
+): Promise<Map<string, Map<string, FileRecord>>> {
+  const out = new Map<string, Map<string, FileRecord>>();
+  const q = (s: string) => `'${s.replaceAll("'", "''")}'`;
+  const res = await archive.query(
+    `SELECT run_id, name, size, md5, updated_at, local_path FROM files WHERE entity = ${q(entity)} AND project = ${q(project)}`,
+  );
+  for (const row of res.rows) {
+    const [run_id, name, size, md5, updated_at, local_path] = row as [string, string, unknown, string, string, string];
+    let m = out.get(run_id);
+    if (!m) {
+      m = new Map();
+      out.set(run_id, m);
+    }
+    m.set(name, { entity, project, run_id, name, size: Number(size), md5, updated_at, local_path });
+  }
+  return out;
+}
 
 /** An estimate of the cells a run's history read will buffer (for the memory budget). */
 export function estimateCells(run: WandbRun, fromStep: number, sel: HistorySelection): number {

@@ -1,13 +1,16 @@
 /**
- * The incremental sync of one W&B project into the archive. Reads like the algorithm:
+ * The incremental sync of one W&B project into the archive. syncProject reads like the algorithm, one named step of
+ * ProjectSync each:
  *   1. read what the archive remembers (sync state);
  *   2. list the project's runs page by page (full run fields in each page: no request per run);
  *   3. plan each page's runs (pure: src/sync/plan.ts) and fetch what changed, several runs at once;
  *   4. commit each run's record, history and state in one transaction;
  *   5. re-list if W&B's offset pages skipped runs; mark runs deleted on the server; log the sync.
+ *
+ * Over 400 lines on purpose: syncProject and the steps of ProjectSync share one sync's state; kept together so the
+ * algorithm and each of its steps read in one file (what a run needs is fetch-run.ts, what to do plan.ts).
  */
-import type { Archive, HistoryWrite, RunSyncState } from "../archive/archive.js";
-import { columnarEnabled } from "../archive/parquet-ingest.js";
+import { type Archive, columnarEnabled, type HistoryWrite, type RunSyncState } from "../archive/index.js";
 import type { JsonObject } from "../model/json.js";
 import type { FileRecord, RunRecord } from "../model/records.js";
 import type { WandbApi, WandbRun } from "../wandb/types.js";
@@ -24,6 +27,7 @@ import {
   type HistoryFetch,
   type HistorySelection,
   LIST_RANGES,
+  loadKnownFiles,
   METADATA_FILE,
   releaseHistory,
   selectionKey,
@@ -85,72 +89,245 @@ const RECORD_BATCH = 500;
 export const RECORD_CONCURRENCY = 256;
 
 export async function syncProject(api: WandbApi, archive: Archive, opts: SyncOptions): Promise<SyncResult> {
-  const startedAt = new Date().toISOString();
-  const { entity, project } = opts;
-  const withHistory = opts.withHistory ?? true;
-  const historySel = opts.history ?? {};
-  // Parquet exports go to the DuckDB archive as files, inserted with SQL (src/archive/parquet-ingest.ts); other
-  // archives get their rows. DR_WANDB_COLUMNAR=0 decodes them to rows for DuckDB too.
-  const columnar = archive.kind === "duckdb" && columnarEnabled();
-  const historyKey = selectionKey(historySel);
-  const extras =
-    opts.files || opts.systemMetrics
-      ? JSON.stringify({
-          files: opts.files
-            ? { pattern: opts.files.pattern ?? null, maxFileSize: opts.files.maxFileSize ?? null }
-            : null,
-          systemMetrics: opts.systemMetrics ? (opts.systemMetricsSamples ?? 10_000) : null,
-        })
-      : "";
+  const sync = new ProjectSync(api, archive, opts);
+  await sync.readSyncState();
+  await sync.listPlanFetchWrite();
+  sync.announceEmptyListing();
+  if (sync.missedRuns()) {
+    // W&B pages by offset: runs created or reordered during the listing can shift pages and skip runs (wandb#6614).
+    await sync.listPlanFetchWrite();
+    sync.warnIfStillMissed();
+  }
+  await sync.flushRecords();
+  await sync.markDeleted();
+  await sync.logSync();
+  return sync.result;
+}
+
+type Preserve = ("wandb_metadata" | "sweep_info")[];
+
+/** One project's sync: what it has learned so far, and the steps syncProject takes in order. */
+class ProjectSync {
+  readonly result: SyncResult;
+  private readonly entity: string;
+  private readonly project: string;
+  private readonly withHistory: boolean;
+  private readonly historySel: HistorySelection;
+  /**
+   * Parquet exports go to the DuckDB archive as files, inserted with SQL (src/archive/parquet-ingest.ts); other
+   * archives get their rows. DR_WANDB_COLUMNAR=0 decodes them to rows for DuckDB too.
+   */
+  private readonly columnar: boolean;
+  private readonly historyKey: string;
+  private readonly extras: string;
   /** What this sync's state records: the history selection and the extras read. */
-  const selection = storedSelection(historyKey, extras);
-  const emit = opts.onEvent ?? (() => {});
-  const warnings: string[] = [];
-  const warn = (message: string) => {
-    warnings.push(message);
-    emit({ type: "warning", message });
-  };
+  private readonly selection: string;
+  private readonly emit: (e: SyncEvent) => void;
+  private readonly maxRuns: number | undefined;
+  private readonly concurrency: number;
+  private stored = new Map<string, RunSyncState>();
+  private filters: JsonObject = {};
+  private knownFiles: Map<string, Map<string, FileRecord>> | undefined;
+  /** W&B's count comes with every Runs page: known (and announced) once the first page is in. */
+  private runCount = -1;
+  /** Run names listed so far (a run listed twice is processed once). */
+  private readonly seen = new Set<string>();
+  private readonly writeLock = new Mutex();
+  /** Records of runs that need nothing else, written many per transaction. */
+  private readonly pendingRecords: { record: RunRecord; state: RunSyncState }[] = [];
+  /** Several runs are fetched at once: bound the history they hold in memory until written. */
+  private readonly budget = new WeightedSemaphore(HISTORY_CELL_BUDGET);
+  /** Each distinct sweep is read once (one warning if it cannot be), whatever the number of its runs. */
+  private readonly sweeps: SweepCache;
 
-  const stored = await archive.loadSyncState(entity, project);
-  const filters = buildFilters(opts.runs);
-  // W&B's count comes with every Runs page: known (and announced) once the first page is in.
-  let runCount = -1;
+  constructor(
+    private readonly api: WandbApi,
+    private readonly archive: Archive,
+    private readonly opts: SyncOptions,
+  ) {
+    const startedAt = new Date().toISOString();
+    this.entity = opts.entity;
+    this.project = opts.project;
+    this.withHistory = opts.withHistory ?? true;
+    this.historySel = opts.history ?? {};
+    this.columnar = archive.kind === "duckdb" && columnarEnabled();
+    this.historyKey = selectionKey(this.historySel);
+    this.extras =
+      opts.files || opts.systemMetrics
+        ? JSON.stringify({
+            files: opts.files
+              ? { pattern: opts.files.pattern ?? null, maxFileSize: opts.files.maxFileSize ?? null }
+              : null,
+            systemMetrics: opts.systemMetrics ? (opts.systemMetricsSamples ?? 10_000) : null,
+          })
+        : "";
+    this.selection = storedSelection(this.historyKey, this.extras);
+    this.emit = opts.onEvent ?? (() => {});
+    this.maxRuns = opts.runs?.maxRuns;
+    const recordsOnly = !this.withHistory && !opts.files && !opts.systemMetrics;
+    this.concurrency = opts.concurrency ?? (recordsOnly ? RECORD_CONCURRENCY : defaultRunConcurrency(this.withHistory));
+    this.result = {
+      entity: this.entity,
+      project: this.project,
+      runCount: 0,
+      runsListed: 0,
+      runsWritten: 0,
+      runsUnchanged: 0,
+      runsDeleted: 0,
+      historyRows: 0,
+      filesDownloaded: 0,
+      duplicatesInListing: 0,
+      warnings: [],
+      startedAt,
+      finishedAt: startedAt,
+    };
+    this.sweeps = new SweepCache(api, (m) => this.warn(m));
+  }
 
-  const result: SyncResult = {
-    entity,
-    project,
-    runCount: 0,
-    runsListed: 0,
-    runsWritten: 0,
-    runsUnchanged: 0,
-    runsDeleted: 0,
-    historyRows: 0,
-    filesDownloaded: 0,
-    duplicatesInListing: 0,
-    warnings,
-    startedAt,
-    finishedAt: startedAt,
-  };
+  private warn(message: string): void {
+    this.result.warnings.push(message);
+    this.emit({ type: "warning", message });
+  }
 
-  const writeLock = new Mutex();
-  const pendingRecords: { record: RunRecord; state: RunSyncState }[] = [];
-  const flushRecords = async () => {
-    if (pendingRecords.length === 0) return;
-    const items = pendingRecords.splice(0, pendingRecords.length);
-    await writeLock.run(() => archive.writeRunRecords(items));
-    result.runsWritten += items.length;
-  };
-  const knownFiles = opts.files ? await loadKnownFiles(archive, entity, project) : undefined;
-  // Several runs are fetched at once: bound the history they hold in memory until written.
-  const budget = new WeightedSemaphore(HISTORY_CELL_BUDGET);
-  // Each distinct sweep is read once (one warning if it cannot be), whatever the number of its runs.
-  const sweeps = new SweepCache(api, warn);
+  /** 1. What the archive remembers: each run's sync state (and, when files are read, the files it stored). */
+  async readSyncState(): Promise<void> {
+    this.stored = await this.archive.loadSyncState(this.entity, this.project);
+    this.filters = buildFilters(this.opts.runs);
+    this.knownFiles = this.opts.files ? await loadKnownFiles(this.archive, this.entity, this.project) : undefined;
+  }
 
-  const processAction = async (action: RunAction): Promise<void> => {
+  /** 2-4. Lists the runs page by page, plans each new one, and fetches and commits what changed, several at once. */
+  listPlanFetchWrite(): Promise<void> {
+    return forEachLimitAsync(this.actions(), this.concurrency, (a) => this.processAction(a));
+  }
+
+  /** A listing with no page at all: nothing on W&B. */
+  announceEmptyListing(): void {
+    if (this.runCount >= 0) return;
+    this.runCount = 0;
+    this.emit({ type: "listing", entity: this.entity, project: this.project, runCount: this.runCount });
+  }
+
+  /** The runs the listing should have shown: W&B's count, or --max-runs. */
+  private target(): number {
+    return this.maxRuns !== undefined ? Math.min(this.maxRuns, this.runCount) : this.runCount;
+  }
+
+  /** 5. True when the listing showed fewer runs than it should have. */
+  missedRuns(): boolean {
+    return this.seen.size < this.target();
+  }
+
+  warnIfStillMissed(): void {
+    if (this.missedRuns()) {
+      this.warn(`listed ${this.seen.size} of ${this.target()} runs that W&B reports; the rest were not seen`);
+    }
+  }
+
+  /** Writes the records still waiting for a batch. */
+  async flushRecords(): Promise<void> {
+    if (this.pendingRecords.length === 0) return;
+    const items = this.pendingRecords.splice(0, this.pendingRecords.length);
+    await this.writeLock.run(() => this.archive.writeRunRecords(items));
+    this.result.runsWritten += items.length;
+  }
+
+  /** Marks the stored runs that a complete, unfiltered listing no longer shows as deleted on the server. */
+  async markDeleted(): Promise<void> {
+    const filtered = Object.keys(this.filters).length > 0 || this.maxRuns !== undefined;
+    const deleted = findDeleted(this.stored, this.seen, { complete: this.seen.size >= this.runCount, filtered });
+    if (deleted && deleted.length > 0) {
+      await this.writeLock.run(() => this.archive.markDeleted(this.entity, this.project, deleted));
+      this.result.runsDeleted = deleted.length;
+      this.emit({ type: "deleted", runs: deleted });
+    }
+  }
+
+  /** Records the sync in sync_log. */
+  async logSync(): Promise<void> {
+    const { opts, result } = this;
+    result.finishedAt = new Date().toISOString();
+    await this.archive.logSync({
+      entity: this.entity,
+      project: this.project,
+      started_at: result.startedAt,
+      finished_at: result.finishedAt,
+      runs_seen: this.seen.size,
+      runs_written: result.runsWritten,
+      history_rows: result.historyRows,
+      requests: 0,
+      options: JSON.stringify({
+        withHistory: this.withHistory,
+        forceRefresh: opts.forceRefresh ?? false,
+        runs: opts.runs ?? {},
+        history: this.historySel,
+        systemMetrics: opts.systemMetrics ?? false,
+        files: opts.files ? { pattern: opts.files.pattern ?? null, maxFileSize: opts.files.maxFileSize ?? null } : null,
+      }),
+    });
+  }
+
+  /** The new runs of each page, deduplicated and cut at --max-runs (no page is asked for past it). */
+  private async *pages(): AsyncGenerator<WandbRun[]> {
+    const { maxRuns, seen, result } = this;
+    for await (const page of this.api.listRuns(this.entity, this.project, {
+      filters: this.filters,
+      order: "+created_at",
+      perPage: this.opts.perPage ?? 500,
+      // after the first page, createdAt ranges listed at once where the server keeps to them (--max-runs keeps
+      // the oldest runs first, so it lists serially)
+      parallel: maxRuns === undefined ? LIST_RANGES : 1,
+      // each run's metadata file's signed URL, when the server allows (no per-run API request)
+      files: [METADATA_FILE],
+      signal: this.opts.signal,
+    })) {
+      if (this.runCount < 0) {
+        this.runCount = page.runCount;
+        result.runCount = this.runCount;
+        this.emit({ type: "listing", entity: this.entity, project: this.project, runCount: this.runCount });
+      }
+      const fresh: WandbRun[] = [];
+      for (const run of page.runs) {
+        if (seen.has(run.name)) {
+          result.duplicatesInListing++;
+          continue;
+        }
+        if (maxRuns !== undefined && seen.size >= maxRuns) break;
+        seen.add(run.name);
+        fresh.push(run);
+      }
+      result.runsListed = seen.size;
+      this.emit({ type: "listed", listed: seen.size, runCount: this.runCount });
+      yield fresh;
+      if (maxRuns !== undefined && seen.size >= maxRuns) return;
+    }
+  }
+
+  /** The plan of each listed run that needs work (plan.ts); the others count as unchanged. */
+  private async *actions(): AsyncGenerator<RunAction> {
+    const planOpts = {
+      withHistory: this.withHistory,
+      forceRefresh: this.opts.forceRefresh ?? false,
+      selection: this.historyKey,
+      extras: this.extras,
+    };
+    // The next page is listed while this one's runs are fetched and written.
+    for await (const fresh of readAhead(this.pages())) {
+      for (const run of fresh) {
+        const a = planRun(run, this.stored.get(run.name), planOpts);
+        if (a) yield a;
+        else this.result.runsUnchanged++;
+      }
+    }
+  }
+
+  /** Builds a planned run's record and state; batches a bare record, else fetches and writes the run. */
+  private async processAction(action: RunAction): Promise<void> {
+    const { api, opts, entity, project, withHistory } = this;
     const { run } = action;
-    const prev = stored.get(run.name);
+    const prev = this.stored.get(run.name);
     const metadata: JsonObject | null = action.fetchMetadata ? await fetchMetadata(api, run) : null;
-    const sweep = run.sweepName ? await sweeps.get(entity, project, run.sweepName) : null;
+    const sweep = run.sweepName ? await this.sweeps.get(entity, project, run.sweepName) : null;
     const record = toRunRecord(run, { wandbMetadata: metadata, baseUrl: api.baseUrl, sweep });
     const state: RunSyncState = {
       entity,
@@ -165,37 +342,40 @@ export async function syncProject(api: WandbApi, archive: Archive, opts: SyncOpt
       synced_at: new Date().toISOString(),
       // runs-only leaves the stored history selection as it was; the extras are recorded as read now
       selection:
-        prev && !withHistory ? storedSelection(parseStoredSelection(prev.selection).history, extras) : selection,
+        prev && !withHistory
+          ? storedSelection(parseStoredSelection(prev.selection).history, this.extras)
+          : this.selection,
     };
     if (withHistory && run.lastHistoryStep < 0) state.history_complete = true;
-    const preserve: ("wandb_metadata" | "sweep_info")[] = metadata === null ? ["wandb_metadata"] : [];
+    const preserve: Preserve = metadata === null ? ["wandb_metadata"] : [];
     // A sweep that could not be read: keep the sweep_info an earlier sync stored (a new run gets the fallback).
     if (run.sweepName && sweep === null) preserve.push("sweep_info");
     const ownTransaction = action.history.kind !== "none" || opts.systemMetrics || opts.files || preserve.length > 0;
     if (!ownTransaction) {
       // runs-only records of new runs: batched, many runs per transaction
-      pendingRecords.push({ record, state });
-      if (pendingRecords.length >= RECORD_BATCH) await flushRecords();
+      this.pendingRecords.push({ record, state });
+      if (this.pendingRecords.length >= RECORD_BATCH) await this.flushRecords();
       return;
     }
     const fromStep = action.history.kind === "append" ? action.history.fromStep : 0;
-    const cells = action.history.kind === "none" ? 0 : estimateCells(run, fromStep, historySel);
-    const release = await budget.acquire(cells);
+    const cells = action.history.kind === "none" ? 0 : estimateCells(run, fromStep, this.historySel);
+    const release = await this.budget.acquire(cells);
     try {
-      await fetchAndWrite(action, record, state, preserve, fromStep);
+      await this.fetchAndWrite(action, record, state, preserve, fromStep);
     } finally {
       release();
     }
-  };
+  }
 
   /** Reads a run's history, system metrics and files as the action says, then commits it all in one transaction. */
-  const fetchAndWrite = async (
+  private async fetchAndWrite(
     action: RunAction,
     record: RunRecord,
     state: RunSyncState,
-    preserve: ("wandb_metadata" | "sweep_info")[],
+    preserve: Preserve,
     fromStep: number,
-  ): Promise<void> => {
+  ): Promise<void> {
+    const { api, opts, result } = this;
     const { run } = action;
     let history: HistoryWrite | undefined;
     let rows = 0;
@@ -203,7 +383,7 @@ export async function syncProject(api: WandbApi, archive: Archive, opts: SyncOpt
     let written: { historyRows: number };
     try {
       if (action.history.kind !== "none") {
-        const h = await fetchHistory(api, run, fromStep, historySel, opts.signal, { columnar });
+        const h = await fetchHistory(api, run, fromStep, this.historySel, opts.signal, { columnar: this.columnar });
         fetched = h;
         rows = h.rows;
         history = {
@@ -214,25 +394,27 @@ export async function syncProject(api: WandbApi, archive: Archive, opts: SyncOpt
         };
         state.last_step = Math.max(action.history.kind === "replace" ? -1 : state.last_step, h.maxStep);
         state.history_complete = true;
-        state.selection = selection;
+        state.selection = this.selection;
       }
       const systemMetrics = opts.systemMetrics
         ? await fetchSystemMetrics(api, run, opts.systemMetricsSamples ?? 10_000)
         : undefined;
       let files: FileRecord[] | undefined;
       if (opts.files) {
-        const f = await fetchFiles(api, run, opts.files, knownFiles?.get(run.name));
+        const f = await fetchFiles(api, run, opts.files, this.knownFiles?.get(run.name));
         files = f.records;
         result.filesDownloaded += f.downloaded;
-        for (const w of f.warnings) warn(w);
+        for (const w of f.warnings) this.warn(w);
       }
-      written = await writeLock.run(() => archive.writeRun({ record, state, history, systemMetrics, files, preserve }));
+      written = await this.writeLock.run(() =>
+        this.archive.writeRun({ record, state, history, systemMetrics, files, preserve }),
+      );
     } finally {
       if (fetched) await releaseHistory(fetched);
     }
     result.runsWritten++;
     result.historyRows += written.historyRows;
-    emit({
+    this.emit({
       type: "run",
       run: run.name,
       displayName: run.displayName,
@@ -240,120 +422,5 @@ export async function syncProject(api: WandbApi, archive: Archive, opts: SyncOpt
       historyRows: rows,
       done: result.runsWritten,
     });
-  };
-
-  const seen = new Set<string>();
-  const planOpts = { withHistory, forceRefresh: opts.forceRefresh ?? false, selection: historyKey, extras };
-  const maxRuns = opts.runs?.maxRuns;
-  const recordsOnly = !withHistory && !opts.files && !opts.systemMetrics;
-  const concurrency = opts.concurrency ?? (recordsOnly ? RECORD_CONCURRENCY : defaultRunConcurrency(withHistory));
-  /** The new runs of each page, deduplicated and cut at --max-runs (no page is asked for past it). */
-  const pages = async function* (): AsyncGenerator<WandbRun[]> {
-    for await (const page of api.listRuns(entity, project, {
-      filters,
-      order: "+created_at",
-      perPage: opts.perPage ?? 500,
-      // after the first page, createdAt ranges listed at once where the server keeps to them (--max-runs keeps
-      // the oldest runs first, so it lists serially)
-      parallel: maxRuns === undefined ? LIST_RANGES : 1,
-      // each run's metadata file's signed URL, when the server allows (no per-run API request)
-      files: [METADATA_FILE],
-      signal: opts.signal,
-    })) {
-      if (runCount < 0) {
-        runCount = page.runCount;
-        result.runCount = runCount;
-        emit({ type: "listing", entity, project, runCount });
-      }
-      const fresh: WandbRun[] = [];
-      for (const run of page.runs) {
-        if (seen.has(run.name)) {
-          result.duplicatesInListing++;
-          continue;
-        }
-        if (maxRuns !== undefined && seen.size >= maxRuns) break;
-        seen.add(run.name);
-        fresh.push(run);
-      }
-      result.runsListed = seen.size;
-      emit({ type: "listed", listed: seen.size, runCount });
-      yield fresh;
-      if (maxRuns !== undefined && seen.size >= maxRuns) return;
-    }
-  };
-  const actions = async function* (): AsyncGenerator<RunAction> {
-    // The next page is listed while this one's runs are fetched and written.
-    for await (const fresh of readAhead(pages())) {
-      for (const run of fresh) {
-        const a = planRun(run, stored.get(run.name), planOpts);
-        if (a) yield a;
-        else result.runsUnchanged++;
-      }
-    }
-  };
-  const listOnce = () => forEachLimitAsync(actions(), concurrency, processAction);
-
-  await listOnce();
-  if (runCount < 0) {
-    // a listing with no page at all: nothing on W&B
-    runCount = 0;
-    emit({ type: "listing", entity, project, runCount });
   }
-  const target = maxRuns !== undefined ? Math.min(maxRuns, runCount) : runCount;
-  if (seen.size < target) {
-    // W&B pages by offset: runs created or reordered during the listing can shift pages and skip runs (wandb#6614).
-    await listOnce();
-    if (seen.size < target) warn(`listed ${seen.size} of ${target} runs that W&B reports; the rest were not seen`);
-  }
-  await flushRecords();
-
-  const filtered = Object.keys(filters).length > 0 || maxRuns !== undefined;
-  const deleted = findDeleted(stored, seen, { complete: seen.size >= runCount, filtered });
-  if (deleted && deleted.length > 0) {
-    await writeLock.run(() => archive.markDeleted(entity, project, deleted));
-    result.runsDeleted = deleted.length;
-    emit({ type: "deleted", runs: deleted });
-  }
-  result.finishedAt = new Date().toISOString();
-  await archive.logSync({
-    entity,
-    project,
-    started_at: startedAt,
-    finished_at: result.finishedAt,
-    runs_seen: seen.size,
-    runs_written: result.runsWritten,
-    history_rows: result.historyRows,
-    requests: 0,
-    options: JSON.stringify({
-      withHistory,
-      forceRefresh: opts.forceRefresh ?? false,
-      runs: opts.runs ?? {},
-      history: historySel,
-      systemMetrics: opts.systemMetrics ?? false,
-      files: opts.files ? { pattern: opts.files.pattern ?? null, maxFileSize: opts.files.maxFileSize ?? null } : null,
-    }),
-  });
-  return result;
-}
-
-async function loadKnownFiles(
-  archive: Archive,
-  entity: string,
-  project: string,
-): Promise<Map<string, Map<string, FileRecord>>> {
-  const out = new Map<string, Map<string, FileRecord>>();
-  const q = (s: string) => `'${s.replaceAll("'", "''")}'`;
-  const res = await archive.query(
-    `SELECT run_id, name, size, md5, updated_at, local_path FROM files WHERE entity = ${q(entity)} AND project = ${q(project)}`,
-  );
-  for (const row of res.rows) {
-    const [run_id, name, size, md5, updated_at, local_path] = row as [string, string, unknown, string, string, string];
-    let m = out.get(run_id);
-    if (!m) {
-      m = new Map();
-      out.set(run_id, m);
-    }
-    m.set(name, { entity, project, run_id, name, size: Number(size), md5, updated_at, local_path });
-  }
-  return out;
 }

@@ -3,7 +3,7 @@
  * No I/O here, so every decision is tested with plain data (src/sync/plan.test.ts).
  */
 import { createHash } from "node:crypto";
-import type { RunSyncState } from "../archive/archive.js";
+import type { RunSyncState } from "../archive/index.js";
 import { stringifyStrict } from "../model/json.js";
 import type { WandbRun } from "../wandb/types.js";
 

@@ -18,6 +18,9 @@
  *   capacity is lowered to what we had sent and everyone waits for RateLimit-Reset; a 429 despite the pacing also
  *   lowers the margin. Both recover step by step after four clean windows.
  * So parallel callers together back off instead of each one hammering the server.
+ *
+ * Over 400 lines on purpose: one RateGovernor whose AIMD limit, 429 pause, requests/s cap and header pacing act on
+ * the same slots and clock; split, the interplay this comment describes would be spread over files.
  */
 
 /** What one answer's RateLimit-* headers said (see `parseRateLimitHeaders`). */

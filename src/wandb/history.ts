@@ -2,18 +2,21 @@
  * Reading a run's history: RunHistoryKeys for the last step, parquet exports (RunParquetHistory; files fetched
  * without W&B credentials and read with DuckDB) for the exported part, HistoryPage windows for the live tail,
  * SampledHistoryPage windows for keyed scans; rows merged in step order, one per step, in batches.
+ *
+ * Over 400 lines on purpose: one HistoryReader; its parquet, live-window and sampled paths share the batchers,
+ * temp-dir tracking and fallback counters of one client, and scan() chooses between them.
  */
 import { rmSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { isJsonObject, type JsonValue, parseWandbJson } from "../model/json.js";
+import type { ParquetReader } from "../model/parquet-reader.js";
 import { lastStepOf, normaliseStep } from "../model/records.js";
 import { AliasBatcher, type BatchKind } from "./batcher.js";
 import { type Capabilities, isShapeRejection } from "./capabilities.js";
 import { decodeRow, keyTypes, requireRun, restoreNonFinite, stepOf } from "./decode.js";
 import { downloadToFile } from "./download.js";
 import { WandbError } from "./errors.js";
-import type { ParquetReader } from "./parquet.js";
 import {
   HISTORY_PAGE,
   RUN_EVENTS,

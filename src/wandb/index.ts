@@ -1,4 +1,6 @@
 /** The W&B protocol client: the only code in dr-wandb that speaks to W&B. */
+
+export { duckToJson } from "../model/parquet-reader.js";
 export {
   type Capabilities,
   capabilitiesFor,
@@ -23,7 +25,6 @@ export { decodeRow, decodeRun, parseJsonText, unwrapConfig } from "./decode.js";
 export { fileMd5 } from "./download.js";
 export { isWandbError, NotFoundError, WandbError, type WandbErrorCode, type WandbErrorInit } from "./errors.js";
 export { type GovernorOptions, type GovernorStats, type GovernorTicket, RateGovernor } from "./governor.js";
-export { duckToJson } from "./parquet.js";
 export { redact, registerSecret, unregisterSecret } from "./redact.js";
 export {
   backoffDelay,

@@ -1,6 +1,9 @@
 /**
  * HTTP to W&B on undici: one keep-alive Agent, per-attempt timeouts, retries (src/wandb/retry.ts), the shared
  * rate governor, request/byte counting, and the rule that credentials go only to the base URL's origin.
+ *
+ * Over 400 lines on purpose: one Transport whose GraphQL, GET and download paths share the keep-alive Agent, the
+ * retry loop, governor tickets, counters and the credential-scoping rule; split, that rule would be in several places.
  */
 import { promisify } from "node:util";
 import { brotliDecompress, gunzip, inflate } from "node:zlib";

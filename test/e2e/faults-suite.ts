@@ -10,8 +10,8 @@ import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { type FakeWandb, type FakeWandbOptions, startFakeWandb } from "../../fake-wandb/index.js";
-import { startTestPg, type TestPgServer } from "../../src/archive/pg-test-server.js";
 import { archiveDigest, duckObjects, fakeStats, runCli, tempDir, truthHistory, truthRuns } from "../helpers.js";
+import { startTestPg, type TestPgServer } from "../support/pg-test-server.js";
 
 const ALL_FAULTS = ["500", "502", "503", "429", "reset", "truncated", "stall", "graphql"] as const;
 

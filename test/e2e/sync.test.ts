@@ -9,10 +9,10 @@ import { after, before, describe, it } from "node:test";
 import { type FakeWandb, startFakeWandb } from "../../fake-wandb/index.js";
 import type { Archive } from "../../src/archive/archive.js";
 import { openArchive } from "../../src/archive/open.js";
-import { startTestPg, type TestPgServer } from "../../src/archive/pg-test-server.js";
 import { type JsonObject, parseStrictJson } from "../../src/model/json.js";
 import { toHistoryRecord } from "../../src/model/records.js";
 import { duckObjects, fakeStats, firstDiff, mutate, runCli, tempDir, truthHistory, truthRuns } from "../helpers.js";
+import { startTestPg, type TestPgServer } from "../support/pg-test-server.js";
 
 /** History reads; HistoryPages and RunsParquetHistory carry several runs' reads in one request. */
 const HISTORY_OPS = [

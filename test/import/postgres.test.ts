@@ -6,10 +6,10 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { openArchive } from "../../src/archive/index.js";
-import { startTestPg, type TestPgServer } from "../../src/archive/pg-test-server.js";
 import { exportArchive } from "../../src/export/archive-export.js";
 import { importPaths } from "../../src/import/index.js";
 import { tempDir } from "../helpers.js";
+import { startTestPg, type TestPgServer } from "../support/pg-test-server.js";
 import { checkArchive, FIXTURES, loadExpected } from "./expected.js";
 
 let server: TestPgServer;

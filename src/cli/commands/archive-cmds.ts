@@ -1,8 +1,8 @@
 /** `dr-wandb export`, `dr-wandb query` and `dr-wandb status`: reading the archive. */
-import type { QueryResult } from "../../archive/archive.js";
+import type { QueryResult } from "../../archive/index.js";
 import type { CommandContext, OutputFlags } from "../context.js";
 import { loggerFor } from "../context.js";
-import { type ArchiveFlags, archiveSettings, openArchiveFor } from "./sync.js";
+import { type ArchiveFlags, archiveSettings, openArchiveFor } from "../flags.js";
 
 export interface ExportFlags extends ArchiveFlags, OutputFlags {
   entity?: string;

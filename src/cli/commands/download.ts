@@ -1,26 +1,11 @@
 /** `wandb-download ENTITY PROJECT OUTPUT_DIR` (also `dr-wandb download`): the original tool's command. */
 import { resolve } from "node:path";
-import type { DownloadFormat } from "../../export/writer.js";
-import type { JsonObject } from "../../model/json.js";
+import type { DownloadFormat } from "../../output/writer.js";
 import { downloadProject } from "../../sync/download.js";
-import type { HistorySelection } from "../../sync/fetch-run.js";
-import type { RunSelection } from "../../sync/selection.js";
 import { type ClientFlags, type CommandContext, loggerFor, makeClient, type OutputFlags } from "../context.js";
 import { usage } from "../errors.js";
+import { historySelection, runSelection, type SelectionFlags } from "../flags.js";
 import { Progress } from "../log.js";
-
-export interface SelectionFlags {
-  filters?: JsonObject;
-  state?: string[];
-  tags?: string[];
-  createdAfter?: string;
-  createdBefore?: string;
-  maxRuns?: number;
-  historyKeys?: string[];
-  minStep?: number;
-  maxStep?: number;
-  samples?: number;
-}
 
 export interface DownloadFlags extends ClientFlags, OutputFlags, SelectionFlags {
   runsOnly?: boolean;
@@ -29,24 +14,6 @@ export interface DownloadFlags extends ClientFlags, OutputFlags, SelectionFlags 
   format: DownloadFormat;
   metadata?: boolean;
   systemMetrics?: boolean;
-}
-
-export function runSelection(f: SelectionFlags): RunSelection {
-  return {
-    filters: f.filters,
-    state: f.state,
-    tags: f.tags,
-    createdAfter: f.createdAfter,
-    createdBefore: f.createdBefore,
-    maxRuns: f.maxRuns,
-  };
-}
-
-export function historySelection(f: SelectionFlags): HistorySelection {
-  if (f.minStep !== undefined && f.maxStep !== undefined && f.minStep >= f.maxStep) {
-    throw usage(`--min-step (${f.minStep}) must be below --max-step (${f.maxStep})`);
-  }
-  return { keys: f.historyKeys, minStep: f.minStep, maxStep: f.maxStep, samples: f.samples };
 }
 
 function checkName(kind: string, v: string): void {

@@ -2,7 +2,7 @@
 import type { CommandContext, OutputFlags } from "../context.js";
 import { loggerFor } from "../context.js";
 import { EXIT, ExitError } from "../errors.js";
-import { type ArchiveFlags, archiveSettings, openArchiveFor } from "./sync.js";
+import { type ArchiveFlags, archiveSettings, openArchiveFor } from "../flags.js";
 
 export interface ImportFlags extends ArchiveFlags, OutputFlags {
   entity?: string;

@@ -1,17 +1,18 @@
 /** `dr-wandb sync`: incremental sync of one or more projects into the archive, then the Parquet export. */
-import { resolve } from "node:path";
-import type { Archive } from "../../archive/archive.js";
+import type { Archive } from "../../archive/index.js";
 import { type SyncResult, syncProject } from "../../sync/pipeline.js";
 import type { WandbApi } from "../../wandb/types.js";
 import { type ClientFlags, type CommandContext, loggerFor, makeClient, type OutputFlags } from "../context.js";
 import { EXIT, ExitError, usage } from "../errors.js";
+import {
+  type ArchiveFlags,
+  archiveSettings,
+  historySelection,
+  openArchiveFor,
+  runSelection,
+  type SelectionFlags,
+} from "../flags.js";
 import { type Logger, Progress } from "../log.js";
-import { historySelection, runSelection, type SelectionFlags } from "./download.js";
-
-export interface ArchiveFlags {
-  dbUrl?: string;
-  outputDir?: string;
-}
 
 export interface SyncFlags extends ClientFlags, OutputFlags, SelectionFlags, ArchiveFlags {
   entity?: string;
@@ -24,19 +25,6 @@ export interface SyncFlags extends ClientFlags, OutputFlags, SelectionFlags, Arc
   files?: boolean;
   filesPattern?: string;
   maxFileSize?: number;
-}
-
-/** Resolves --db-url/--output-dir with the original's environment variables and .env file. */
-export function archiveSettings(f: ArchiveFlags, ctx: CommandContext): { dbUrl?: string; outputDir: string } {
-  const outputDir = resolve(ctx.settings.cwd, ctx.settings.pick(f.outputDir, "DR_WANDB_OUTPUT_DIR", "./data"));
-  const dbUrl = ctx.settings.pick(f.dbUrl, "DR_WANDB_DATABASE_URL", undefined);
-  return { dbUrl, outputDir };
-}
-
-export async function openArchiveFor(f: ArchiveFlags, ctx: CommandContext, readOnly = false): Promise<Archive> {
-  const { openArchive } = await import("../../archive/open.js");
-  const s = archiveSettings(f, ctx);
-  return openArchive({ dbUrl: s.dbUrl, outputDir: s.outputDir, readOnly });
 }
 
 /** A sync target: one project, or (project undefined) every project of the entity. */

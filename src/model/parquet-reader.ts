@@ -6,6 +6,8 @@
  *   - an integer too wide for int64 is exported as VARCHAR holding its digits; a VARCHAR holding an integer literal
  *     outside the int64 range, in a key that historyKeys does not report as a string, becomes a bigint.
  * Several files (their order is not guaranteed) are merged by `_step`, each streamed, never loaded whole.
+ * Shared by the W&B client (scanHistory's row path) and the archive (parquet-ingest's columnar path), so it lives in
+ * model/: neither stage imports the other.
  */
 import type {
   DuckDBConnection,
@@ -15,9 +17,8 @@ import type {
   DuckDBType,
   DuckDBValue,
 } from "@duckdb/node-api";
-import type { JsonObject, JsonValue } from "../model/json.js";
-import { normaliseStep } from "../model/records.js";
-import type { HistoryRow } from "./types.js";
+import type { JsonObject, JsonValue } from "./json.js";
+import { normaliseStep } from "./records.js";
 
 type DuckModule = typeof import("@duckdb/node-api");
 let duckModule: Promise<DuckModule> | undefined;
@@ -151,7 +152,7 @@ export class ParquetReader {
    * Opens every file (so that unreadable files fail before any row is produced) and returns an iterator of row
    * batches, merged across files by `_step`, deduplicated by step, with minStep <= _step < maxStep.
    */
-  async open(paths: string[], options: ParquetReadOptions): Promise<AsyncGenerator<HistoryRow[]>> {
+  async open(paths: string[], options: ParquetReadOptions): Promise<AsyncGenerator<JsonObject[]>> {
     const duck = await loadDuck();
     const db = await this.db();
     const streams: FileStream[] = [];
@@ -195,7 +196,7 @@ function literalKey(name: string): string {
   return name === "__proto__" ? '["__proto__"]' : JSON.stringify(name);
 }
 
-type RowBuilder = (cols: (JsonValue | undefined)[][], r: number) => HistoryRow;
+type RowBuilder = (cols: (JsonValue | undefined)[][], r: number) => JsonObject;
 
 /**
  * A function that builds one row as an object literal of the given columns. An object filled key by key with 30+
@@ -214,7 +215,7 @@ class FileStream {
   private result: DuckDBResult | undefined;
   private names: string[] = [];
   private stepColumn = -1;
-  private buffer: HistoryRow[] = [];
+  private buffer: JsonObject[] = [];
   private pos = 0;
   private done = false;
   private readonly builders = new Map<string, RowBuilder>();
@@ -236,7 +237,7 @@ class FileStream {
   }
 
   /** The next row, or undefined at the end. */
-  async next(): Promise<HistoryRow | undefined> {
+  async next(): Promise<JsonObject | undefined> {
     while (this.pos >= this.buffer.length) {
       if (this.done || !this.result) return undefined;
       const chunk = await this.result.fetchChunk();
@@ -252,11 +253,11 @@ class FileStream {
   }
 
   /** One chunk's rows, converted column by column (NULL cells become undefined: the row lacks that key). */
-  private toRows(chunk: DuckDBDataChunk): HistoryRow[] {
+  private toRows(chunk: DuckDBDataChunk): JsonObject[] {
     const n = chunk.rowCount;
     const cols: (JsonValue | undefined)[][] = [];
     for (let c = 0; c < this.names.length; c++) cols.push(this.convertColumn(chunk.getColumnValues(c), c));
-    const rows: HistoryRow[] = new Array(n);
+    const rows: JsonObject[] = new Array(n);
     const all = this.names.map((_, i) => i);
     for (let r = 0; r < n; r++) {
       let present: number[] | null = null;
@@ -284,8 +285,8 @@ class FileStream {
   }
 
   /** The generic (slower) way to build a row, for files with very many NULL patterns. */
-  private keyedRow(cols: (JsonValue | undefined)[][], r: number): HistoryRow {
-    const row: HistoryRow = {};
+  private keyedRow(cols: (JsonValue | undefined)[][], r: number): JsonObject {
+    const row: JsonObject = {};
     for (let c = 0; c < cols.length; c++) {
       const v = cols[c]![r];
       if (v !== undefined) setKey(row, this.names[c]!, v);
@@ -328,11 +329,11 @@ class FileStream {
   }
 }
 
-async function* mergeStreams(streams: FileStream[], batchSize: number): AsyncGenerator<HistoryRow[]> {
+async function* mergeStreams(streams: FileStream[], batchSize: number): AsyncGenerator<JsonObject[]> {
   try {
-    const heads: (HistoryRow | undefined)[] = [];
+    const heads: (JsonObject | undefined)[] = [];
     for (const s of streams) heads.push(await s.next());
-    let batch: HistoryRow[] = [];
+    let batch: JsonObject[] = [];
     let lastStep = Number.NEGATIVE_INFINITY;
     for (;;) {
       let best = -1;

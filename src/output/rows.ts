@@ -1,44 +1,10 @@
 /**
- * Row shaping shared by every output format: field order, and how a W&B `_timestamp` (Unix seconds, float)
- * becomes a UTC instant with microsecond precision, exactly as Python's
+ * Row shaping shared by every output format: runs in RUN_FIELDS order (model/records.ts), and how a W&B
+ * `_timestamp` (Unix seconds, float) becomes a UTC instant with microsecond precision, exactly as Python's
  * `datetime.fromtimestamp(ts, tz=timezone.utc)` would make it.
  */
 import type { JsonObject, JsonValue } from "../model/json.js";
-import type { HistoryRecord, RunRecord, SystemMetricsRecord } from "../model/records.js";
-
-/**
- * Keys of a run, in output order: the original dr_wandb's 12 keys first (same names, same order), then ours.
- * `satisfies` keeps this list and RunRecord from drifting apart.
- */
-export const RUN_FIELDS = [
-  "run_id",
-  "run_name",
-  "state",
-  "project",
-  "entity",
-  "created_at",
-  "config",
-  "summary",
-  "wandb_metadata",
-  "system_metrics",
-  "system_attrs",
-  "sweep_info",
-  "tags",
-  "group",
-  "job_type",
-  "user",
-  "heartbeat_at",
-  "notes",
-  "commit",
-  "history_keys",
-  "last_history_step",
-  "storage_id",
-] as const satisfies readonly (keyof RunRecord)[];
-
-// Compile-time check that RUN_FIELDS names every RunRecord key.
-type MissingRunField = Exclude<keyof RunRecord, (typeof RUN_FIELDS)[number]>;
-const _allRunFields: MissingRunField extends never ? true : never = true;
-void _allRunFields;
+import { type HistoryRecord, RUN_FIELDS, type RunRecord, type SystemMetricsRecord } from "../model/records.js";
 
 /** The run as a plain object with keys in {@link RUN_FIELDS} order (a missing field becomes null). */
 export function runObject(run: RunRecord): JsonObject {

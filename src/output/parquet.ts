@@ -17,15 +17,15 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { DuckDBConnection } from "@duckdb/node-api";
 import { DuckDBInstance } from "@duckdb/node-api";
+import { AtomicFile, fsyncPath, tempPathFor, unlinkIfExists } from "../model/atomic-file.js";
 import { duckdbMemoryLimit, duckdbThreads, exportMemoryFor, rowGroupSize } from "../model/duckdb-resources.js";
 import { metricColumnNames, quoteIdent, quoteLiteral } from "../model/flatten.js";
 import { stringifyStrict } from "../model/json.js";
-import { HISTORY_FIXED_COLUMNS, type RunRecord, type SystemMetricsRecord } from "../model/records.js";
-import { AtomicFile, fsyncPath, tempPathFor, unlinkIfExists } from "./atomic-file.js";
+import { HISTORY_FIXED_COLUMNS, RUN_FIELDS, type RunRecord, type SystemMetricsRecord } from "../model/records.js";
 import { BaseProjectWriter, type HistoryBatches, type PendingFile } from "./base-writer.js";
 import { CsvSpool, csvJson, csvNumber } from "./csv-spool.js";
-import { historyExtra, RUN_FIELDS, rowTimestamp, runObject, type UtcInstant } from "./rows.js";
-import type { OutputPaths, ProjectWriterOptions } from "./writer.js";
+import { historyExtra, rowTimestamp, runObject, type UtcInstant } from "./rows.js";
+import type { OutputPaths, ProjectWriterOptions } from "./types.js";
 
 export const SYSTEM_METRICS_FIXED_COLUMNS = ["run_id", "timestamp", "runtime"] as const;
 

@@ -10,16 +10,17 @@
  * Every file is `PROTO 4, EMPTY_LIST, (item, APPEND)*, STOP`; a history list is `EMPTY_LIST, (MARK rows APPENDS)*`
  * appended to the outer list once the run's rows are done.
  */
-import type { HistoryRecord, RunRecord, SystemMetricsRecord } from "../model/records.js";
-import { AtomicFile } from "./atomic-file.js";
-import { BaseProjectWriter, type HistoryBatches, type PendingFile } from "./base-writer.js";
+
+import { AtomicFile } from "../model/atomic-file.js";
+import { type HistoryRecord, RUN_FIELDS, type RunRecord, type SystemMetricsRecord } from "../model/records.js";
+import { createStreamedFiles, type HistoryBatches, StreamingProjectWriter } from "./base-writer.js";
 import { BATCH, PickleEncoder } from "./pickle-encoder.js";
-import { historyExtra, RUN_FIELDS, rowTimestamp } from "./rows.js";
-import type { OutputPaths, ProjectWriterOptions } from "./writer.js";
+import { historyExtra, rowTimestamp } from "./rows.js";
+import type { OutputPaths, ProjectWriterOptions } from "./types.js";
 
 const FLUSH_BYTES = 1 << 20;
 
-/** One pickle file holding a single top-level list, written as items arrive. */
+/** One pickle file holding a single top-level list, written as items arrive; after finish(), commit() renames it. */
 class PickleListFile {
   readonly enc = new PickleEncoder();
   private constructor(readonly file: AtomicFile) {
@@ -35,11 +36,18 @@ class PickleListFile {
     if (this.enc.length >= FLUSH_BYTES || (force && this.enc.length > 0)) await this.file.write(this.enc.take());
   }
 
-  async finish(): Promise<PendingFile> {
+  async finish(): Promise<void> {
     this.enc.stop();
     await this.flush(true);
     await this.file.finish();
-    return this.file;
+  }
+
+  commit(): Promise<string> {
+    return this.file.commit();
+  }
+
+  abort(): Promise<void> {
+    return this.file.abort();
   }
 }
 
@@ -112,25 +120,7 @@ async function writeRowList<T>(
   return rows;
 }
 
-class PickleProjectWriter extends BaseProjectWriter {
-  protected readonly withHistory: boolean;
-  protected readonly withSystemMetrics: boolean;
-
-  constructor(
-    outputDir: string,
-    private readonly runs: PickleListFile,
-    private readonly histories: PickleListFile | null,
-    private readonly systemMetrics: PickleListFile | null,
-  ) {
-    super(outputDir);
-    this.withHistory = histories !== null;
-    this.withSystemMetrics = systemMetrics !== null;
-  }
-
-  private files(): PickleListFile[] {
-    return [this.histories, this.systemMetrics, this.runs].filter((f): f is PickleListFile => f !== null);
-  }
-
+class PickleProjectWriter extends StreamingProjectWriter<PickleListFile> {
   protected async writeRunRows(
     run: RunRecord,
     history: HistoryBatches | null,
@@ -146,29 +136,9 @@ class PickleProjectWriter extends BaseProjectWriter {
     await this.runs.flush();
     return rows;
   }
-
-  protected async finishFiles(): Promise<PendingFile[]> {
-    const out: PendingFile[] = [];
-    for (const f of this.files()) out.push(await f.finish());
-    return out;
-  }
-
-  protected async removeTempFiles(): Promise<void> {
-    for (const f of this.files()) await f.file.abort();
-  }
 }
 
 export async function openPickleWriter(opts: ProjectWriterOptions, paths: OutputPaths): Promise<PickleProjectWriter> {
-  const made: PickleListFile[] = [];
-  try {
-    const runs = await PickleListFile.create(paths.runs);
-    made.push(runs);
-    const histories = paths.histories === null ? null : await PickleListFile.create(paths.histories);
-    if (histories) made.push(histories);
-    const sys = paths.systemMetrics === null ? null : await PickleListFile.create(paths.systemMetrics);
-    return new PickleProjectWriter(opts.outputDir, runs, histories, sys);
-  } catch (e) {
-    for (const f of made) await f.file.abort();
-    throw e;
-  }
+  const { runs, histories, systemMetrics } = await createStreamedFiles(paths, (p) => PickleListFile.create(p));
+  return new PickleProjectWriter(opts.outputDir, runs, histories, systemMetrics);
 }

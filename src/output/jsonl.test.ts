@@ -2,9 +2,9 @@ import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, test } from "node:test";
+import { sampleRow, sampleRun, tempDir } from "../../test/support/writer-fixtures.js";
 import { type JsonValue, jsonEquals, parseWandbJson } from "../model/json.js";
-import { RUN_FIELDS } from "./rows.js";
-import { sampleRow, sampleRun, tempDir } from "./test-support.js";
+import { RUN_FIELDS } from "../model/records.js";
 import { openProjectWriter } from "./writer.js";
 
 async function lines(path: string): Promise<JsonValue[]> {

@@ -2,9 +2,9 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
 import { type DuckDBConnection, DuckDBInstance } from "@duckdb/node-api";
+import { sampleRow, sampleRun, tempDir, tempFilesIn } from "../../test/support/writer-fixtures.js";
 import type { JsonObject } from "../model/json.js";
 import type { HistoryRecord } from "../model/records.js";
-import { sampleRow, sampleRun, tempDir, tempFilesIn } from "./test-support.js";
 import { openProjectWriter } from "./writer.js";
 
 let conn: DuckDBConnection | null = null;

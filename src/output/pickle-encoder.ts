@@ -9,6 +9,9 @@
  *
  * Value mapping (JsonValue → Python): a number that is a safe integer (|n| < 2^53) → int, so 2.0 becomes 2;
  * any other number → float; bigint → int; string → str (lone surrogates kept, as Python's "surrogatepass").
+ *
+ * Over 400 lines on purpose: one encoder class whose methods are the pickle opcodes it writes, each beside its bytes;
+ * most of the rest is the value mapping explained above.
  */
 import type { JsonValue } from "../model/json.js";
 import type { UtcInstant } from "./rows.js";

@@ -3,9 +3,10 @@
  * abort = delete temp files. A failed writeRun leaves the writer unusable (its files may hold half a run): the
  * caller aborts.
  */
+
+import { fsyncDir } from "../model/atomic-file.js";
 import type { HistoryRecord, RunRecord, SystemMetricsRecord } from "../model/records.js";
-import { fsyncDir } from "./atomic-file.js";
-import { ExportError, type ProjectWriter } from "./writer.js";
+import { ExportError, type OutputPaths, type ProjectWriter } from "./types.js";
 
 /** A finished temp file waiting for its rename. */
 export interface PendingFile {
@@ -89,5 +90,63 @@ export abstract class BaseProjectWriter implements ProjectWriter {
       default:
         return new ExportError("WRITER_CLOSED", `${op}: writer is ${this.state}`);
     }
+  }
+}
+
+/** A file a streaming format writes as rows arrive; after finish() it is the PendingFile of its own rename. */
+export interface StreamedFile extends PendingFile {
+  finish(): Promise<unknown>;
+}
+
+/**
+ * The formats that stream straight into their output files (jsonl, pickle): the runs file, the histories file (with
+ * history) and the system-metrics file (when asked for). Renamed histories, system metrics, runs: the runs file last.
+ */
+export abstract class StreamingProjectWriter<F extends StreamedFile> extends BaseProjectWriter {
+  protected readonly withHistory: boolean;
+  protected readonly withSystemMetrics: boolean;
+
+  constructor(
+    outputDir: string,
+    protected readonly runs: F,
+    protected readonly histories: F | null,
+    protected readonly systemMetrics: F | null,
+  ) {
+    super(outputDir);
+    this.withHistory = histories !== null;
+    this.withSystemMetrics = systemMetrics !== null;
+  }
+
+  private files(): F[] {
+    return [this.histories, this.systemMetrics, this.runs].filter((f): f is F => f !== null);
+  }
+
+  protected async finishFiles(): Promise<PendingFile[]> {
+    const files = this.files();
+    for (const f of files) await f.finish();
+    return files;
+  }
+
+  protected async removeTempFiles(): Promise<void> {
+    for (const f of this.files()) await f.abort();
+  }
+}
+
+/** Creates the streamed files of `paths` (temp files); if one cannot be created, removes those already made. */
+export async function createStreamedFiles<F extends StreamedFile>(
+  paths: OutputPaths,
+  create: (path: string) => Promise<F>,
+): Promise<{ runs: F; histories: F | null; systemMetrics: F | null }> {
+  const made: F[] = [];
+  try {
+    const runs = await create(paths.runs);
+    made.push(runs);
+    const histories = paths.histories === null ? null : await create(paths.histories);
+    if (histories) made.push(histories);
+    const systemMetrics = paths.systemMetrics === null ? null : await create(paths.systemMetrics);
+    return { runs, histories, systemMetrics };
+  } catch (e) {
+    for (const f of made) await f.abort();
+    throw e;
   }
 }

@@ -16,6 +16,7 @@
  * DuckDB's reader handles).
  */
 
+import { AtomicFile } from "../model/atomic-file.js";
 import {
   type ColumnType,
   columnTypeFor,
@@ -26,7 +27,6 @@ import {
   type ValueKind,
 } from "../model/flatten.js";
 import { type JsonObject, type JsonValue, stringifyStrict } from "../model/json.js";
-import { AtomicFile } from "./atomic-file.js";
 
 const ALL_KINDS = Object.keys(KIND_BITS) as ValueKind[];
 const INT_BIT = KIND_BITS.int;

@@ -3,11 +3,12 @@ import { existsSync } from "node:fs";
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, test } from "node:test";
+import { loadPickle, run, sampleRow, sampleRun, tempDir } from "../../test/support/writer-fixtures.js";
 import type { JsonObject, JsonValue } from "../model/json.js";
 import type { HistoryRecord } from "../model/records.js";
+import { RUN_FIELDS } from "../model/records.js";
 import { encodeLong, PickleEncoder, type PickleValue, PyDateTime } from "./pickle-encoder.js";
-import { RUN_FIELDS, toUtcInstant } from "./rows.js";
-import { loadPickle, run, sampleRow, sampleRun, tempDir } from "./test-support.js";
+import { toUtcInstant } from "./rows.js";
 import { openProjectWriter } from "./writer.js";
 
 /** What python3 should load for a JS value, in loadPickle's canonical form. */

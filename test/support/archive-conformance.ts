@@ -1,5 +1,5 @@
 /**
- * The archive conformance suite: every backend must pass the same tests. Called from duckdb.test.ts and
+ * The archive conformance suite: every backend must pass the same tests. Called from src/archive/duckdb.test.ts and
  * postgres.test.ts with a factory that makes a fresh, empty archive location per test.
  */
 import assert from "node:assert/strict";
@@ -8,15 +8,15 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { DuckDBInstance } from "@duckdb/node-api";
-import { exportArchive } from "../export/archive-export.js";
-import { type JsonObject, type JsonValue, jsonEquals, parseWandbJson, stringifyStrict } from "../model/json.js";
-import type { HistoryRecord, RunRecord } from "../model/records.js";
-import type { Archive, RunSyncState } from "./archive.js";
-import { unixToIso } from "./base.js";
-import { plainDuckDBValue } from "./duckdb.js";
-import { ArchiveError } from "./errors.js";
-import { openArchive } from "./open.js";
-import { LATEST_SCHEMA_VERSION } from "./schema.js";
+import type { Archive, RunSyncState } from "../../src/archive/archive.js";
+import { plainDuckDBValue } from "../../src/archive/duckdb.js";
+import { ArchiveError } from "../../src/archive/errors.js";
+import { openArchive } from "../../src/archive/open.js";
+import { LATEST_SCHEMA_VERSION } from "../../src/archive/schema.js";
+import { unixToIso } from "../../src/archive/values.js";
+import { exportArchive } from "../../src/export/archive-export.js";
+import { type JsonObject, type JsonValue, jsonEquals, parseWandbJson, stringifyStrict } from "../../src/model/json.js";
+import { type HistoryRecord, RUN_JSON_COMPONENTS, type RunRecord } from "../../src/model/records.js";
 
 export interface ArchiveFixture {
   /** What to pass as --db-url (undefined: the default DuckDB file in outputDir). */
@@ -277,15 +277,7 @@ export function runArchiveTests(name: string, makeArchive: MakeArchiveFixture): 
         assert.deepEqual(r, { historyRows: 4 });
         const [run] = await queryObjects(a, "SELECT * FROM runs");
         assert.ok(run);
-        for (const c of [
-          "config",
-          "summary",
-          "wandb_metadata",
-          "system_metrics",
-          "system_attrs",
-          "sweep_info",
-          "history_keys",
-        ] as const) {
+        for (const c of [...RUN_JSON_COMPONENTS, "history_keys"] as const) {
           strictEqual(run[c], record[c] as JsonValue, `runs.${c}`);
         }
         assert.deepEqual(run.tags, record.tags);
@@ -731,7 +723,7 @@ export function runArchiveTests(name: string, makeArchive: MakeArchiveFixture): 
         conn.closeSync();
         inst.closeSync();
         const live = [makeRow("r", 80, { loss: 1.5, extra_live: "x" }), makeRow("r", 81, { loss: Number.NaN })];
-        const { decodeParquetSources } = await import("./parquet-ingest.js");
+        const { decodeParquetSources } = await import("../../src/archive/parquet-ingest.js");
         const src = { paths: [file], minStep: 0, maxStep: 80, stringKeys: [] };
         const decoded: HistoryRecord[][] = [];
         for await (const b of decodeParquetSources([src], "r")) decoded.push(b);

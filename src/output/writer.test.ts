@@ -6,11 +6,11 @@ import { join } from "node:path";
 import { describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { DuckDBInstance } from "@duckdb/node-api";
+import { loadPickle, sampleRow, sampleRun, tempDir, tempFilesIn } from "../../test/support/writer-fixtures.js";
 import type { HistoryRecord } from "../model/records.js";
-import { loadPickle, sampleRow, sampleRun, tempDir, tempFilesIn } from "./test-support.js";
 import { DOWNLOAD_FORMATS, type DownloadFormat, ExportError, openProjectWriter, outputPaths } from "./writer.js";
 
-const CHILD = fileURLToPath(new URL("./crash-child.ts", import.meta.url));
+const CHILD = fileURLToPath(new URL("../../test/support/writer-crash-child.ts", import.meta.url));
 
 async function writeOld(format: DownloadFormat, dir: string): Promise<Map<string, Buffer>> {
   const w = await openProjectWriter({ format, outputDir: dir, entity: "ent", project: "proj", withHistory: true });

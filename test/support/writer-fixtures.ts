@@ -6,8 +6,8 @@ import { execFile } from "node:child_process";
 import { mkdtemp, readdir } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { JsonObject } from "../model/json.js";
-import type { HistoryRecord, RunRecord } from "../model/records.js";
+import type { JsonObject } from "../../src/model/json.js";
+import type { HistoryRecord, RunRecord } from "../../src/model/records.js";
 
 export async function tempDir(prefix = "dr-wandb-export-"): Promise<string> {
   return mkdtemp(join(tmpdir(), prefix));

@@ -8,12 +8,13 @@
  *   microseconds ("2023-11-14T22:13:20.123456Z") or null; metrics stay a nested object.
  * - `{entity}_{project}_system_metrics.jsonl` (optional): {run_id, timestamp, runtime, metrics} per line.
  */
+
+import { AtomicFile } from "../model/atomic-file.js";
 import { type JsonObject, type JsonValue, stringifyStrict } from "../model/json.js";
 import type { HistoryRecord, RunRecord, SystemMetricsRecord } from "../model/records.js";
-import { AtomicFile } from "./atomic-file.js";
-import { BaseProjectWriter, type HistoryBatches, type PendingFile } from "./base-writer.js";
+import { createStreamedFiles, type HistoryBatches, StreamingProjectWriter } from "./base-writer.js";
 import { historyExtra, isoOfInstant, rowTimestamp, runObject, type UtcInstant } from "./rows.js";
-import type { OutputPaths, ProjectWriterOptions } from "./writer.js";
+import type { OutputPaths, ProjectWriterOptions } from "./types.js";
 
 /**
  * stringifyStrict, with a fast path for the common flat object of finite numbers, strings, booleans and nulls
@@ -77,25 +78,7 @@ async function writeLines<T>(file: AtomicFile, items: readonly T[], line: (item:
   await file.write(text);
 }
 
-class JsonlProjectWriter extends BaseProjectWriter {
-  protected readonly withHistory: boolean;
-  protected readonly withSystemMetrics: boolean;
-
-  constructor(
-    outputDir: string,
-    private readonly runs: AtomicFile,
-    private readonly histories: AtomicFile | null,
-    private readonly systemMetrics: AtomicFile | null,
-  ) {
-    super(outputDir);
-    this.withHistory = histories !== null;
-    this.withSystemMetrics = systemMetrics !== null;
-  }
-
-  private files(): AtomicFile[] {
-    return [this.histories, this.systemMetrics, this.runs].filter((f): f is AtomicFile => f !== null);
-  }
-
+class JsonlProjectWriter extends StreamingProjectWriter<AtomicFile> {
   protected async writeRunRows(
     run: RunRecord,
     history: HistoryBatches | null,
@@ -114,29 +97,9 @@ class JsonlProjectWriter extends BaseProjectWriter {
     await this.runs.write(runLine(run));
     return rows;
   }
-
-  protected async finishFiles(): Promise<PendingFile[]> {
-    const files = this.files();
-    for (const f of files) await f.finish();
-    return files;
-  }
-
-  protected async removeTempFiles(): Promise<void> {
-    for (const f of this.files()) await f.abort();
-  }
 }
 
 export async function openJsonlWriter(opts: ProjectWriterOptions, paths: OutputPaths): Promise<JsonlProjectWriter> {
-  const made: AtomicFile[] = [];
-  try {
-    const runs = await AtomicFile.create(paths.runs);
-    made.push(runs);
-    const histories = paths.histories === null ? null : await AtomicFile.create(paths.histories);
-    if (histories) made.push(histories);
-    const sys = paths.systemMetrics === null ? null : await AtomicFile.create(paths.systemMetrics);
-    return new JsonlProjectWriter(opts.outputDir, runs, histories, sys);
-  } catch (e) {
-    for (const f of made) await f.abort();
-    throw e;
-  }
+  const { runs, histories, systemMetrics } = await createStreamedFiles(paths, (p) => AtomicFile.create(p));
+  return new JsonlProjectWriter(opts.outputDir, runs, histories, systemMetrics);
 }

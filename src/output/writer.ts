@@ -11,78 +11,27 @@
  */
 import { mkdir } from "node:fs/promises";
 import { basename, join } from "node:path";
-import type { HistoryRecord, RunRecord, SystemMetricsRecord } from "../model/records.js";
-import { removeStaleTempFiles } from "./atomic-file.js";
+import { removeStaleTempFiles } from "../model/atomic-file.js";
+import {
+  type DownloadFormat,
+  ExportError,
+  type OutputPaths,
+  type ProjectWriter,
+  type ProjectWriterOptions,
+  WRITER_SPECS,
+} from "./types.js";
 
-export type DownloadFormat = "pkl" | "parquet" | "jsonl";
-
-export const DOWNLOAD_FORMATS: readonly DownloadFormat[] = ["pkl", "parquet", "jsonl"];
-
-/** What a format is, for help texts and logs. */
-export interface WriterSpec {
-  format: DownloadFormat;
-  /** File extension, without the dot. */
-  extension: string;
-  /** How rows reach the disk before close(). */
-  streaming: "direct" | "spooled";
-  description: string;
-}
-
-export const WRITER_SPECS: Readonly<Record<DownloadFormat, WriterSpec>> = {
-  pkl: {
-    format: "pkl",
-    extension: "pkl",
-    streaming: "direct",
-    description: "Python pickles as the original dr_wandb wrote them (list of run dicts; list of lists of row dicts)",
-  },
-  parquet: {
-    format: "parquet",
-    extension: "parquet",
-    streaming: "spooled",
-    description: "Parquet (zstd): typed run columns, JSON columns for nested parts, one column per history metric",
-  },
-  jsonl: {
-    format: "jsonl",
-    extension: "jsonl",
-    streaming: "direct",
-    description: "JSON Lines: one strict-JSON object per run / per history row",
-  },
-};
-
-export interface ProjectWriter {
-  /** Called once per run, in listing order, with that run's full history (possibly empty) — or [] history when runs-only. */
-  writeRun(
-    run: RunRecord,
-    history: AsyncIterable<HistoryRecord[]> | Iterable<HistoryRecord[]>,
-    systemMetrics?: SystemMetricsRecord[],
-  ): Promise<{ historyRows: number }>;
-  /** Finishes all files atomically (temp name then rename). Returns the final paths. */
-  close(): Promise<{ files: string[] }>;
-  /** Removes temp files; leaves any previous complete output files untouched. */
-  abort(): Promise<void>;
-}
-
-export interface ProjectWriterOptions {
-  format: DownloadFormat;
-  outputDir: string;
-  entity: string;
-  project: string;
-  withHistory: boolean;
-  withSystemMetrics?: boolean;
-}
-
-export type ExportErrorCode = "INVALID_NAME" | "INVALID_FORMAT" | "WRITER_CLOSED" | "WRITER_BUSY" | "WRITER_FAILED";
-
-export class ExportError extends Error {
-  override name = "ExportError";
-  constructor(
-    readonly code: ExportErrorCode,
-    message: string,
-    options?: { cause?: unknown },
-  ) {
-    super(message, options);
-  }
-}
+export {
+  DOWNLOAD_FORMATS,
+  type DownloadFormat,
+  ExportError,
+  type ExportErrorCode,
+  type OutputPaths,
+  type ProjectWriter,
+  type ProjectWriterOptions,
+  WRITER_SPECS,
+  type WriterSpec,
+} from "./types.js";
 
 /**
  * Rejects an entity or project name that could move an output file out of `outputDir` or hide it. W&B names
@@ -100,13 +49,6 @@ export function validateName(kind: "entity" | "project", name: string): void {
             ? "contains a control character"
             : null;
   if (bad !== null) throw new ExportError("INVALID_NAME", `invalid ${kind} name ${JSON.stringify(name)}: ${bad}`);
-}
-
-export interface OutputPaths {
-  runs: string;
-  /** Null when the writer has no history (runs-only). */
-  histories: string | null;
-  systemMetrics: string | null;
 }
 
 /** The final paths a writer with these options produces (validates the names). */

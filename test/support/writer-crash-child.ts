@@ -1,10 +1,12 @@
 /**
- * Test helper (writer.test.ts): writes a project slowly and reports progress on stdout, so that the test can
- * SIGKILL it at chosen moments. Usage: node --import tsx crash-child.ts FORMAT OUTPUT_DIR RUNS ROWS_PER_RUN
+ * Test helper (src/output/writer.test.ts): writes a project slowly and reports progress on stdout, so that the test
+ * can SIGKILL it at chosen moments.
+ * Usage: node --import tsx test/support/writer-crash-child.ts FORMAT OUTPUT_DIR RUNS ROWS_PER_RUN
  */
-import type { HistoryRecord } from "../model/records.js";
-import { sampleRow, sampleRun } from "./test-support.js";
-import { type DownloadFormat, openProjectWriter } from "./writer.js";
+
+import type { HistoryRecord } from "../../src/model/records.js";
+import { type DownloadFormat, openProjectWriter } from "../../src/output/writer.js";
+import { sampleRow, sampleRun } from "./writer-fixtures.js";
 
 const [format, outputDir, runsArg, rowsArg] = process.argv.slice(2);
 const runs = Number(runsArg);
