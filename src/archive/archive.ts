@@ -4,6 +4,7 @@
  */
 import type { FileRecord, HistoryRecord, RunRecord, SystemMetricsRecord } from "../model/records.js";
 import type { ParquetSource } from "./parquet-ingest.js";
+import type { ViewerReads } from "./viewer.js";
 
 export type { ParquetSource } from "./parquet-ingest.js";
 
@@ -110,6 +111,8 @@ export interface Archive {
   markDeleted(entity: string, project: string, runIds: string[]): Promise<void>;
   logSync(entry: SyncLogEntry): Promise<void>;
   query(sql: string): Promise<QueryResult>;
+  /** The browser viewer's reads (src/archive/viewer.ts): parameterised SQL, one operation at a time like the rest. */
+  viewer(): ViewerReads;
   status(): Promise<ArchiveStatus>;
   close(): Promise<void>;
 }

@@ -19,6 +19,8 @@ import type {
 import { ArchiveError } from "./errors.js";
 import { withDecodedSources } from "./parquet-ingest.js";
 import { ARCHIVE_TABLES, CREATE_MIGRATIONS_TABLE, type Dialect, LATEST_SCHEMA_VERSION, MIGRATIONS } from "./schema.js";
+import type { ViewerReads } from "./viewer.js";
+import { ViewerSql } from "./viewer-reads.js";
 
 export type Row = Record<string, unknown>;
 
@@ -705,6 +707,15 @@ export abstract class SqlArchive implements Archive {
       }
       return out;
     });
+  }
+
+  viewer(): ViewerReads {
+    return new ViewerSql(this.kind, (sql, params) =>
+      this.queue.run(async () => {
+        this.ensureOpen();
+        return this.rows(sql, params);
+      }),
+    );
   }
 
   status(): Promise<ArchiveStatus> {
