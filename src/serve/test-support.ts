@@ -47,7 +47,7 @@ function record(entity: string, project: string, runId: string, name: string, ex
     commit: null,
     history_keys: null,
     last_history_step: -1,
-    storage_id: null,
+    storage_id: `storage-${runId}`,
     ...extra,
   };
 }

@@ -85,7 +85,8 @@ export async function render() {
       charts = el("section", { id: "charts-section" });
       main.append(table, charts);
     }
-    await Promise.all([renderTable(table, s), renderCharts(charts, s)]);
+    const current = () => seq === renderSeq;
+    await Promise.all([renderTable(table, s, current), renderCharts(charts, s, current)]);
   }
 }
 

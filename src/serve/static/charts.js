@@ -80,8 +80,9 @@ function controls(s, keys) {
   );
 }
 
-export async function renderCharts(root, s) {
+export async function renderCharts(root, s, current = () => true) {
   const keys = await projectKeys(s);
+  if (!current()) return;
   clear(root);
   root.append(el("h2", {}, "Charts"), controls(s, keys));
   if (!s.r.length) root.append(el("p", { class: "muted" }, "Select runs in the table to chart them."));
@@ -89,6 +90,7 @@ export async function renderCharts(root, s) {
   const grid = el("div", { class: "panels", id: "panels" });
   root.append(grid);
   const info = await selectedRuns(s);
+  if (!current()) return;
   for (const [k, p] of panels) {
     p.uplot?.destroy();
     panels.delete(k);
@@ -119,7 +121,7 @@ async function drawPanel(p, key, s, info, range) {
   }
   panel.dataset.loading = "1";
   const data = s.r.length ? await api("series", q) : { series: [] };
-  if (!panel.isConnected) return;
+  if (!panel.isConnected || panels.get(key) !== p) return;
   const series = data.series.map((x) => ({ ...x, y: x.y.map(chartNumber) }));
   const smoothing = Number(s.s ?? 0);
   const groupOf = s.g ? (id) => info.groups.get(id) ?? "(none)" : null;
@@ -215,8 +217,8 @@ async function drawPanel(p, key, s, info, range) {
           const r = 4 * devicePixelRatio;
           ctx.save();
           marks.forEach((mk, i) => {
-            ctx.fillStyle = uSeries[seriesIndexOfLine[i]].stroke;
             for (const m of mk) {
+              ctx.fillStyle = m.kind === "NaN" ? "#9ca3af" : uSeries[seriesIndexOfLine[i]].stroke;
               const cx = u.valToPos(m.x, "x", true);
               ctx.beginPath();
               if (m.kind === "Infinity") {
@@ -228,7 +230,6 @@ async function drawPanel(p, key, s, info, range) {
                 ctx.lineTo(cx + r, top + height - r * 1.6);
                 ctx.lineTo(cx, top + height);
               } else {
-                ctx.fillStyle = "#9ca3af";
                 ctx.rect(cx - 1, top + height - r * 2, 2 * devicePixelRatio, r * 2);
               }
               ctx.fill();

@@ -85,7 +85,9 @@ export function buildLines(series, { names, groupOf, smoothing }) {
         ...aggregate(members),
       }));
   } else {
-    lines = series.map((s) => ({ label: names.get(s.run_id) ?? s.run_id, runIds: [s.run_id], x: s.x, y: s.y }));
+    lines = series
+      .filter((s) => s.x.length > 0)
+      .map((s) => ({ label: names.get(s.run_id) ?? s.run_id, runIds: [s.run_id], x: s.x, y: s.y }));
   }
   if (smoothing > 0) {
     lines = lines.map((l) => ({

@@ -83,7 +83,8 @@ function systemCharts(rows) {
         {
           width: 480,
           height: 180,
-          series: [{ label: "runtime" }, { label: k, stroke: "#2563eb", points: { show: false } }],
+          scales: { x: { time: false } },
+          series: [{ label: "runtime (s)" }, { label: k, stroke: "#2563eb", points: { show: false } }],
         },
         [pts.map((r) => r.t), pts.map((r) => r.m[k])],
         panel,
@@ -122,21 +123,34 @@ export async function renderRun(main, s, current) {
     ["notes", run.notes],
   ].filter(([, v]) => v !== null && v !== undefined && v !== "");
   const sweep = parseStored(run.sweep_info);
-  const fileRows = files.files.map((f) =>
-    el(
-      "tr",
-      {},
+  const fileBox = el("div", { id: "files" });
+  const fileFilter = el("input", { type: "search", placeholder: "filter files…", oninput: () => drawFiles() });
+  const drawFiles = (all = false) => {
+    const needle = fileFilter.value.trim().toLowerCase();
+    const shown = files.files.filter((f) => !needle || f.name.toLowerCase().includes(needle));
+    const rows = (all ? shown : shown.slice(0, 50)).map((f) =>
       el(
-        "td",
+        "tr",
         {},
-        f.local_path
-          ? el("a", { href: fileUrl(s, run.run_id, f.name, !/\.(log|txt|json|ya?ml|md)$/i.test(f.name)) }, f.name)
-          : f.name,
+        el(
+          "td",
+          {},
+          f.local_path
+            ? el("a", { href: fileUrl(s, run.run_id, f.name, !/\.(log|txt|json|ya?ml|md)$/i.test(f.name)) }, f.name)
+            : f.name,
+        ),
+        el("td", { class: "num" }, f.size ?? ""),
+        el("td", { class: "muted" }, f.local_path ? "" : "not downloaded"),
       ),
-      el("td", { class: "num" }, f.size ?? ""),
-      el("td", {}, f.local_path ? "" : "not downloaded"),
-    ),
-  );
+    );
+    clear(fileBox).append(
+      el("table", { class: "runs" }, el("tbody", {}, rows)),
+      shown.length > rows.length
+        ? el("button", { onclick: () => drawFiles(true) }, `show all ${shown.length} files`)
+        : null,
+    );
+  };
+  drawFiles();
   const logBox = el("div", { id: "output-log" });
   const log = files.files.find((f) => f.name === "output.log" && f.local_path);
   if (log) {
@@ -168,7 +182,7 @@ export async function renderRun(main, s, current) {
     systemCharts(sys.rows),
     el("h3", {}, `Files (${files.files.length})`),
     files.files.length
-      ? el("table", { class: "runs" }, el("tbody", {}, fileRows))
+      ? el("div", {}, el("div", { class: "bar" }, fileFilter), fileBox)
       : el("p", { class: "muted" }, "No files stored (sync with --files)."),
     logBox,
     el(

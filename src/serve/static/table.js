@@ -38,7 +38,7 @@ function select(label, values, chosen, onchange) {
 let textTimer;
 const facetsCache = new Map();
 
-export async function renderTable(root, s) {
+export async function renderTable(root, s, current = () => true) {
   const fid = JSON.stringify([s.e, s.p]);
   if (!facetsCache.has(fid)) facetsCache.set(fid, api("facets", projectParams(s)));
   const [facets, keys] = await Promise.all([facetsCache.get(fid), projectKeys(s)]);
@@ -48,6 +48,7 @@ export async function renderTable(root, s) {
   q.set("offset", String(page * PAGE));
   q.set("limit", String(PAGE));
   const data = await api("runs", q);
+  if (!current()) return;
 
   const existingText = root.querySelector("input[type=search]");
   const hadFocus = existingText && document.activeElement === existingText;
