@@ -266,7 +266,9 @@ describe("dr-wandb serve in Chromium", () => {
     const line = smooth.lines.find((l) => l.runIds[0] === a)!;
     const want = ema(pa.y, 0.9);
     assert.equal(line.y.length, want.length);
-    want.forEach((v, i) => assert.ok(Math.abs(line.y[i]! - v) < 1e-9, `step ${pa.x[i]}: ${line.y[i]} vs ${v}`));
+    for (const [i, v] of want.entries()) {
+      assert.ok(Math.abs(line.y[i]! - v) < 1e-9, `step ${pa.x[i]}: ${line.y[i]} vs ${v}`);
+    }
     assert.ok(Math.abs(line.y[5]! - pa.y[5]!) > 1e-6, "smoothing changed the line");
     await page.close();
   });
