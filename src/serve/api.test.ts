@@ -5,11 +5,13 @@
  * host needs the token; files outside the archive's files folder are refused.
  */
 import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { once } from "node:events";
 import { mkdir, symlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { type FakeWandb, startFakeWandb } from "../../fake-wandb/index.js";
-import { runCli, tempDir } from "../../test/helpers.js";
+import { ROOT, runCli, tempDir } from "../../test/helpers.js";
 import { openArchive } from "../archive/index.js";
 import { type RunningServer, startServer } from "./server.js";
 import { openSource } from "./source.js";
@@ -156,9 +158,10 @@ describe("dr-wandb serve API (DuckDB)", () => {
   it("serves run files from the files folder only (no traversal, no symlink out, attachments not pages)", async () => {
     const runs = await api("runs", { limit: "1000" });
     let served = 0;
-    for (const r of runs.rows) {
+    for (const r of runs.rows.slice(0, 3)) {
       const files = await api("files", { run: r.run_id });
-      for (const f of files.files) {
+      // media/ holds hundreds of images per run: the other files (hostile names, logs, large.bin) are the cases.
+      for (const f of files.files.filter((x: { name: string }) => !x.name.startsWith("media/"))) {
         const res = await get("/api/file", { entity: fake.entity, project: fake.project, run: r.run_id, name: f.name });
         if (f.local_path === null) assert.equal(res.status, 404, f.name);
         else {
@@ -199,6 +202,42 @@ describe("dr-wandb serve API (DuckDB)", () => {
     assert.equal(res.status, 404);
     await rm(target);
     await rename(`${target}.orig`, target);
+  });
+
+  it("answers 503 busy while another process writes the DuckDB file, and reads again once it is gone", async () => {
+    // Between requests the viewer holds no lock: a writer (here a child process, like a sync) can open the file.
+    const holder = `import { DuckDBInstance } from "@duckdb/node-api";
+      const db = await DuckDBInstance.create(process.argv[1]);
+      const c = await db.connect();
+      await c.run("CHECKPOINT");
+      process.stdout.write("held\\n");
+      process.stdin.resume();
+      process.stdin.on("end", () => { c.closeSync(); db.closeSync(); process.exit(0); });`;
+    const child = spawn(process.execPath, ["--input-type=module", "-e", holder, join(dir.path, "wandb.duckdb")], {
+      cwd: ROOT,
+      stdio: ["pipe", "pipe", "pipe"],
+    });
+    let err = "";
+    child.stderr.on("data", (d) => {
+      err += d;
+    });
+    const [first] = await Promise.race([
+      once(child.stdout, "data"),
+      once(child, "exit").then(() => assert.fail(`the writer could not open the archive: ${err}`)),
+    ]);
+    assert.match(String(first), /held/);
+    try {
+      const busy = await get("/api/projects");
+      assert.equal(busy.status, 503);
+      assert.equal(JSON.parse(busy.text).error, "busy");
+      assert.match(JSON.parse(busy.text).message, /busy/);
+      assert.equal(busy.headers.get("retry-after"), "2");
+    } finally {
+      child.stdin.end();
+      await once(child, "exit");
+    }
+    const ok = await get("/api/projects");
+    assert.equal(ok.status, 200);
   });
 
   it("answers only loopback Host names (no DNS rebinding) and only GET", async () => {
