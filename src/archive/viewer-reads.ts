@@ -290,8 +290,11 @@ export class ViewerSql implements ViewerReads {
     if (q.x0 !== undefined && Number.isFinite(q.x0)) range.push(`x >= ${p.add(q.x0)}`);
     if (q.x1 !== undefined && Number.isFinite(q.x1)) range.push(`x <= ${p.add(q.x1)}`);
     const nan = this.isNan("v");
-    const sql = `
-      WITH pts AS (
+    // Points of the selected runs in range, materialised once (DuckDB would otherwise re-extract the JSON value
+    // for every reference). Each bucket is [lo, hi] of every run's x split in `buckets`, per value class (finite,
+    // NaN, +Inf, -Inf): it keeps its first and last point by x and, for finite values, its min and max (M4).
+    const with_ = `
+      WITH pts AS MATERIALIZED (
         SELECT run_id, step, x, v FROM (
           SELECT run_id, step, ${x} AS x, ${this.jsonNumber("j")} AS v FROM (
             SELECT run_id, step, runtime, "timestamp", ${j} AS j FROM history
@@ -301,24 +304,38 @@ export class ViewerSql implements ViewerReads {
         ) t WHERE x IS NOT NULL AND v IS NOT NULL ${range.map((c) => `AND ${c}`).join(" ")}
       ),
       g AS (SELECT min(x) AS lo, max(x) AS hi FROM pts),
+      cnt AS (SELECT run_id, count(*) AS n FROM pts GROUP BY run_id),
       k AS (
-        SELECT run_id, step, x, v, count(*) OVER (PARTITION BY run_id) AS n,
+        SELECT pts.run_id, step, x, v, cnt.n,
           CASE WHEN g.hi > g.lo THEN floor((x - g.lo) / (g.hi - g.lo) * ${buckets}) ELSE 0 END AS bk,
           CASE WHEN ${nan} THEN 1 WHEN v = ${this.inf("")} THEN 2 WHEN v = ${this.inf("-")} THEN 3 ELSE 0 END AS c
-        FROM pts CROSS JOIN g
-      ),
+        FROM pts JOIN cnt ON cnt.run_id = pts.run_id CROSS JOIN g
+      )`;
+    // PostgreSQL has no arg_min: window ranks give the same four points per bucket and class.
+    const sql = this.pg
+      ? `${with_},
       r AS (
         SELECT run_id, step, x, v, n,
-          CASE WHEN n <= ${rawLimit} THEN 1 ELSE 0 END AS raw,
-          row_number() OVER (PARTITION BY run_id, bk ORDER BY x, step) AS r_first,
-          row_number() OVER (PARTITION BY run_id, bk ORDER BY x DESC, step DESC) AS r_last,
+          row_number() OVER (PARTITION BY run_id, bk, c ORDER BY x, step) AS r_first,
+          row_number() OVER (PARTITION BY run_id, bk, c ORDER BY x DESC, step DESC) AS r_last,
           row_number() OVER (PARTITION BY run_id, bk, c ORDER BY CASE WHEN c = 0 THEN v END ASC NULLS LAST, x, step) AS r_min,
           row_number() OVER (PARTITION BY run_id, bk, c ORDER BY CASE WHEN c = 0 THEN v END DESC NULLS LAST, x DESC, step DESC) AS r_max
         FROM k
       )
-      SELECT run_id, step, x, v, n, raw FROM r
-      WHERE raw = 1 OR r_first = 1 OR r_last = 1 OR r_min = 1 OR r_max = 1
-      ORDER BY run_id, x, step`;
+      SELECT run_id, step, x, v, n, CASE WHEN n <= ${rawLimit} THEN 1 ELSE 0 END AS raw FROM r
+      WHERE n <= ${rawLimit} OR r_first = 1 OR r_last = 1 OR r_min = 1 OR r_max = 1
+      ORDER BY run_id, x, step`
+      : `${with_},
+      pick AS (
+        SELECT run_id, step FROM k WHERE n <= ${rawLimit}
+        UNION
+        SELECT run_id, unnest([arg_min(step, (x, step)), arg_max(step, (x, step)), arg_min(step, (v, x, step)),
+                               arg_max(step, (v, x, step))]) AS step
+        FROM k WHERE n > ${rawLimit} GROUP BY run_id, bk, c
+      )
+      SELECT pts.run_id, pts.step, x, v, cnt.n, CASE WHEN cnt.n <= ${rawLimit} THEN 1 ELSE 0 END AS raw
+      FROM pts JOIN pick ON pick.run_id = pts.run_id AND pick.step = pts.step JOIN cnt ON cnt.run_id = pts.run_id
+      ORDER BY pts.run_id, x, pts.step`;
     const r = await this.rows(sql, p.values);
     const out = new Map<string, RunSeries>();
     for (const id of q.runIds) {
