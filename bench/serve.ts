@@ -10,7 +10,7 @@
  * Writes docs/benchmarks-serve.md unless --no-docs (--quick: 1/10 of the steps, never writes the docs).
  */
 import { mkdtemp, readFile, rm } from "node:fs/promises";
-import { cpus, tmpdir, totalmem } from "node:os";
+import { cpus, loadavg, tmpdir, totalmem } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { gzipSync } from "node:zlib";
@@ -223,6 +223,7 @@ async function pageWeight(): Promise<{ files: [string, number, number][]; raw: n
   return { files, raw: files.reduce((s, f) => s + f[1], 0), gzip: files.reduce((s, f) => s + f[2], 0) };
 }
 
+const loadBefore = loadavg()[0]!;
 const profile = await mkdtemp(join(tmpdir(), "drwandb-bench-chromium-"));
 const div = quick ? 10 : 1;
 const results: Result[] = [];
@@ -244,7 +245,7 @@ try {
 const lines = [
   "# Benchmarks of `dr-wandb serve`",
   "",
-  `Measured on ${new Date().toISOString().slice(0, 10)} with \`npx tsx bench/serve.ts${quick ? " --quick" : ""}\` on ${cpus().length} x ${cpus()[0]?.model.trim()} (${(totalmem() / 2 ** 30).toFixed(0)} GiB RAM, shared with other work), Node ${process.version}, ${chromiumVersion}.`,
+  `Measured on ${new Date().toISOString().slice(0, 10)} with \`npx tsx bench/serve.ts${quick ? " --quick" : ""}\` on ${cpus().length} x ${cpus()[0]?.model.trim()} (${(totalmem() / 2 ** 30).toFixed(0)} GiB RAM, shared with other work: load average ${loadBefore.toFixed(1)} before and ${loadavg()[0]!.toFixed(1)} after), Node ${process.version}, ${chromiumVersion}.`,
   "",
   "Method: a DuckDB archive written through the Archive interface (seeded values, 3 metrics per step); the viewer's server in the bench process. *Server* is `GET /api/series` for one `loss` panel at 1,000 buckets, timed from Node: the first request (it also opens the archive, as every request after an idle moment does) and the median of the next 5; *SQL* is the part spent in the read itself. *Browser* is headless Chromium, from navigation start to the panel drawn (the page, uPlot, the table and the series requests), median of 3 fresh pages. The zoom is the same request over 0.1% of the steps.",
   "",

@@ -11,7 +11,7 @@ import { mkdir, symlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { type FakeWandb, startFakeWandb } from "../../fake-wandb/index.js";
-import { ROOT, runCli, tempDir } from "../../test/helpers.js";
+import { ROOT, runCli, startCli, tempDir } from "../../test/helpers.js";
 import { openArchive } from "../archive/index.js";
 import { type RunningServer, startServer } from "./server.js";
 import { openSource } from "./source.js";
@@ -238,6 +238,29 @@ describe("dr-wandb serve API (DuckDB)", () => {
     }
     const ok = await get("/api/projects");
     assert.equal(ok.status, 200);
+  });
+
+  it("dr-wandb serve prints its URL and serves; with --host 0.0.0.0 it prints a token and requires it", async () => {
+    for (const host of ["127.0.0.1", "0.0.0.0"]) {
+      const { child, done } = startCli(["serve", "--output-dir", dir.path, "--port", "0", "--host", host]);
+      try {
+        const [line] = await Promise.race([
+          once(child.stdout!, "data"),
+          done.then((r) => assert.fail(`serve exited: ${r.stderr}`)),
+        ]);
+        const url = String(line).trim();
+        assert.match(url, /^http:\/\/127\.0\.0\.1:\d+\/(\?token=[\w-]{20,})?$/);
+        const bare = url.replace(/\?.*$/, "");
+        const projects = await fetch(`${bare}api/projects${url.includes("token=") ? `?${url.split("?")[1]}` : ""}`);
+        assert.equal(projects.status, 200);
+        assert.equal(((await projects.json()) as { projects: unknown[] }).projects.length, 1);
+        if (host === "0.0.0.0") assert.equal((await fetch(`${bare}api/projects`)).status, 401);
+        else assert.ok(!url.includes("token="));
+      } finally {
+        child.kill("SIGTERM");
+        await done;
+      }
+    }
   });
 
   it("answers only loopback Host names (no DNS rebinding) and only GET", async () => {

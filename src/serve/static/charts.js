@@ -81,6 +81,7 @@ function controls(s, keys) {
 }
 
 export async function renderCharts(root, s, current = () => true) {
+  window.drwandb.panels = {};
   const keys = await projectKeys(s);
   if (!current()) return;
   clear(root);
@@ -95,7 +96,6 @@ export async function renderCharts(root, s, current = () => true) {
     p.uplot?.destroy();
     panels.delete(k);
   }
-  window.drwandb.panels = {};
   for (const key of s.k) {
     const panel = el("div", { class: "panel", dataset: { key, rev: "0" } });
     grid.append(panel);
@@ -244,6 +244,12 @@ async function drawPanel(p, key, s, info, range) {
   const chartBox = el("div");
   panel.append(chartBox);
   p.uplot = new uPlot(opts, aligned, chartBox);
+  // A band's min and max series draw the band only: no legend entries of their own.
+  const legendRows = p.uplot.root.querySelectorAll(".u-legend .u-series");
+  uSeries.forEach((ser, i) => {
+    if (/ (min|max)$/.test(ser.label) && !lines.some((l) => l.label === ser.label))
+      legendRows[i]?.classList.add("band-edge");
+  });
   if (range) p.uplot.setScale("x", { min: range[0], max: range[1] });
   p.rev++;
   window.drwandb.panels[key] = { lines, marks, sampled, range, points, total, rev: p.rev, uplotData: aligned };

@@ -133,8 +133,10 @@ export async function renderTable(root, s, current = () => true) {
     }
     return th;
   };
-  for (const [id, label, sortable] of FIXED) head.append(sortTh(id, label, sortable !== false));
+  // name and state, then the chosen config/summary columns, then the other fixed ones
+  for (const [id, label, sortable] of FIXED.slice(0, 2)) head.append(sortTh(id, label, sortable !== false));
   for (const c of s.c) head.append(sortTh(c, columnLabel(c)));
+  for (const [id, label, sortable] of FIXED.slice(2)) head.append(sortTh(id, label, sortable !== false));
   const body = el("tbody");
   const colorOf = new Map(s.r.map((id, i) => [id, COLORS[i % COLORS.length]]));
   for (const r of data.rows) {
@@ -159,6 +161,13 @@ export async function renderTable(root, s, current = () => true) {
       el("td", { style: isSel ? `border-left: 4px solid ${colorOf.get(r.run_id)}` : "" }, box),
       el("td", {}, link, r.deleted ? el("span", { class: "muted" }, " (deleted)") : null),
       el("td", {}, el("span", { class: `state ${r.state ?? ""}` }, r.state ?? "")),
+    );
+    r.values.forEach((v, i) => {
+      const val = parseStored(v);
+      const numeric = typeof val === "number" || typeof val === "bigint";
+      tr.append(el("td", { class: numeric ? "num" : "", dataset: { col: s.c[i] } }, fmt(val)));
+    });
+    tr.append(
       el("td", {}, fmtTime(r.created_at)),
       el("td", { class: "num" }, fmtDuration(r.runtime)),
       el(
@@ -171,16 +180,6 @@ export async function renderTable(root, s, current = () => true) {
       el("td", {}, r.user ?? ""),
       el("td", {}, r.sweep ?? ""),
     );
-    r.values.forEach((v, i) => {
-      const val = parseStored(v);
-      tr.append(
-        el(
-          "td",
-          { class: typeof val === "number" || typeof val === "bigint" ? "num" : "", dataset: { col: s.c[i] } },
-          fmt(val),
-        ),
-      );
-    });
     body.append(tr);
   }
   root.append(el("div", { class: "tablewrap" }, el("table", { class: "runs" }, el("thead", {}, head), body)));
