@@ -4,6 +4,7 @@
  * Scenarios (DuckDB archive written through the Archive interface, seeded values, 3 metrics per step):
  *   A  10 runs x 20,000 steps, one panel of `loss` with all 10 runs
  *   B  1 run x 1,000,000 steps, one panel of `loss`; then a zoom to 0.1% of the steps (full resolution)
+ *   C  10,000 runs (records only): the runs table's first page sorted by a config key, with 3 config/summary columns
  * Server time: GET /api/series from Node (the first request, which also opens the archive, then the median of 5).
  * Browser time: Debian Chromium (headless, playwright-core), from navigation start to the panel drawn, median of 3
  * fresh pages. Page weight: every byte the page loads except the API's JSON (raw and gzip).
@@ -205,6 +206,128 @@ async function scenario(name: string, runs: number, steps: number, profile: stri
   }
 }
 
+interface TableResult {
+  runs: number;
+  pageMs: number;
+  sortedMs: number;
+  filteredMs: number;
+  keysMs: number;
+  browserMs: number;
+}
+
+async function tableScenario(runs: number, profile: string): Promise<TableResult> {
+  const dir = await mkdtemp(join(tmpdir(), "drwandb-bench-serve-"));
+  try {
+    const archive = await openArchive({ outputDir: dir });
+    const rand = rng(7);
+    const items = [];
+    for (let r = 0; r < runs; r++) {
+      const id = `r${String(r).padStart(5, "0")}`;
+      const created = new Date(Date.UTC(2026, 0, 1) + r * 60_000).toISOString();
+      items.push({
+        record: {
+          entity: "bench",
+          project: "table",
+          run_id: id,
+          run_name: `run-${r}`,
+          state: r % 10 === 0 ? "running" : "finished",
+          created_at: created,
+          heartbeat_at: created,
+          config: {
+            lr: rand() / 100,
+            batch_size: 2 ** (4 + (r % 5)),
+            optimizer: ["adam", "sgd"][r % 2]!,
+            model: { layers: r % 24 },
+          },
+          summary: { loss: rand(), acc: rand() },
+          wandb_metadata: {},
+          system_metrics: {},
+          system_attrs: {},
+          sweep_info: {},
+          tags: r % 3 === 0 ? ["baseline"] : [],
+          group: `g${r % 20}`,
+          job_type: "train",
+          user: "bench",
+          notes: null,
+          commit: null,
+          history_keys: null,
+          last_history_step: -1,
+          storage_id: id,
+        } satisfies RunRecord,
+        state: {
+          entity: "bench",
+          project: "table",
+          run_id: id,
+          state: "finished",
+          heartbeat_at: created,
+          last_step: -1,
+          history_complete: true,
+          fingerprint: "bench",
+          deleted: false,
+          synced_at: created,
+          selection: "{}",
+        } satisfies RunSyncState,
+      });
+    }
+    await archive.writeRunRecords(items);
+    await archive.close();
+    const srv = await startServer({ source: await openSource({ outputDir: dir }), outputDir: dir });
+    const time = async (name: string, params: Record<string, string | string[]>) => {
+      const q = new URLSearchParams({ entity: "bench", project: "table", limit: "50" });
+      for (const [k, v] of Object.entries(params)) for (const x of [v].flat()) q.append(k, x);
+      const t: number[] = [];
+      for (let i = 0; i < 4; i++) {
+        const s = performance.now();
+        const res = await fetch(`${srv.url}api/${name}?${q}`);
+        await res.text();
+        t.push(performance.now() - s);
+      }
+      return median(t.slice(1));
+    };
+    const cols = ['config:["lr"]', 'config:["model","layers"]', 'summary:["loss"]'];
+    try {
+      const pageMs = await time("runs", {});
+      const sortedMs = await time("runs", { col: cols, sort: 'config:["lr"]', desc: "1" });
+      const filteredMs = await time("runs", { col: cols, q: "run-99", state: "finished", tag: "baseline" });
+      const keysMs = await time("keys", {});
+      const browser = await chromium.launchPersistentContext(profile, {
+        executablePath: "/usr/bin/chromium",
+        viewport: { width: 1400, height: 900 },
+        args: [
+          "--headless",
+          "--no-sandbox",
+          "--disable-gpu",
+          "--no-first-run",
+          "--disable-background-networking",
+          "--disable-component-update",
+          "--disable-sync",
+        ],
+      });
+      const times: number[] = [];
+      try {
+        const hash = new URLSearchParams({ e: "bench", p: "table", sort: 'config:["lr"]', desc: "1" });
+        for (const c of cols) hash.append("c", c);
+        for (let i = 0; i < 3; i++) {
+          const page = await browser.newPage();
+          await page.goto(`${srv.url}#runs?${hash}`);
+          const ms = await page.waitForFunction(() =>
+            document.querySelectorAll("table.runs tbody tr").length === 50 ? performance.now() : null,
+          );
+          times.push(Number(await ms.jsonValue()));
+          await page.close();
+        }
+      } finally {
+        await browser.close();
+      }
+      return { runs, pageMs, sortedMs, filteredMs, keysMs, browserMs: median(times) };
+    } finally {
+      await srv.close();
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
 async function pageWeight(): Promise<{ files: [string, number, number][]; raw: number; gzip: number }> {
   const html = await readFile(join(ROOT, "src/serve/static/index.html"), "utf8");
   const names = ["src/serve/static/index.html"];
@@ -227,7 +350,9 @@ const loadBefore = loadavg()[0]!;
 const profile = await mkdtemp(join(tmpdir(), "drwandb-bench-chromium-"));
 const div = quick ? 10 : 1;
 const results: Result[] = [];
+let table: TableResult;
 try {
+  table = await tableScenario(10_000 / div, profile);
   results.push(await scenario(`A: 10 runs x ${(20_000 / div).toLocaleString("en")} steps`, 10, 20_000 / div, profile));
   results.push(
     await scenario(`B: 1 run x ${(1_000_000 / div).toLocaleString("en")} steps`, 1, 1_000_000 / div, profile),
@@ -261,6 +386,12 @@ const lines = [
       (r) =>
         `| ${r.scenario.split(":")[0]}, zoom to 0.1% | | | ${r.zoom!.serverMedianMs.toFixed(0)} ms | | ${r.zoom!.points.toLocaleString("en")} (${r.zoom!.sampled ? "down-sampled" : "every point"}) | |`,
     ),
+  "",
+  `Runs table, ${table.runs.toLocaleString("en")} runs (records only), 50 rows a page; server medians of 3 after one warm-up, browser from navigation start to the first page drawn (sorted by config.lr with 3 columns), median of 3 fresh pages:`,
+  "",
+  "| first page | sorted by config.lr, 3 config/summary columns | text + state + tag filter | all config/summary keys (`keys`) | browser, table drawn |",
+  "|---:|---:|---:|---:|---:|",
+  `| ${table.pageMs.toFixed(0)} ms | ${table.sortedMs.toFixed(0)} ms | ${table.filteredMs.toFixed(0)} ms | ${table.keysMs.toFixed(0)} ms | ${table.browserMs.toFixed(0)} ms |`,
   "",
   `Page weight (everything but the API's JSON): ${kb(weight.raw)} raw, ${kb(weight.gzip)} gzip (the server sends static files uncompressed; API answers over 32 KB are gzipped).`,
   "",

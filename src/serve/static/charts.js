@@ -6,7 +6,23 @@ import { align, buildLines } from "./lines.js";
 import { api, COLORS, chartNumber, clear, columnId, columnLabel, el, fmt, parseColumnId, parseStored } from "./util.js";
 
 const NUMERIC_KINDS = 4 | 8 | 16 | 128; // int, bigint, float, int64 (metric_keys.kinds)
-const panels = new Map(); // key -> {el, uplot, sig}
+const panels = new Map(); // key -> {el, uplot, rev}
+/**
+ * Series answers of this page's life, by query: smoothing, grouping, log scale and other panels' changes redraw
+ * without asking the server again (reload the page to see what a sync added since).
+ */
+const seriesCache = new Map();
+function fetchSeries(q) {
+  const id = q.toString();
+  let p = seriesCache.get(id);
+  if (!p) {
+    p = api("series", q);
+    p.catch(() => seriesCache.delete(id));
+    seriesCache.set(id, p);
+    if (seriesCache.size > 64) seriesCache.delete(seriesCache.keys().next().value);
+  }
+  return p;
+}
 let runsInfo = { sig: "", names: new Map(), groups: new Map() };
 
 /** Names (and group-by values) of the selected runs. */
@@ -120,7 +136,7 @@ async function drawPanel(p, key, s, info, range) {
     q.set("x1", String(range[1]));
   }
   panel.dataset.loading = "1";
-  const data = s.r.length ? await api("series", q) : { series: [] };
+  const data = s.r.length ? await fetchSeries(q) : { series: [] };
   if (!panel.isConnected || panels.get(key) !== p) return;
   const series = data.series.map((x) => ({ ...x, y: x.y.map(chartNumber) }));
   const smoothing = Number(s.s ?? 0);

@@ -83,7 +83,8 @@ export async function renderTable(root, s, current = () => true) {
       id: "select-filtered",
       onclick: async () => {
         const r = await api("run-ids", filterParams(readState()));
-        setState({ r: r.ids.slice(0, 200) });
+        // Charts take at most 200 runs (the first 200 in the table's order); the count says so.
+        setState({ r: r.ids.slice(0, 200), more: r.ids.length > 200 ? String(r.ids.length) : "" });
       },
     },
     "select all filtered",
@@ -104,7 +105,12 @@ export async function renderTable(root, s, current = () => true) {
         { onclick: () => setState({ view: "diff" }), disabled: selected.size < 2 || selected.size > 5 },
         "config diff",
       ),
-      el("span", { class: "muted", id: "run-count" }, `${data.total} runs · ${selected.size} selected`),
+      el(
+        "span",
+        { class: "muted", id: "run-count" },
+        `${data.total} runs · ${selected.size} selected`,
+        s.more && selected.size === 200 ? ` (the first 200 of ${s.more} filtered: charts take at most 200)` : "",
+      ),
     ),
   );
   if (s.c.length) {
