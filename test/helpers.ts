@@ -23,12 +23,23 @@ export function cliEntry(bin: "dr-wandb" | "wandb-download" = "dr-wandb"): strin
   return join(ROOT, bin === "wandb-download" ? "src/cli/wandb-download.ts" : "src/cli/bin.ts");
 }
 
+/**
+ * The Node arguments that start the CLI: the one build scripts/run-tests.mjs made for the whole run
+ * (DR_WANDB_TEST_CLI_DIR, an esbuild bundle of src/cli), else the TypeScript entry through tsx (a test file run
+ * on its own).
+ */
+export function cliArgs(bin: "dr-wandb" | "wandb-download" = "dr-wandb"): string[] {
+  const built = process.env.DR_WANDB_TEST_CLI_DIR;
+  if (built) return [join(built, `${bin}.mjs`)];
+  return ["--import", TSX_LOADER, cliEntry(bin)];
+}
+
 /** Starts the CLI in a child process and returns it (to kill it mid-run) with a promise of its result. */
 export function startCli(
   args: string[],
   opts: { env?: NodeJS.ProcessEnv; bin?: "dr-wandb" | "wandb-download" } = {},
 ): { child: ReturnType<typeof spawn>; done: Promise<CliResult> } {
-  const child = spawn(process.execPath, ["--import", TSX_LOADER, cliEntry(opts.bin), ...args], {
+  const child = spawn(process.execPath, [...cliArgs(opts.bin), ...args], {
     cwd: ROOT,
     env: { PATH: process.env.PATH, HOME: process.env.HOME, ...opts.env },
     stdio: ["ignore", "pipe", "pipe"],
@@ -48,13 +59,12 @@ export function startCli(
   return { child, done };
 }
 
-/** Runs `dr-wandb` (or `wandb-download`) through tsx in a child process. */
+/** Runs `dr-wandb` (or `wandb-download`) in a child process (see cliArgs). */
 export function runCli(
   args: string[],
   opts: { env?: NodeJS.ProcessEnv; cwd?: string; bin?: "dr-wandb" | "wandb-download"; timeoutMs?: number } = {},
 ): Promise<CliResult> {
-  const entry = opts.bin === "wandb-download" ? "src/cli/wandb-download.ts" : "src/cli/bin.ts";
-  return runNode(join(ROOT, entry), { ...opts, args });
+  return runNodeArgs([...cliArgs(opts.bin), ...args], opts);
 }
 
 /** Runs a TypeScript file through tsx in a child process with a clean environment plus `env`. */
@@ -62,9 +72,15 @@ export function runNode(
   file: string,
   opts: { env?: NodeJS.ProcessEnv; cwd?: string; timeoutMs?: number; args?: string[] } = {},
 ): Promise<CliResult> {
-  const args = opts.args ?? [];
+  return runNodeArgs(["--import", TSX_LOADER, file, ...(opts.args ?? [])], opts);
+}
+
+function runNodeArgs(
+  nodeArgs: string[],
+  opts: { env?: NodeJS.ProcessEnv; cwd?: string; timeoutMs?: number },
+): Promise<CliResult> {
   return new Promise((done, fail) => {
-    const child = spawn(process.execPath, ["--import", TSX_LOADER, file, ...args], {
+    const child = spawn(process.execPath, nodeArgs, {
       cwd: opts.cwd ?? ROOT,
       env: { PATH: process.env.PATH, HOME: process.env.HOME, TMPDIR: process.env.TMPDIR, ...opts.env },
       stdio: ["ignore", "pipe", "pipe"],

@@ -9,15 +9,8 @@ import type { DuckDBConnection } from "@duckdb/node-api";
 import type { Archive } from "../archive/archive.js";
 import { type ExportFilter, isDuckDBExportSource, maskToKinds } from "../archive/base.js";
 import { ArchiveError, firstLine } from "../archive/errors.js";
-import { copyWithMemoryRetry, duckdbMemoryLimit, rowGroupSize } from "../model/duckdb-resources.js";
-import {
-  type ColumnType,
-  columnTypeFor,
-  jsonPathFor,
-  metricColumnNames,
-  quoteIdent,
-  quoteLiteral,
-} from "../model/flatten.js";
+import { duckdbThreads, exportMemoryFor, rowGroupSize } from "../model/duckdb-resources.js";
+import { type ColumnType, columnTypeFor, metricColumnNames, quoteIdent, quoteLiteral } from "../model/flatten.js";
 import { HISTORY_FIXED_COLUMNS, RUN_JSON_COMPONENTS, RUN_SCALAR_COLUMNS } from "../model/records.js";
 import { isProcessAlive, removeStaleTempFiles, tempPathFor } from "./atomic-file.js";
 
@@ -69,18 +62,38 @@ async function removeStaleExportTemps(outputDir: string): Promise<void> {
   }
 }
 
+/**
+ * Runs one COPY with the memory and threads its width calls for (see exportMemoryFor: one thread and a budget
+ * planned from the column count for wide tables), then restores the connection's settings.
+ */
+async function withCopyBudget(conn: DuckDBConnection, columns: number, copy: () => Promise<unknown>): Promise<void> {
+  const threads = columns > 256 ? 1 : Number(duckdbThreads());
+  const memory = exportMemoryFor({ readerBufferBytes: 0, columns, threads });
+  const before = (await conn.runAndReadAll("SELECT current_setting('memory_limit'), current_setting('threads')"))
+    .getRows()[0]!
+    .map(String);
+  await conn.run(`SET memory_limit = ${quoteLiteral(memory)}`);
+  await conn.run(`SET threads = ${threads}`);
+  try {
+    await copy();
+  } finally {
+    await conn.run(`SET memory_limit = ${quoteLiteral(before[0]!)}`).catch(() => undefined);
+    await conn.run(`SET threads = ${Number(before[1])}`).catch(() => undefined);
+  }
+}
+
 async function copyToParquet(conn: DuckDBConnection, select: string, outputDir: string, name: string): Promise<string> {
   const final = join(outputDir, name);
   const tmp = tempPathFor(final);
   try {
     // Wide tables (thousands of metric columns) get smaller row groups, so that one fits in DuckDB's memory budget.
     const columns = (await conn.runAndReadAll(`DESCRIBE ${select}`)).currentRowCount;
-    await copyWithMemoryRetry(conn, duckdbMemoryLimit("export"), async () => {
-      await rm(tmp, { force: true });
-      await conn.run(
+    await rm(tmp, { force: true });
+    await withCopyBudget(conn, columns, () =>
+      conn.run(
         `COPY (${select}) TO ${quoteLiteral(tmp)} (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE ${rowGroupSize(columns)})`,
-      );
-    });
+      ),
+    );
     await rename(tmp, final);
   } catch (e) {
     await rm(tmp, { force: true }).catch(() => undefined);
@@ -101,13 +114,12 @@ async function copyToPartitioned(conn: DuckDBConnection, select: string, outputD
   try {
     await rm(tmp, { recursive: true, force: true });
     const columns = (await conn.runAndReadAll(`DESCRIBE ${select}`)).currentRowCount;
-    await copyWithMemoryRetry(conn, duckdbMemoryLimit("export"), async () => {
-      await rm(tmp, { recursive: true, force: true });
-      await conn.run(
+    await withCopyBudget(conn, columns, () =>
+      conn.run(
         `COPY (${select}) TO ${quoteLiteral(tmp)} (FORMAT parquet, COMPRESSION zstd, PARTITION_BY (entity, project), ` +
           `ROW_GROUP_SIZE ${rowGroupSize(columns)})`,
-      );
-    });
+      ),
+    );
     await mkdir(tmp, { recursive: true }); // an empty archive still gives an (empty) dataset folder
     const hadOld = await rename(final, old).then(
       () => true,
@@ -123,7 +135,22 @@ async function copyToPartitioned(conn: DuckDBConnection, select: string, outputD
   return final;
 }
 
-/** The SELECT for runs_history.parquet: fixed columns, then one typed column per metric key. */
+/** The JSON type each metric column is read as by json_transform (HUGEINT as text, cast afterwards). */
+function transformType(type: ColumnType): string {
+  return type === "HUGEINT" ? "VARCHAR" : type;
+}
+
+/**
+ * The SELECT for runs_history.parquet: fixed columns, then one typed column per metric key, in the order of
+ * (entity, project, run_id, step).
+ *
+ * Memory is bounded by the width of one chunk of rows, not by the table: the narrow stored rows are sorted first
+ * (the sort spills to disk beyond the budget), then each row's metrics are parsed ONCE by json_transform into a
+ * typed STRUCT whose fields are read by position (any key: dots, quotes, case variants, the empty key). A wide
+ * sort (thousands of mostly-NULL metric columns per row) or a list of thousands of extracted strings per row both
+ * need hundreds of MiB for a few thousand rows; this plan needs neither. DuckDB keeps the sorted order through the
+ * projections above it (preserve_insertion_order, on by default), which test/e2e checks on the written files.
+ */
 export async function historySelect(
   conn: DuckDBConnection,
   filter: ExportFilter,
@@ -149,36 +176,25 @@ export async function historySelect(
     const list = opts.runIds.length > 0 ? opts.runIds.map(quoteLiteral).join(", ") : "NULL";
     where = `${where ? `${where} AND` : "WHERE"} run_id IN (${list})`;
   }
-  const order = "ORDER BY entity, project, run_id, step";
-  if (keys.length === 0) return `SELECT ${fixed} FROM history ${where} ${order}`;
-  // Each row's metrics are parsed once for all keys (a list of JSON paths), rather than once per key.
-  const paths = `[${keys.map((k) => quoteLiteral(jsonPathFor(k.key))).join(", ")}]`;
-  const needJson = keys.some((k) => k.type === "JSON");
+  const sorted = `SELECT * FROM history ${where} ORDER BY entity, project, run_id, step`;
+  if (keys.length === 0) return `SELECT ${fixed} FROM (${sorted})`;
   const S = quoteIdent("dr_wandb$s");
-  const J = quoteIdent("dr_wandb$j");
+  // Built as text, not with JSON.stringify of an object: that would move integer-like keys ("0", "10") to the
+  // front and treat "__proto__" specially, and the fields are read by position.
+  const structure = `{${keys.map((k) => `${JSON.stringify(k.key)}:${JSON.stringify(transformType(k.type))}`).join(",")}}`;
   const exprs = keys.map((k, i) => {
-    const at = `[${i + 1}]`;
+    const field = `struct_extract_at(${S}, ${i + 1})`;
     const alias = quoteIdent(names.get(k.key)!);
-    switch (k.type) {
-      case "JSON":
-        return `${J}${at} AS ${alias}`;
-      case "VARCHAR":
-        return `${S}${at} AS ${alias}`;
-      case "HUGEINT":
-        // Parquet has no 128-bit integer (DuckDB would write DOUBLE): DECIMAL(38,0) keeps every digit.
-        return `TRY_CAST(${S}${at} AS DECIMAL(38,0)) AS ${alias}`;
-      default:
-        return `TRY_CAST(${S}${at} AS ${k.type}) AS ${alias}`;
-    }
+    // Parquet has no 128-bit integer (DuckDB would write DOUBLE): DECIMAL(38,0) keeps every digit.
+    return k.type === "HUGEINT" ? `TRY_CAST(${field} AS DECIMAL(38,0)) AS ${alias}` : `${field} AS ${alias}`;
   });
   const inner = [
     "entity",
     "project",
     ...HISTORY_FIXED_COLUMNS.map((c) => quoteIdent(c)),
-    `json_extract_string(metrics, ${paths}) AS ${S}`,
-    ...(needJson ? [`json_extract(metrics, ${paths}) AS ${J}`] : []),
+    `json_transform(metrics, ${quoteLiteral(structure)}) AS ${S}`,
   ].join(", ");
-  return `SELECT ${fixed}, ${exprs.join(", ")} FROM (SELECT ${inner} FROM history ${where}) ${order}`;
+  return `SELECT ${fixed}, ${exprs.join(", ")} FROM (SELECT ${inner} FROM (${sorted}))`;
 }
 
 /**
@@ -217,7 +233,7 @@ async function historyFingerprints(
     `SELECT entity, project, run_id, count(*) AS n,
             bit_xor(hash(step, "timestamp", runtime, CAST(wandb_metadata AS VARCHAR), CAST(metrics AS VARCHAR),
                          CAST(extra AS VARCHAR)))::VARCHAR AS h
-     FROM history ${whereClause(filter)} GROUP BY entity, project, run_id`,
+     FROM history ${whereClause(filter)} GROUP BY entity, project, run_id ORDER BY entity, project, run_id`,
   );
   return r.getRows().map((row) => {
     const [entity, project, runId] = [String(row[0]), String(row[1]), String(row[2])];
@@ -244,6 +260,7 @@ async function exportHistory(conn: DuckDBConnection, filter: ExportFilter, outpu
   const full = await historySelect(conn, filter);
   const columns = await describe(conn, full);
   let select = full;
+  let segmentDir: string | undefined;
   const projects = new Set(prints.map((p) => JSON.stringify([p.entity, p.project])));
   const st = await stat(final).catch(() => null);
   if (
@@ -255,17 +272,37 @@ async function exportHistory(conn: DuckDBConnection, filter: ExportFilter, outpu
     JSON.stringify(prev.filter) === JSON.stringify(filter) &&
     JSON.stringify(prev.columns) === JSON.stringify(columns)
   ) {
-    const reuse = prints.filter((p) => prev.runs[p.key] === p.print).map((p) => p.runId);
-    if (reuse.length > 0) {
-      const changed = prints.filter((p) => prev.runs[p.key] !== p.print).map((p) => p.runId);
-      // Old rows keep their exact values: every column is cast to the type a full export would give it.
+    const reused = (p: (typeof prints)[number]) => prev.runs[p.key] === p.print;
+    if (prints.some(reused)) {
+      // Runs in the file's order (prints come sorted by DuckDB), cut into segments of consecutive runs from the
+      // same source, each segment written in (run_id, step) order to a file of its own; the final file reads the
+      // segment files in order (a multi-file scan keeps file order; a UNION ALL of the segments would not, and a
+      // sort of the wide rows would not fit the budget). Old rows keep their exact values: every column is cast
+      // to the type a full export would give it.
       const cast = columns.map(([n, t]) => `CAST(${quoteIdent(n)} AS ${t}) AS ${quoteIdent(n)}`).join(", ");
-      const old = `SELECT ${cast} FROM read_parquet(${quoteLiteral(final)}) WHERE run_id IN (${reuse.map(quoteLiteral).join(", ")})`;
-      const fresh = `SELECT * FROM (${await historySelect(conn, filter, { runIds: changed })})`;
-      select = `SELECT * FROM (${old} UNION ALL ${fresh}) ORDER BY run_id, step`;
+      segmentDir = tempPathFor(join(outputDir, "runs_history"));
+      await mkdir(segmentDir, { recursive: true });
+      const segments: string[] = [];
+      for (let i = 0; i < prints.length; ) {
+        const fromOld = reused(prints[i]!);
+        const ids: string[] = [];
+        while (i < prints.length && reused(prints[i]!) === fromOld) ids.push(prints[i++]!.runId);
+        const part = fromOld
+          ? `SELECT ${cast} FROM read_parquet(${quoteLiteral(final)}) WHERE run_id IN (${ids.map(quoteLiteral).join(", ")})`
+          : await historySelect(conn, filter, { runIds: ids });
+        segments.push(
+          await copyToParquet(conn, part, segmentDir, `${String(segments.length).padStart(6, "0")}.parquet`),
+        );
+      }
+      select = `SELECT * FROM read_parquet([${segments.map(quoteLiteral).join(", ")}])`;
     }
   }
-  const written = await copyToParquet(conn, select, outputDir, "runs_history.parquet");
+  let written: string;
+  try {
+    written = await copyToParquet(conn, select, outputDir, "runs_history.parquet");
+  } finally {
+    if (segmentDir !== undefined) await rm(segmentDir, { recursive: true, force: true });
+  }
   const now = await stat(written);
   const manifest: HistoryManifest = {
     version: 1,

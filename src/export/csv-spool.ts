@@ -254,6 +254,11 @@ export class CsvSpool {
     });
   }
 
+  /** Bytes DuckDB's CSV reader allocates for each of its buffers when reading this spool. */
+  readerBufferBytes(): number {
+    return csvReaderSizes(this.longestLine).bufferSize;
+  }
+
   /** `read_csv(...)` of this spool with every column as VARCHAR except the fixed ones' declared types. */
   readExpr(): string {
     const cols = [...this.fixedColumns, ...this.keyList.map((_, i) => [`m${i}`, "VARCHAR"] as const)];

@@ -17,7 +17,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { DuckDBConnection } from "@duckdb/node-api";
 import { DuckDBInstance } from "@duckdb/node-api";
-import { copyWithMemoryRetry, duckdbMemoryLimit, rowGroupSize } from "../model/duckdb-resources.js";
+import { duckdbMemoryLimit, duckdbThreads, exportMemoryFor, rowGroupSize } from "../model/duckdb-resources.js";
 import { metricColumnNames, quoteIdent, quoteLiteral } from "../model/flatten.js";
 import { stringifyStrict } from "../model/json.js";
 import { HISTORY_FIXED_COLUMNS, type RunRecord, type SystemMetricsRecord } from "../model/records.js";
@@ -112,9 +112,13 @@ class NdjsonSpool {
   }
 }
 
+function maxObjectSize(longestLineChars: number): number {
+  return Math.max(16 << 20, 3 * longestLineChars + 1024);
+}
+
 /** read_ndjson refuses objects above maximum_object_size (default 16 MB; a run's system_attrs can be bigger). */
 export function runsSelect(spoolPath: string, longestLineChars = 0): string {
-  const maxObject = Math.max(16 << 20, 3 * longestLineChars + 1024);
+  const maxObject = maxObjectSize(longestLineChars);
   const cols = RUN_FIELDS.map((f) => {
     const t = RUN_COLUMN_TYPES[f];
     return `${quoteLiteral(f)}: ${quoteLiteral(t === "TIMESTAMPTZ" ? "VARCHAR" : t)}`;
@@ -253,18 +257,24 @@ class ParquetProjectWriter extends BaseProjectWriter {
       const out: PendingFile[] = [];
       for (const t of this.targets) {
         t.tempPath = tempPathFor(t.finalPath);
-        const rowGroup = rowGroupSize(t.spool instanceof CsvSpool ? t.spool.keys().length + 7 : RUN_FIELDS.length);
-        // The runs file is small but its JSON cells are big: one thread reads it with about half the memory of two.
-        if (!(t.spool instanceof CsvSpool)) await conn.run("SET threads = 1");
+        const columns = t.spool instanceof CsvSpool ? t.spool.keys().length + 7 : RUN_FIELDS.length;
+        const rowGroup = rowGroupSize(columns);
+        // The runs file is small but its JSON cells are big, and a wide spool's chunks are big: one thread reads
+        // them with about half the memory of two.
+        const threads = !(t.spool instanceof CsvSpool) || columns > 256 ? 1 : Number(duckdbThreads());
+        await conn.run(`SET threads = ${threads}`);
+        // The budget, planned from what is read: the reader holds whole lines (a single value may be hundreds of
+        // MB), so a spool with long lines gets room for a few of its buffers per thread beyond the usual budget.
+        const buffer =
+          t.spool instanceof CsvSpool ? t.spool.readerBufferBytes() : 2 * maxObjectSize(t.spool.longestLine);
+        await conn.run(
+          `SET memory_limit = ${quoteLiteral(exportMemoryFor({ readerBufferBytes: buffer, columns, threads }))}`,
+        );
         const c = conn;
         const tempPath = t.tempPath;
-        await copyWithMemoryRetry(c, duckdbMemoryLimit(), () =>
-          c
-            .run(
-              `COPY (${t.select()}) TO ${quoteLiteral(tempPath)} ` +
-                `(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE ${rowGroup})`,
-            )
-            .then(() => undefined),
+        await c.run(
+          `COPY (${t.select()}) TO ${quoteLiteral(tempPath)} ` +
+            `(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE ${rowGroup})`,
         );
         await fsyncPath(t.tempPath);
         await t.spool.file.abort(); // converted: delete the spool now, to free the disk early

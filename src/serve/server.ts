@@ -51,10 +51,15 @@ const TYPES: Record<string, string> = {
   ".svg": "image/svg+xml",
 };
 
-/** The folder of the page assets (next to this file in the sources; the sources' copy when running from dist/). */
+/**
+ * The folder of the page assets: next to this file in the sources, else the sources' copy found from the module's
+ * folder upwards (the package's dist/src/serve/, or a test bundle of the CLI).
+ */
 function staticDir(): string {
   const here = dirname(fileURLToPath(import.meta.url));
-  for (const d of [join(here, "static"), resolve(here, "../../../src/serve/static")]) {
+  const candidates = [join(here, "static")];
+  for (let d = here, i = 0; i < 6; i++, d = dirname(d)) candidates.push(join(d, "src/serve/static"));
+  for (const d of candidates) {
     if (existsSync(join(d, "index.html"))) return d;
   }
   throw new Error("the viewer's page assets (src/serve/static) are missing");
