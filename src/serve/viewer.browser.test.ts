@@ -6,7 +6,7 @@
  * Waits are for selectors, page state and network responses only.
  */
 import assert from "node:assert/strict";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -39,6 +39,9 @@ interface PanelState {
   lines: Line[];
   sampled: boolean;
   range: [number, number] | null;
+  log: boolean;
+  /** uPlot's y-scale distribution (3: logarithmic). */
+  yDistr: number;
   rev: number;
 }
 
@@ -85,6 +88,7 @@ interface Want {
   lines?: number;
   zoomed?: boolean;
   banded?: boolean;
+  log?: boolean;
   /** The smoothing parameter in the URL. */
   smoothing?: string;
 }
@@ -98,6 +102,7 @@ async function panel(page: Page, key: string, want: Want): Promise<PanelState> {
       if (w.lines !== undefined && s.lines.length !== w.lines) return null;
       if (w.zoomed !== undefined && (s.range !== null) !== w.zoomed) return null;
       if (w.banded !== undefined && s.lines.some((l) => l.min) !== w.banded) return null;
+      if (w.log !== undefined && s.log !== w.log) return null;
       if (w.smoothing !== undefined && new URLSearchParams(location.hash.split("?")[1]).get("s") !== w.smoothing) {
         return null;
       }
@@ -123,12 +128,23 @@ before(async () => {
   truth = await truthRuns(fake.url);
   dir = await tempDir("drwandb-serve-browser-");
   const r = await runCli(
-    ["sync", `${fake.entity}/${fake.project}`, "--system-metrics", "--no-export", "--output-dir", dir.path],
+    [
+      "sync",
+      `${fake.entity}/${fake.project}`,
+      "--system-metrics",
+      "--files",
+      "--files-pattern",
+      "output.log",
+      "--no-export",
+      "--output-dir",
+      dir.path,
+    ],
     { env: { WANDB_BASE_URL: fake.url, WANDB_API_KEY: fake.apiKey } },
   );
   assert.equal(r.code, 0, r.stderr);
   const archive = await openArchive({ outputDir: dir.path });
   await writeExtraRuns(archive, fake.entity, fake.project);
+  await archive.markDeleted(fake.entity, fake.project, [runIdOf("killed")]);
   await archive.close();
   srv = await startServer({ source: await openSource({ outputDir: dir.path }), outputDir: dir.path });
   profile = await mkdtemp(join(tmpdir(), "drwandb-chromium-"));
@@ -166,11 +182,13 @@ describe("dr-wandb serve in Chromium", () => {
     for (const t of truth) {
       const row = page.locator(`tr[data-run=${JSON.stringify(t.name)}]`);
       const cells = await row.locator("td").allTextContents();
-      assert.equal(cells[1], t.displayName);
+      assert.equal(cells[1], t.name === runIdOf("killed") ? `${t.displayName} (deleted)` : t.displayName);
       assert.equal(cells[2], t.state);
       const lr = Number((t.config as Record<string, number>).lr);
       const shown = await row.locator(`td[data-col='config:["lr"]']`).textContent();
       assert.ok(Math.abs(Number(shown) - lr) <= Math.abs(lr) * 1e-5, `${t.name}: ${shown} vs ${lr}`);
+      const deleted = t.name === runIdOf("killed");
+      assert.equal(await row.evaluate((e) => e.classList.contains("deleted")), deleted, `${t.name} deleted`);
     }
     await page.close();
   });
@@ -196,6 +214,26 @@ describe("dr-wandb serve in Chromium", () => {
       assert.deepEqual(line.y, want.y);
     }
     assert.ok(page.url().includes("k=loss"), "the panel is in the URL");
+    await page.locator("#log-y").check();
+    const log = await panel(page, "loss", { lines: 2, log: true });
+    assert.deepEqual(
+      log.lines.map((l) => l.y),
+      drawn.lines.map((l) => l.y),
+      "log scale keeps the values",
+    );
+    assert.equal(log.yDistr, 3, "uPlot draws the y axis logarithmic");
+    await page.getByRole("button", { name: "config diff" }).click();
+    await page.waitForSelector("#config-diff");
+    // The edge configs differ only at top-level keys (their nested parts are the same): compare those.
+    const cfg = (id: string) => truth.find((t) => t.name === id)!.config as Record<string, unknown>;
+    const text = (v: unknown) =>
+      JSON.stringify(v, (_k, x) => (typeof x === "bigint" ? String(x) : Number.isNaN(x) ? "NaN" : x));
+    const differing = Object.keys({ ...cfg(a), ...cfg(b) })
+      .filter((k) => text(cfg(a)[k]) !== text(cfg(b)[k]))
+      .sort();
+    assert.ok(differing.length > 0);
+    const shownKeys = await page.locator("#config-diff tbody th").allTextContents();
+    assert.deepEqual([...shownKeys].sort(), differing);
     await page.close();
   });
 
@@ -277,6 +315,9 @@ describe("dr-wandb serve in Chromium", () => {
     await page.goto(`${srv.url}#run?${new URLSearchParams({ e: fake.entity, p: fake.project, run: kitchen })}`);
     const leaf = page.locator(`#config-tree .leaf[data-path='["big_param"]'] span:last-child`);
     assert.equal(await leaf.textContent(), "9007199254740993");
+    const logText = await readFile(join(dir.path, "files", fake.entity, fake.project, kitchen, "output.log"), "utf8");
+    assert.equal(await page.locator("#output-log pre").textContent(), logText);
+    assert.ok((await page.locator("#system-charts .panel canvas").count()) > 0, "system-metrics charts drawn");
     await page.goto(`${srv.url}#run?${new URLSearchParams({ e: fake.entity, p: fake.project, run: HOSTILE_ID })}`);
     const big = page.locator(`#config-tree .leaf[data-path='["big"]'] span:last-child`);
     assert.equal(await big.textContent(), "18446744073709551623");

@@ -268,7 +268,18 @@ async function drawPanel(p, key, s, info, range) {
   });
   if (range) p.uplot.setScale("x", { min: range[0], max: range[1] });
   p.rev++;
-  window.drwandb.panels[key] = { lines, marks, sampled, range, points, total, rev: p.rev, uplotData: aligned };
+  window.drwandb.panels[key] = {
+    lines,
+    marks,
+    sampled,
+    range,
+    points,
+    total,
+    log,
+    yDistr: p.uplot.scales.y.distr,
+    rev: p.rev,
+    uplotData: aligned,
+  };
   panel.dataset.rev = String(p.rev);
   panel.dataset.sampled = sampled ? "1" : "0";
   panel.dataset.zoomed = range ? "1" : "0";
