@@ -117,13 +117,21 @@ export async function renderCharts(root, s, current = () => true) {
     grid.append(panel);
     const p = { el: panel, uplot: null, rev: 0 };
     panels.set(key, p);
-    drawPanel(p, key, s, info, null).catch((e) => {
+    drawPanel(p, key, s, info, zooms.get(zoomId(s, key)) ?? null).catch((e) => {
       panel.append(el("p", { class: "muted" }, String(e.message ?? e)));
     });
   }
 }
 
+/** Zoomed x ranges by panel (key, x axis, runs), kept across redraws of this page (smoothing, grouping, ...). */
+const zooms = new Map();
+function zoomId(s, key) {
+  return JSON.stringify([s.e, s.p, key, s.x ?? "step", s.r]);
+}
+
 async function drawPanel(p, key, s, info, range) {
+  if (range) zooms.set(zoomId(s, key), range);
+  else zooms.delete(zoomId(s, key));
   const panel = p.el;
   const width = Math.max(300, panel.clientWidth - 16);
   const q = projectParams(s);
