@@ -395,6 +395,8 @@ const lines = [
   "",
   `Page weight (everything but the API's JSON): ${kb(weight.raw)} raw, ${kb(weight.gzip)} gzip (the server sends static files uncompressed; API answers over 32 KB are gzipped).`,
   "",
+  "Reading the numbers: the browser draws at most about 4 points per pixel column per run whatever the run's length (uPlot draws 4,000 points in a few milliseconds), so the difference between a short and a long run is the server's SQL. That SQL reads the metric out of each row's JSON `metrics` (DuckDB's `json_extract` over every row of the run): it grows with the run's rows, about linearly, and is the cost of scenario B. Zooming in reads only the range's rows. A per-key columnar copy of the history (or a cache of the full-range answer) would remove that cost; neither is built. On this shared 2-core machine the timings move with the other work running (see the load average above).",
+  "",
   "| file | raw | gzip |",
   "|---|---:|---:|",
   ...weight.files.map(([n, r, g]) => `| ${n} | ${kb(r)} | ${kb(g)} |`),
