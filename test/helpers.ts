@@ -208,6 +208,35 @@ export async function duckObjects(sql: string): Promise<Record<string, unknown>[
   return r.rows.map((row) => Object.fromEntries(r.columns.map((c, i) => [c, row[i]])));
 }
 
+/**
+ * Compares two Parquet files in DuckDB: rows only in a, rows only in b (multisets, NaN equal to NaN), whether the
+ * schemas (names and types, in order) are the same, and how many rows stand at a different place (by (run_id, step)
+ * when both files have those columns). All zero and true: the same table, row for row.
+ */
+export async function parquetDiff(
+  a: string,
+  b: string,
+): Promise<{ onlyA: number; onlyB: number; sameSchema: boolean; moved: number }> {
+  const lit = (s: string) => `'${s.replaceAll("'", "''")}'`;
+  const [A, B] = [`read_parquet(${lit(a)})`, `read_parquet(${lit(b)})`];
+  const schema = async (f: string) => JSON.stringify(await duckObjects(`DESCRIBE SELECT * FROM ${f}`));
+  const [sa, sb] = [await schema(A), await schema(B)];
+  const [r] = await duckObjects(
+    `SELECT (SELECT count(*) FROM (SELECT * FROM ${A} EXCEPT ALL SELECT * FROM ${B}))::INTEGER AS onlyA,
+            (SELECT count(*) FROM (SELECT * FROM ${B} EXCEPT ALL SELECT * FROM ${A}))::INTEGER AS onlyB`,
+  );
+  let moved = 0;
+  if (sa.includes('"run_id"') && sa.includes('"step"')) {
+    const [m] = await duckObjects(
+      `SELECT count(*)::INTEGER AS moved FROM read_parquet(${lit(a)}, file_row_number = true) x
+       JOIN read_parquet(${lit(b)}, file_row_number = true) y USING (file_row_number)
+       WHERE x.run_id <> y.run_id OR x.step IS DISTINCT FROM y.step`,
+    );
+    moved = Number(m!.moved);
+  }
+  return { onlyA: Number(r!.onlyA), onlyB: Number(r!.onlyB), sameSchema: sa === sb, moved };
+}
+
 /** Deep equality for JSON values where NaN equals NaN and bigint equals the same integer number. */
 export function sameValue(a: unknown, b: unknown): boolean {
   if (typeof a === "number" && typeof b === "number") return Object.is(a, b) || a === b;

@@ -56,6 +56,11 @@ export interface RunWrite {
    * refetched for runs that only changed). Ignored for a run that is not stored yet.
    */
   preserve?: ("wandb_metadata" | "sweep_info")[];
+  /**
+   * Where the run came from (runs.source): the path of the local `.wandb` file `dr-wandb import` read it from.
+   * Absent: "wandb-server" (a sync).
+   */
+  source?: string;
 }
 
 export interface QueryResult {

@@ -159,6 +159,7 @@ const RUN_COLUMNS: [string, Cast][] = [
   ["deleted", "bool"],
   ["deleted_at", "ts"],
   ["synced_at", "ts"],
+  ["source", "text"],
 ];
 
 const STATE_COLUMNS: [string, Cast][] = [
@@ -207,6 +208,9 @@ const FILE_COLUMNS: [string, Cast][] = [
   ["local_path", "text"],
 ];
 
+/** runs.source of a run written by a sync (RunWrite.source absent). */
+export const RUN_SOURCE_SERVER = "wandb-server";
+
 function q(name: string): string {
   return `"${name}"`;
 }
@@ -215,7 +219,12 @@ function colList(cols: [string, Cast][]): string {
   return cols.map(([c]) => q(c)).join(", ");
 }
 
-function paramRuns(record: RunRecord, state: RunSyncState, json: (v: JsonValue) => string): unknown[] {
+function paramRuns(
+  record: RunRecord,
+  state: RunSyncState,
+  json: (v: JsonValue) => string,
+  source = RUN_SOURCE_SERVER,
+): unknown[] {
   return [
     record.entity,
     record.project,
@@ -242,6 +251,7 @@ function paramRuns(record: RunRecord, state: RunSyncState, json: (v: JsonValue) 
     state.deleted,
     state.deleted ? tsText(state.synced_at) : null,
     tsText(state.synced_at),
+    source,
   ];
 }
 
@@ -432,10 +442,10 @@ export abstract class SqlArchive implements Archive {
 
   /** Upserts runs rows; `preserve` names columns a stored row keeps (RunWrite.preserve). */
   protected async upsertRuns(
-    items: { record: RunRecord; state: RunSyncState }[],
+    items: { record: RunRecord; state: RunSyncState; source?: string }[],
     preserve: readonly string[] = [],
   ): Promise<void> {
-    const dedup = new Map<string, { record: RunRecord; state: RunSyncState }>();
+    const dedup = new Map<string, (typeof items)[number]>();
     for (const it of items) dedup.set(JSON.stringify([it.record.entity, it.record.project, it.record.run_id]), it);
     const all = [...dedup.values()];
     const update = RUN_COLUMNS.slice(3)
@@ -449,7 +459,7 @@ export abstract class SqlArchive implements Archive {
     await this.insertRows(
       "runs",
       RUN_COLUMNS,
-      all.map((it) => paramRuns(it.record, it.state, (v) => this.json(v))),
+      all.map((it) => paramRuns(it.record, it.state, (v) => this.json(v), it.source)),
       `ON CONFLICT (entity, project, run_id) DO UPDATE SET ${update}`,
       all.map((it) => runWeight(it.record)),
     );
@@ -600,7 +610,7 @@ export abstract class SqlArchive implements Archive {
       this.ensureWritable();
       const { record } = write;
       return this.inTransaction(async () => {
-        await this.upsertRuns([{ record, state: write.state }], write.preserve ?? []);
+        await this.upsertRuns([{ record, state: write.state, source: write.source }], write.preserve ?? []);
         let historyRows = 0;
         if (write.history) {
           const tracker = new KindTracker();

@@ -138,6 +138,11 @@ export const MIGRATIONS: Migration[] = [
       )`,
     ],
   },
+  {
+    version: 2,
+    description: "runs.source: where a run came from (wandb-server, or the local .wandb file it was imported from)",
+    statements: () => [`ALTER TABLE runs ADD COLUMN source TEXT DEFAULT 'wandb-server'`],
+  },
 ];
 
 export const LATEST_SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;

@@ -127,6 +127,32 @@ export function buildProgram(ctx: CommandContext): Command {
     await syncCommand(paths, flags, ctx);
   });
 
+  program
+    .command("import")
+    .description(
+      "Read local .wandb files (offline runs, runs that never reached W&B) into the archive, then export Parquet.",
+    )
+    .argument("<paths...>", "a .wandb file, a run folder, or a wandb/ folder (every run under it)")
+    .option("--entity <entity>", "entity of the imported runs (default: the run's own, else DR_WANDB_ENTITY)")
+    .option("--project <project>", "project of the imported runs (default: the run's own, else uncategorized)")
+    .option(
+      "--db-url <url>",
+      "archive: duckdb:PATH or postgresql://... (or DR_WANDB_DATABASE_URL; default <output-dir>/wandb.duckdb)",
+    )
+    .option(
+      "--output-dir <dir>",
+      "folder for the archive, run files and the Parquet export (or DR_WANDB_OUTPUT_DIR; default ./data)",
+    )
+    .option("--force", "read runs again even when their files have not changed")
+    .option("--no-export", "do not write the Parquet export after the import")
+    .option("--json", "print a machine-readable summary on stdout at the end")
+    .option("-q, --quiet", "print only warnings and errors")
+    .option("-v, --verbose", "print more detail")
+    .action(async (paths: string[], flags) => {
+      const { importCommand } = await import("./commands/import.js");
+      await importCommand(paths, flags, ctx);
+    });
+
   const archiveOptions = (cmd: Command) =>
     cmd
       .option("--db-url <url>", "archive URL (or DR_WANDB_DATABASE_URL; default <output-dir>/wandb.duckdb)")

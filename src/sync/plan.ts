@@ -65,6 +65,13 @@ export function parseStoredSelection(s: string): { history: string; extras: stri
   return { history: s, extras: "" };
 }
 
+/**
+ * The history selection `dr-wandb import` records for a run it read from a local `.wandb` file. A sync that then
+ * finds the run on W&B sees a different selection and replaces the run's history with W&B's (W&B wins); a sync
+ * that does not find it leaves it alone (a local run was never on W&B, so it is not marked deleted there).
+ */
+export const LOCAL_IMPORT_SELECTION = "local-import";
+
 export interface SyncPlan {
   actions: RunAction[];
   /** Listed runs that need nothing. */
@@ -163,6 +170,10 @@ export function findDeleted(
 ): string[] | null {
   if (!listing.complete || listing.filtered) return null;
   const out: string[] = [];
-  for (const [id, s] of stored) if (!s.deleted && !seen.has(id)) out.push(id);
+  for (const [id, s] of stored) {
+    if (s.deleted || seen.has(id)) continue;
+    if (parseStoredSelection(s.selection).history === LOCAL_IMPORT_SELECTION) continue;
+    out.push(id);
+  }
   return out.sort();
 }
