@@ -48,6 +48,8 @@ function walk(dir, out) {
   for (const name of names) {
     if (name === "node_modules" || name.startsWith(".")) continue;
     const p = join(dir, name);
+    // The viewer's page modules are a browser program the server only serves as files, outside the stage flow.
+    if (p.endsWith(join("src", "serve", "static"))) continue;
     if (statSync(p).isDirectory()) walk(p, out);
     else if (/\.(ts|mts|mjs|js)$/.test(name) && !name.endsWith(".d.ts")) out.push(p);
   }

@@ -4,6 +4,7 @@
  * the query/status commands read through it.
  */
 import type { FileRecord, HistoryRecord, RunRecord, SystemMetricsRecord } from "../model/records.js";
+import type { ViewerReads } from "./viewer.js";
 
 /** What the archive remembers of one run between syncs (table sync_state). */
 export interface RunSyncState {
@@ -151,6 +152,8 @@ export interface Archive extends DuckDBExportSource {
   markDeleted(entity: string, project: string, runIds: string[]): Promise<void>;
   logSync(entry: SyncLogEntry): Promise<void>;
   query(sql: string): Promise<QueryResult>;
+  /** The browser viewer's reads (src/archive/viewer.ts): parameterised SQL, one operation at a time like the rest. */
+  viewer(): ViewerReads;
   status(): Promise<ArchiveStatus>;
   close(): Promise<void>;
 }

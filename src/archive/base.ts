@@ -39,6 +39,8 @@ import { migrateSchema } from "./migrate.js";
 import { withDecodedSources } from "./parquet-ingest.js";
 import type { Dialect } from "./schema.js";
 import { jsonText, kindsToMask, type Row, toIsoOrNull, toNumber, tsText, unixToIso } from "./values.js";
+import type { ViewerReads } from "./viewer.js";
+import { ViewerSql } from "./viewer-reads.js";
 
 /** Runs async operations one at a time, in call order (one connection, one transaction at a time). */
 export class SerialQueue {
@@ -442,6 +444,15 @@ export abstract class SqlArchive implements Archive {
       }
       return out;
     });
+  }
+
+  viewer(): ViewerReads {
+    return new ViewerSql(this.kind, (sql, params) =>
+      this.queue.run(async () => {
+        this.ensureOpen();
+        return this.rows(sql, params);
+      }),
+    );
   }
 
   status(): Promise<ArchiveStatus> {

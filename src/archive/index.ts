@@ -18,3 +18,5 @@ export { ArchiveError, type ArchiveErrorCode, firstLine, redactUrl } from "./err
 export { type ArchiveTarget, type OpenArchiveOptions, openArchive, parseArchiveTarget } from "./open.js";
 export { ARCHIVE_TABLES, LATEST_SCHEMA_VERSION, MIGRATIONS } from "./schema.js";
 export { kindsToMask, maskToKinds } from "./values.js";
+export type * from "./viewer.js";
+export { RUN_SORT_COLUMNS } from "./viewer.js";

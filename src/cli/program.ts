@@ -194,6 +194,19 @@ export function buildProgram(ctx: CommandContext): Command {
     await statusCommand(flags, ctx);
   });
 
+  const serve = program
+    .command("serve")
+    .description("Start a local read-only web viewer over the archive: runs table, metric charts, run pages.")
+    .option("--host <host>", "address to listen on (not loopback: an access token is required)", "127.0.0.1")
+    .option("--port <port>", "port (0: any free port)", nonNegativeInt, 8765)
+    .option("--token <token>", "access token to require (default: a random one printed when --host is not loopback)")
+    .option("--open", "open the viewer in the default browser");
+  archiveOptions(serve);
+  serve.action(async (flags) => {
+    const { serveCommand } = await import("./commands/serve.js");
+    await serveCommand(flags, ctx);
+  });
+
   program
     .command("completion")
     .description("Print a shell completion script (bash, zsh or fish).")
