@@ -185,31 +185,38 @@ describe("writer lifecycle", () => {
   });
 });
 
-/** Runs crash-child.ts and SIGKILLs it when `killWhen` returns true for a stdout line (or after `delayMs`). */
+/**
+ * Runs the crash child and SIGKILLs it at the progress line `killAt` (the child waits for a go-ahead after each line,
+ * so the kill lands exactly there); every other line is answered with a go-ahead.
+ */
 function runAndKill(
   format: DownloadFormat,
   dir: string,
   runs: number,
   rows: number,
-  killAt: { line?: string; delayMs?: number },
+  killAt: string,
 ): Promise<{ killed: boolean; output: string }> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ["--import", "tsx", CHILD, format, dir, String(runs), String(rows)], {
-      stdio: ["ignore", "pipe", "pipe"],
+      stdio: ["pipe", "pipe", "pipe"],
     });
     let output = "";
+    let pending = "";
     let stderr = "";
     let killed = false;
-    const kill = () => {
-      if (!killed && child.exitCode === null) {
-        killed = child.kill("SIGKILL");
-      }
-    };
     child.stdout.on("data", (d: Buffer) => {
       output += d.toString();
-      if (killAt.line !== undefined && output.split("\n").includes(killAt.line)) kill();
-      if (killAt.delayMs !== undefined && output.startsWith("run 0\n") && !killed) setTimeout(kill, killAt.delayMs);
+      pending += d.toString();
+      let nl = pending.indexOf("\n");
+      while (nl >= 0) {
+        const line = pending.slice(0, nl);
+        pending = pending.slice(nl + 1);
+        if (line === killAt && !killed) killed = child.kill("SIGKILL");
+        else if (!killed) child.stdin.write("go\n");
+        nl = pending.indexOf("\n");
+      }
     });
+    child.stdin.on("error", () => {}); // the child was killed while we answered
     child.stderr.on("data", (d: Buffer) => {
       stderr += d.toString();
     });
@@ -247,25 +254,25 @@ async function assertCompleteNew(format: DownloadFormat, file: string, runs: num
 
 describe("a writer killed with SIGKILL leaves the old file or the new one, never a torn one", () => {
   const RUNS = 12;
-  const ROWS = 1500;
+  const ROWS = 600;
   for (const format of DOWNLOAD_FORMATS) {
     test(format, { timeout: 240_000 }, async () => {
-      const moments: { line?: string; delayMs?: number }[] = [
-        { line: "run 0" },
-        { line: `run ${RUNS / 2}` },
-        { line: "closing" },
-        { delayMs: 40 },
-        { delayMs: 400 },
-      ];
+      // Before the first run is written, mid-way, before close (nothing renamed: the old files), after close (the
+      // new files, renamed whole).
+      const moments = ["run 0", `run ${RUNS / 2}`, "closing", "closed"];
       const seen = { old: 0, new: 0 };
       for (const killAt of moments) {
         const dir = await tempDir();
         const old = await writeOld(format, dir);
         const { killed } = await runAndKill(format, dir, RUNS, ROWS, killAt);
+        assert.ok(killed, `killed at "${killAt}"`);
         for (const [file, bytes] of old) {
           assert.ok(existsSync(file), `${file} exists (old or new)`);
-          if ((await readFile(file)).equals(bytes)) seen.old++;
-          else {
+          if ((await readFile(file)).equals(bytes)) {
+            assert.notEqual(killAt, "closed", `${file}: still the old file after close`);
+            seen.old++;
+          } else {
+            assert.equal(killAt, "closed", `${file}: replaced although killed at "${killAt}"`);
             await assertCompleteNew(format, file, RUNS, ROWS);
             seen.new++;
           }
@@ -282,7 +289,7 @@ describe("a writer killed with SIGKILL leaves the old file or the new one, never
         await w.abort();
         assert.deepStrictEqual(await tempFilesIn(dir), [], "stale temp files removed");
       }
-      assert.ok(seen.old > 0, "some kills happened before the rename");
+      assert.ok(seen.old > 0 && seen.new > 0, `old ${seen.old}, new ${seen.new}`);
     });
   }
 });

@@ -1,9 +1,11 @@
 /**
  * Test helper (src/output/writer.test.ts): writes a project slowly and reports progress on stdout, so that the test
- * can SIGKILL it at chosen moments.
+ * can SIGKILL it at chosen moments: after each progress line it waits for a line on stdin, so a kill on a line
+ * lands exactly there.
  * Usage: node --import tsx test/support/writer-crash-child.ts FORMAT OUTPUT_DIR RUNS ROWS_PER_RUN
  */
 
+import { createInterface } from "node:readline";
 import type { HistoryRecord } from "../../src/model/records.js";
 import { type DownloadFormat, openProjectWriter } from "../../src/output/writer.js";
 import { sampleRow, sampleRun } from "./writer-fixtures.js";
@@ -31,11 +33,17 @@ const w = await openProjectWriter({
   project: "proj",
   withHistory: true,
 });
+/** Prints a progress line, then waits for the test's go-ahead (a line on stdin): a kill lands exactly there. */
+const lines = createInterface({ input: process.stdin })[Symbol.asyncIterator]();
+async function mark(line: string): Promise<void> {
+  process.stdout.write(`${line}\n`);
+  await lines.next();
+}
 for (let r = 0; r < runs; r++) {
   await w.writeRun(sampleRun(`run${r}`), history(`run${r}`));
-  process.stdout.write(`run ${r}\n`);
-  await new Promise((res) => setTimeout(res, 2));
+  await mark(`run ${r}`);
 }
-process.stdout.write("closing\n");
+await mark("closing");
 await w.close();
-process.stdout.write("closed\n");
+await mark("closed");
+process.exit(0);
