@@ -91,6 +91,41 @@ const fileTimeoutMs = Math.max(10, Number(process.env.DR_WANDB_TEST_FILE_TIMEOUT
 const scratch = mkdtempSync(join(tmpdir(), "drwandb-run-tests-"));
 const reporter = join(ROOT, "scripts/test-counter.mjs");
 const results = [];
+
+/**
+ * One embedded PostgreSQL server for the whole run (unless DR_WANDB_TEST_PG_URL names one), shared by the files
+ * that test PostgreSQL, each in databases of its own: starting one per file cost an initdb each.
+ */
+async function startSharedPg() {
+  const child = spawn(process.execPath, ["--import", "tsx", join(ROOT, "test/support/pg-for-run.ts")], {
+    cwd: ROOT,
+    stdio: ["pipe", "pipe", "inherit"],
+  });
+  const url = await new Promise((resolve, reject) => {
+    let out = "";
+    child.stdout.on("data", (d) => {
+      out += d;
+      const nl = out.indexOf("\n");
+      if (nl >= 0) resolve(out.slice(0, nl));
+    });
+    child.on("exit", (code) => reject(new Error(`the test PostgreSQL server did not start (exit ${code})`)));
+  });
+  const stop = () =>
+    new Promise((resolve) => {
+      if (child.exitCode !== null) return resolve();
+      child.on("exit", resolve);
+      child.stdin.end();
+    });
+  return { url, stop };
+}
+let sharedPg = null;
+const usesPg = selected.filter((f) =>
+  /startTestPg|pg-test-server|faultsSuite/.test(readFileSync(join(ROOT, f), "utf8")),
+);
+if (!process.env.DR_WANDB_TEST_PG_URL && usesPg.length > 1) {
+  sharedPg = await startSharedPg();
+  process.env.DR_WANDB_TEST_PG_URL = sharedPg.url;
+}
 if (!process.env.DR_WANDB_TEST_CLI_DIR) {
   const cliDir = join(ROOT, ".tmp", `test-cli-${process.pid}`);
   await buildCli(cliDir);
@@ -172,6 +207,7 @@ async function worker() {
 }
 console.log(`run-tests: ${selected.length} files, tier ${tier}, ${concurrency} at once`);
 await Promise.all(Array.from({ length: Math.min(concurrency, selected.length) }, worker));
+await sharedPg?.stop();
 rmSync(scratch, { recursive: true, force: true });
 
 const wall = Number(process.hrtime.bigint() - wallStart) / 1e9;
