@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Runs the test files under src/, fake-wandb/ and test/, each in its own Node process (through tsx), two at a time,
+// Runs the test files under src/, fake-wandb/ and test/, each in its own Node process (through tsx), three at a time,
 // and ends with one summary line `N passed, N failed, N skipped` and the slowest files.
 //
 // Usage: node scripts/run-tests.mjs [--tier default|heavy|browser|live|all] [substring ...]
@@ -8,7 +8,7 @@
 //                         *.live.test.ts     against the official wandb client (needs the conformance venvs)
 //                         other *.test.ts    the default tier: `npm test`
 //   Substrings: only files whose path contains one of them.
-//   DR_WANDB_TEST_CONCURRENCY: files at once (default 2); DR_WANDB_TEST_FILE_TIMEOUT: seconds per file (default 600).
+//   DR_WANDB_TEST_CONCURRENCY: files at once (default 3); DR_WANDB_TEST_FILE_TIMEOUT: seconds per file (default 600).
 //   A passing file prints one line (its whole output too with DR_WANDB_TEST_VERBOSE=1); a failing one prints its
 //   whole output.
 import { spawn } from "node:child_process";
@@ -57,7 +57,9 @@ for (const r of ["src", "fake-wandb", "test"]) walk(join(ROOT, r));
 const selected = files
   .filter((f) => tier === "all" || tierOf(f) === tier)
   .filter((f) => filters.length === 0 || filters.some((s) => f.includes(s)))
-  .sort();
+  .sort()
+  // The end-to-end files are the long ones: started first, so that no long file starts last beside an idle slot.
+  .sort((a, b) => Number(b.startsWith("test/e2e/")) - Number(a.startsWith("test/e2e/")));
 if (selected.length === 0) {
   console.error(`run-tests: no test files matched (tier ${tier}${filters.length ? `, ${filters.join(" ")}` : ""})`);
   process.exit(1);
@@ -86,7 +88,9 @@ async function buildCli(dir) {
   });
 }
 
-const concurrency = Math.max(1, Number(process.env.DR_WANDB_TEST_CONCURRENCY ?? 2) || 2);
+// Three at once on two cores: the end-to-end files wait on their fake servers' latency and timeouts part of the time
+// (measured on a fresh clone: 211 s with 3, 238-251 s with 2).
+const concurrency = Math.max(1, Number(process.env.DR_WANDB_TEST_CONCURRENCY ?? 3) || 3);
 const fileTimeoutMs = Math.max(10, Number(process.env.DR_WANDB_TEST_FILE_TIMEOUT ?? 600) || 600) * 1000;
 const scratch = mkdtempSync(join(tmpdir(), "drwandb-run-tests-"));
 const reporter = join(ROOT, "scripts/test-counter.mjs");
