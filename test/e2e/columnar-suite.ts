@@ -16,17 +16,7 @@ import { connect } from "../../src/index.js";
 import { parseStrictJson } from "../../src/model/json.js";
 import { toHistoryRecord } from "../../src/model/records.js";
 import { syncProject } from "../../src/sync/pipeline.js";
-import {
-  archiveDigest,
-  fakeStats,
-  firstDiff,
-  mutate,
-  parquetDiff,
-  runCli,
-  tempDir,
-  truthHistory,
-  truthRuns,
-} from "../helpers.js";
+import { fakeStats, firstDiff, mutate, parquetDiff, runCli, tempDir, truthHistory, truthRuns } from "../helpers.js";
 
 const q = (s: string) => `'${s.replaceAll("'", "''")}'`;
 
@@ -43,7 +33,7 @@ async function dump(outputDir: string): Promise<Record<string, string>> {
       ),
       metricKeys: await text("SELECT entity, project, key, kinds FROM metric_keys ORDER BY key"),
       state: await text("SELECT run_id, last_step, history_complete FROM sync_state ORDER BY run_id"),
-      runs: await text("SELECT run_id, last_history_step FROM runs ORDER BY run_id"),
+      runs: await text("SELECT run_id, state, config, summary, last_history_step FROM runs ORDER BY run_id"),
     };
   } finally {
     await archive.close();
@@ -115,10 +105,8 @@ export function columnarSuite(
       const colDump = await dump(colDir.path);
       assert.ok(rowDump.history!.split("\n").length > 8 * 1000, "history rows");
       for (const k of Object.keys(rowDump)) assert.equal(colDump[k], rowDump[k], `${k} differs`);
-      assert.equal(
-        await archiveDigest(undefined, colDir.path, fake),
-        await archiveDigest(undefined, rowDir.path, fake),
-      );
+      // (The dumps hold the runs' config, summary and state and every history row as stored text, byte for byte:
+      // stronger than archiveDigest's parsed comparison, which the backends' tests use.)
       assert.deepEqual(
         await parquetDiff(await historyFile(colDir.path), await historyFile(rowDir.path)),
         SAME,
@@ -127,16 +115,17 @@ export function columnarSuite(
 
       if (opts.truthAfterFirstSync) await assertTruth(colDir.path);
 
-      // An incremental sync: runs that logged more than a window's worth of steps and finished are read from their
-      // stored last step out of the new exports (fromStep > 0), others from live windows; both ways again the same.
+      // An incremental sync: runs that logged more than a window's worth of steps (1,000) and finished are read from
+      // their stored last step out of the new exports (fromStep > 0, across the fake's 1,000-step export files),
+      // others from live windows; both ways again the same.
       const truth = await truthRuns(fake.url);
       const running = truth.filter((t) => t.state === "running").map((t) => t.name as string);
       const finished = truth.filter((t) => t.state === "finished").map((t) => t.name as string);
       assert.ok(running.length >= 1 && finished.length >= 1, `running ${running.length}, finished ${finished.length}`);
       await mutate(fake.url, [
-        { op: "appendSteps", run: running[0]!, steps: 3000 },
+        { op: "appendSteps", run: running[0]!, steps: 1400 },
         { op: "finishRun", run: running[0]! },
-        { op: "appendSteps", run: finished[0]!, steps: 2500 },
+        { op: "appendSteps", run: finished[0]!, steps: 1200 },
         { op: "finishRun", run: finished[0]! },
         { op: "addRuns", count: 1 },
       ]);

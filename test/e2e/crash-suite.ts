@@ -3,10 +3,14 @@
  * completion. The archive and its export must equal a clean run's, with no duplicate history rows and no torn or
  * temporary files; a killed wandb-download leaves the previous files (or none), never a torn one.
  *
- * The moments are events, not delays: the CLI talks to fake-wandb through a counting proxy (test/gate-proxy.ts),
- * and a kill at request N holds that request unanswered, kills the process while it waits, so the kill always lands
- * mid-sync, whatever the machine's load; N is drawn from a seed over the clean sync's request count. The export
- * phase (no requests) is reached by waiting for the first temporary export file to appear in the output folder.
+ * The moments are events, not delays: the CLI talks to fake-wandb through a counting proxy (test/gate-proxy.ts);
+ * a kill holds a chosen request unanswered and kills the process while it waits, so the kill always lands mid-sync,
+ * whatever the machine's load. Only requests every sync of the project makes are chosen: a sync's request count and
+ * names vary with batching and prefetch under load (HistoryPages or HistoryPage, RunsParquetHistory or
+ * RunParquetHistory, one tail page or two), so the kills are (1) the first request of each family of operations the
+ * clean sync made (listing, parquet history, history pages, sweeps: each is made by any sync of this project) and
+ * (2) seeded request numbers up to the number of those families, which any sync reaches. The export phase (no
+ * requests) is reached by waiting for the first temporary export file to appear in the output folder.
  * Run by crash.test.ts (default tier) and crash.heavy.test.ts (more kills); `npm run soak` runs 20.
  */
 import assert from "node:assert/strict";
@@ -29,6 +33,19 @@ function rng(seed: number): () => number {
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
+}
+
+/** The operation families of a sync: one sync asks for one member or the other of a family, depending on batching. */
+const FAMILIES: readonly RegExp[] = [/^Runs$/, /^Runs?ParquetHistory$/, /^HistoryPages?$/, /^GetSweeps?$/];
+
+/** The families a sequence of request names touches (in order of first appearance); a name of no family is its own. */
+function familiesOf(names: readonly string[]): RegExp[] {
+  const found: RegExp[] = [];
+  for (const name of names) {
+    if (found.some((f) => f.test(name))) continue;
+    found.push(FAMILIES.find((f) => f.test(name)) ?? new RegExp(`^${name.replace(/[^\w]/g, "\\$&")}$`));
+  }
+  return found;
 }
 
 /** Every Parquet file in the folder opens whole. */
@@ -63,7 +80,7 @@ function whenTempFileAppears(dir: string): { seen: Promise<string>; stop: () => 
 
 export function crashSuite(opts: {
   seed: number;
-  /** Kills at seeded request numbers, besides the first request, the last one and the export. */
+  /** Kills at seeded request numbers, besides the first request of each operation family and the export. */
   randomKills: number;
   data: Pick<FakeWandbOptions, "runs" | "steps" | "metrics" | "runningFraction">;
 }): void {
@@ -72,6 +89,7 @@ export function crashSuite(opts: {
   let env: NodeJS.ProcessEnv;
   let cleanDigest: string;
   let cleanRequests: number;
+  let families: RegExp[];
 
   before(async () => {
     fake = await startFakeWandb({ seed: opts.seed, ...opts.data });
@@ -82,6 +100,7 @@ export function crashSuite(opts: {
     const r = await runCli(["sync", `${fake.entity}/${fake.project}`, "--output-dir", dir.path, "-q"], { env });
     assert.equal(r.code, 0, r.stderr);
     cleanRequests = gate.count - before;
+    families = familiesOf(gate.names.slice(before));
     cleanDigest = await archiveDigest(undefined, dir.path, fake);
   });
   after(async () => {
@@ -101,26 +120,25 @@ export function crashSuite(opts: {
   }
 
   describe("kill -9 and rerun", () => {
-    it(`a sync killed at the first and a late request, ${opts.randomKills} seeded requests and the export ends equal to a clean sync`, async () => {
-      assert.ok(cleanRequests >= 3, `a clean sync made ${cleanRequests} API requests`);
+    it(`a sync killed at the first request of each operation family, ${opts.randomKills} seeded requests and the export ends equal to a clean sync`, async () => {
+      assert.ok(families.length >= 3, `a clean sync touched ${families.length} operation families`);
       const next = rng(opts.seed);
-      // A sync's request count varies by one or two under load (the next listing page is fetched while runs are
-      // written, and runs are batched by what has arrived): kills stay below the clean count's last two requests.
-      const last = Math.max(2, cleanRequests - 2);
-      const moments = [1, last];
-      for (let k = 0; k < opts.randomKills; k++) moments.push(2 + Math.floor(next() * (last - 1)));
-      for (const n of moments) {
+      const moments: { name: string | RegExp; k: number }[] = families.map((f) => ({ name: f, k: 1 }));
+      for (let i = 0; i < opts.randomKills; i++)
+        moments.push({ name: "*", k: 2 + Math.floor(next() * (families.length - 1)) });
+      for (const { name, k } of moments) {
+        const label = `${name === "*" ? "request" : `${name} request`} ${k} (clean sync: ${cleanRequests} requests)`;
         await using dir = await tempDir();
         const args = ["sync", `${fake.entity}/${fake.project}`, "--output-dir", dir.path, "-q"];
-        const held = gate.holdAt(n);
+        const held = gate.holdAt(name, k);
         const { child, done } = startCli(args, { env });
         const path = await Promise.race([held, done.then((r) => `(ended first: ${r.code} ${r.stderr})`)]);
-        assert.ok(path.startsWith("/"), `request ${n} of ${cleanRequests} was never made: ${path}`);
+        assert.ok(path.startsWith("/"), `${label} was never made: ${path}`);
         child.kill("SIGKILL");
         const killed = await done;
         gate.clearHold();
-        assert.equal(killed.signal, "SIGKILL", `killed while request ${n} (${path}) was held`);
-        await rerunAndCompare(dir.path, `at request ${n} of ${cleanRequests} (${path})`);
+        assert.equal(killed.signal, "SIGKILL", `killed while ${label} was held`);
+        await rerunAndCompare(dir.path, `at ${label}`);
       }
     });
 
@@ -147,10 +165,12 @@ export function crashSuite(opts: {
         const first = await runCli(args, { env, bin: "wandb-download" });
         assert.equal(first.code, 0, first.stderr);
         const requests = gate.count - start;
+        // As for the sync: a request number every download of this project reaches (one per operation family).
+        const reached = familiesOf(gate.names.slice(start)).length;
         const before = new Map<string, string>();
         for (const name of await readdir(dir.path)) before.set(name, fileDigest(join(dir.path, name)));
-        const n = 1 + Math.floor(next() * requests);
-        const held = gate.holdAt(n);
+        const n = 1 + Math.floor(next() * reached);
+        const held = gate.holdAt("*", n);
         const { child, done } = startCli(args, { env, bin: "wandb-download" });
         const path = await Promise.race([held, done.then((r) => `(ended first: ${r.code} ${r.stderr})`)]);
         assert.ok(path.startsWith("/"), `${format}: request ${n} of ${requests} was never made: ${path}`);

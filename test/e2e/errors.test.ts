@@ -208,7 +208,7 @@ describe("security", () => {
     const gate = await startGateProxy(fake.url);
     try {
       await using dir = await tempDir();
-      const held = gate.holdAt(1);
+      const held = gate.holdAt("*");
       const { child, done } = startCli(
         ["sync", `${fake.entity}/${fake.project}`, "--output-dir", dir.path, "-q", "--api-key", fake.apiKey],
         { env: { WANDB_BASE_URL: gate.url } },
