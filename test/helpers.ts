@@ -59,12 +59,88 @@ export function startCli(
   return { child, done };
 }
 
-/** Runs `dr-wandb` (or `wandb-download`) in a child process (see cliArgs). */
-export function runCli(
-  args: string[],
-  opts: { env?: NodeJS.ProcessEnv; cwd?: string; bin?: "dr-wandb" | "wandb-download"; timeoutMs?: number } = {},
-): Promise<CliResult> {
-  return runNodeArgs([...cliArgs(opts.bin), ...args], opts);
+export interface RunCliOptions {
+  env?: NodeJS.ProcessEnv;
+  cwd?: string;
+  bin?: "dr-wandb" | "wandb-download";
+  timeoutMs?: number;
+  /** In a child process of its own (see runCli): for what only a process shows (exit paths, signals, stderr). */
+  process?: boolean;
+}
+
+/** Variables the product reads once, when its modules load: a run that sets them needs a process of its own. */
+const LOAD_TIME_VARIABLES = ["DR_WANDB_MAX_BUFFERED_CELLS", "DR_WANDB_SPOOL_CELLS"];
+let inProcessRuns = 0;
+
+/**
+ * Runs `dr-wandb` (or `wandb-download`) and gives its exit code, stdout and stderr. By default inside this process,
+ * through the same runProgram the commands' bin files call, with the same clean environment a child would get
+ * (PATH, HOME, TMPDIR and `env`) and its output captured: a CLI process costs about 0.6 CPU s of Node start-up and
+ * module loading before its first request, which the suite's few hundred runs paid for nothing. A child process
+ * (see cliArgs) is used when the test asks for one (`process: true`: exit paths, signals, what Node itself prints),
+ * when `cwd` is given, when `env` sets a variable read at module load, when another in-process run is under way
+ * (two runs at once must not share process.env), or with DR_WANDB_TEST_CLI_IN_PROCESS=0 for the whole run.
+ */
+export async function runCli(args: string[], opts: RunCliOptions = {}): Promise<CliResult> {
+  const env: NodeJS.ProcessEnv = {
+    PATH: process.env.PATH,
+    HOME: process.env.HOME,
+    TMPDIR: process.env.TMPDIR,
+    ...opts.env,
+  };
+  const spawnIt =
+    opts.process === true ||
+    opts.cwd !== undefined ||
+    process.env.DR_WANDB_TEST_CLI_IN_PROCESS === "0" ||
+    inProcessRuns > 0 ||
+    LOAD_TIME_VARIABLES.some((k) => env[k] !== undefined);
+  if (spawnIt) return runNodeArgs([...cliArgs(opts.bin), ...args], opts);
+  inProcessRuns++;
+  // The few settings the product reads from process.env itself (DuckDB budgets, the columnar switch, CI, debug)
+  // come from `env` for the length of the run, as in a child with that environment.
+  const saved = new Map<string, string | undefined>();
+  for (const k of Object.keys(process.env)) if (/^(DR_WANDB_(?!TEST_)|CI$)/.test(k)) saved.set(k, process.env[k]);
+  for (const k of saved.keys()) delete process.env[k];
+  for (const [k, v] of Object.entries(env)) {
+    if (!/^(DR_WANDB_(?!TEST_)|CI$)/.test(k) || v === undefined) continue;
+    if (!saved.has(k)) saved.set(k, process.env[k]);
+    process.env[k] = v;
+  }
+  try {
+    const { Writable } = await import("node:stream");
+    let stdout = "";
+    let stderr = "";
+    const sink = (add: (s: string) => void) =>
+      new Writable({
+        write(chunk, _encoding, callback) {
+          add(String(chunk));
+          callback();
+        },
+      });
+    const out = sink((s) => {
+      stdout += s;
+    });
+    const err = sink((s) => {
+      stderr += s;
+    }) as unknown as NodeJS.WriteStream;
+    const main = await import("../src/cli/main.js");
+    const program = await import("../src/cli/program.js");
+    const ctx = main.makeContext({ argv: args, env, cwd: ROOT, stdout: out, stderr: err });
+    const bin = opts.bin ?? "dr-wandb";
+    const { Command } = await import("commander");
+    const command =
+      bin === "dr-wandb"
+        ? program.buildProgram(ctx)
+        : program.downloadCommandSpec(new Command("wandb-download").version(program.VERSION), ctx);
+    const code = await main.runProgram(command, ctx, args, bin);
+    return { code, signal: null, stdout, stderr };
+  } finally {
+    for (const [k, v] of saved) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
+    inProcessRuns--;
+  }
 }
 
 /** Runs a TypeScript file through tsx in a child process with a clean environment plus `env`. */

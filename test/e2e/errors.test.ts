@@ -9,7 +9,10 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { type FakeWandb, startFakeWandb } from "../../fake-wandb/index.js";
 import { startGateProxy } from "../gate-proxy.js";
-import { fakeStats, runCli, startCli, tempDir } from "../helpers.js";
+import { fakeStats, type RunCliOptions, runCli as runCliIn, startCli, tempDir } from "../helpers.js";
+
+/** Every run here in a process of its own: what these tests prove (one line, no stack trace) is what a process shows. */
+const runCli = (args: string[], opts: RunCliOptions = {}) => runCliIn(args, { ...opts, process: true });
 
 let fake: FakeWandb;
 let env: NodeJS.ProcessEnv;
