@@ -1,6 +1,7 @@
 /**
  * The DuckDB backend (the embedded default): one file, one read-write process at a time (DuckDB's own file lock,
- * plus a registry for a second open in the same process). History is bulk-loaded with the Appender API.
+ * plus a registry for a second open in the same process). History is bulk-loaded with the Appender API; parquet
+ * exports (parquet-ingest.ts) and text row files (text-ingest.ts, writeRunStreamed) with SQL.
  */
 import { closeSync, existsSync, mkdirSync, openSync, readSync, statSync } from "node:fs";
 import { dirname, resolve } from "node:path";
@@ -26,12 +27,14 @@ import {
   type HistoryWrite,
   type ParquetSource,
   type QueryResult,
+  type StreamedRunWrite,
 } from "./archive.js";
-import { SqlArchive } from "./base.js";
+import { type RunKey, SqlArchive } from "./base.js";
 import type { Cast } from "./columns.js";
 import { ArchiveError, firstLine } from "./errors.js";
 import { ingestParquet, withDecodedSources } from "./parquet-ingest.js";
 import { DUCKDB_DIALECT } from "./schema.js";
+import { insertTextRows } from "./text-ingest.js";
 import { jsonText, maskToKinds, normaliseInt, type Row, unixToMicros } from "./values.js";
 
 /** Files opened by this process: path -> number of readers, or -1 for the writer. */
@@ -236,10 +239,15 @@ export class DuckDBArchive extends SqlArchive implements DuckDBExportSource {
     });
   }
 
-  protected async loadHistory(record: RunRecord, history: HistoryWrite, tracker: KindTracker): Promise<number> {
+  protected async loadHistory(record: RunKey, history: HistoryWrite, tracker: KindTracker): Promise<number> {
     await this.deleteHistory(record, history);
     let max = history.replace ? Number.NEGATIVE_INFINITY : Math.trunc(history.fromStep) - 1;
     let n = 0;
+    if (history.textRows !== undefined) {
+      const t = await insertTextRows((sql) => this.exec(sql), record, history.textRows, max, tracker);
+      n += t.rows;
+      max = t.max;
+    }
     // Parquet exports first (their steps precede the batches'), inserted with SQL; what the columnar ingest does
     // not take with certainty is decoded and appended like the batches.
     const decode: ParquetSource[] = [];
@@ -319,6 +327,11 @@ export class DuckDBArchive extends SqlArchive implements DuckDBExportSource {
       throw e;
     }
     return n;
+  }
+
+  /** Archive.writeRunStreamed: the history first (text rows included: src/archive/text-ingest.ts). */
+  writeRunStreamed(write: StreamedRunWrite): Promise<{ historyRows: number }> {
+    return this.streamedWrite(write);
   }
 
   withDuckDBTables<T>(_filter: ExportFilter, fn: (conn: DuckDBConnection) => Promise<T>): Promise<T> {
