@@ -19,7 +19,7 @@ import {
 } from "@duckdb/node-api";
 import { duckdbMemoryLimit, duckdbThreads } from "../model/duckdb-resources.js";
 import { type KindTracker, quoteLiteral } from "../model/flatten.js";
-import type { HistoryRecord, RunRecord } from "../model/records.js";
+import type { HistoryRecord } from "../model/records.js";
 import {
   columnarEnabled,
   type DuckDBExportSource,
@@ -327,6 +327,49 @@ export class DuckDBArchive extends SqlArchive implements DuckDBExportSource {
       throw e;
     }
     return n;
+  }
+
+  /**
+   * Upserts history rows through the Appender into a temp table of the history's column types, then one INSERT ...
+   * ON CONFLICT: the JSON text is stored as the Appender stores appended rows (a VALUES insert would CAST it to
+   * JSON, which refuses a lone surrogate's \udXXX escape that stringifyStrict writes).
+   */
+  protected override async upsertHistoryRows(record: RunKey, rows: HistoryRecord[]): Promise<void> {
+    if (rows.length === 0) return;
+    const stage = "dr_wandb_stage_history_upsert";
+    await this.exec(
+      `CREATE TEMP TABLE IF NOT EXISTS ${stage} (step BIGINT, "timestamp" TIMESTAMPTZ, runtime DOUBLE, wandb_metadata JSON, metrics JSON, extra JSON)`,
+    );
+    const appender = await this.conn.createAppender(stage, "main", "temp");
+    try {
+      for (const row of rows) {
+        appender.appendBigInt(BigInt(Math.trunc(row.step)));
+        const micros = unixToMicros(row.timestamp);
+        if (micros === null) appender.appendNull();
+        else appender.appendTimestampTZ(new DuckDBTimestampTZValue(BigInt(micros)));
+        if (row.runtime === null || row.runtime === undefined) appender.appendNull();
+        else appender.appendDouble(Number(row.runtime));
+        appender.appendVarchar(jsonText(row.wandb_metadata));
+        appender.appendVarchar(jsonText(row.metrics));
+        appender.appendVarchar(jsonText(row.extra));
+        appender.endRow();
+      }
+      appender.flushSync();
+    } finally {
+      appender.closeSync();
+    }
+    try {
+      await this.exec(
+        `INSERT INTO history (entity, project, run_id, step, "timestamp", runtime, wandb_metadata, metrics, extra)
+         SELECT ${quoteLiteral(record.entity)}, ${quoteLiteral(record.project)}, ${quoteLiteral(record.run_id)}, step,
+                "timestamp", runtime, wandb_metadata, metrics, extra FROM ${stage}
+         ON CONFLICT (entity, project, run_id, step) DO UPDATE SET "timestamp" = excluded."timestamp",
+           runtime = excluded.runtime, wandb_metadata = excluded.wandb_metadata, metrics = excluded.metrics,
+           extra = excluded.extra`,
+      );
+    } finally {
+      await this.exec(`DELETE FROM ${stage}`);
+    }
   }
 
   /** Archive.writeRunStreamed: the history first (text rows included: src/archive/text-ingest.ts). */

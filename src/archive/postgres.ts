@@ -17,7 +17,7 @@ import copyStreams from "pg-copy-streams";
 import { duckdbMemoryLimit, duckdbThreads } from "../model/duckdb-resources.js";
 import { type KindTracker, quoteIdent, quoteLiteral } from "../model/flatten.js";
 import type { JsonValue } from "../model/json.js";
-import type { HistoryRecord, RunRecord } from "../model/records.js";
+import type { HistoryRecord } from "../model/records.js";
 import type { DuckDBExportSource, ExportFilter, HistoryWrite, QueryResult } from "./archive.js";
 import { type RunKey, SqlArchive } from "./base.js";
 import { ArchiveError, firstLine, redactUrl } from "./errors.js";

@@ -5,8 +5,8 @@
  * is asked for before the previous insert is awaited: that is the overlap of decoding with the write.
  */
 import { unlinkSync } from "node:fs";
-import { quoteLiteral } from "../model/flatten.js";
 import type { KindTracker } from "../model/flatten.js";
+import { quoteLiteral } from "../model/flatten.js";
 import type { TextRowsFile } from "./archive.js";
 import type { RunKey } from "./base.js";
 import { ArchiveError } from "./errors.js";

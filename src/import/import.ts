@@ -42,6 +42,11 @@ export interface ImportOptions {
   outputDir?: string;
   /** Re-import runs whose files have not changed. */
   force?: boolean;
+  /**
+   * false: every history row as an object (the path PostgreSQL takes) even where the archive takes text rows
+   * (comparisons). Default: on unless DR_WANDB_IMPORT_FAST=0.
+   */
+  textRows?: boolean;
   /** History rows kept in memory per run before spooling to disk (tests). */
   memoryCells?: number;
   onEvent?: (e: ImportEvent) => void;
@@ -273,7 +278,7 @@ export async function importPaths(
         return { record, state, systemMetrics: log.stats, files: fileRows?.records, source: paths[paths.length - 1] };
       };
       let out: { historyRows: number } | null = null;
-      if (archive.writeRunStreamed !== undefined && textRowsEnabled()) {
+      if (archive.writeRunStreamed !== undefined && (opts.textRows ?? textRowsEnabled())) {
         const log = new RunLog(opts.memoryCells);
         log.fromStep = fromStep;
         const dir = mkdtempSync(join(tmpdir(), "dr-wandb-import-"));

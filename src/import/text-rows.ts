@@ -152,7 +152,9 @@ export class TextRows {
     else if (key === "_runtime") role = RUNTIME;
     else if (key === "_timestamp") role = TIMESTAMP;
     else if (key.startsWith("_") || key === "__proto__" || isIndexKey(key)) role = OTHER;
-    const info: KeyInfo = { role, prefix: `${JSON.stringify(key)}:`, stamp: 0, mask: 0 };
+    const prefix = `${JSON.stringify(key)}:`;
+    if (prefix.includes("\\ud")) role = OTHER; // a lone surrogate (see add)
+    const info: KeyInfo = { role, prefix, stamp: 0, mask: 0 };
     this.keys.set(key, info);
     return info;
   }
@@ -209,6 +211,8 @@ export class TextRows {
           if (text === null) {
             const v = itemValue(item);
             text = stringifyStrict(v);
+            // a lone surrogate (JSON.stringify writes it as \udXXX): DuckDB's JSON cast refuses it, its Appender not
+            if (text.includes("\\ud")) return false;
             bit = KIND_BITS[kindOf(v)];
           }
           body += count === 0 ? info.prefix + text : `,${info.prefix}${text}`;
