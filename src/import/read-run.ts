@@ -60,12 +60,13 @@ export function* readRunText(
       } catch {
         peek = null; // the whole decode below says why
       }
-      if (peek?.recordType === "summary") {
+      // (a message field unset is null: cheaper than the oneof getter recordType)
+      if (peek !== null && peek.summary != null) {
         log.records++;
         log.addSummary(peek.summary);
         continue;
       }
-      if (peek?.recordType === "history") {
+      if (peek !== null && peek.history != null) {
         let taken = false;
         try {
           taken = rows.add(peek.history?.item ?? [], log);
