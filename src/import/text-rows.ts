@@ -57,6 +57,7 @@ const MAX_BODY = 600_000;
  */
 export function canonicalKind(s: string): number {
   const n = s.length;
+  if (n === 0) return 0;
   let i = 0;
   let c = s.charCodeAt(0);
   if (c === 45) {
