@@ -1,11 +1,16 @@
 /**
  * `npx tsx bench/import.ts [--rows N] [--metrics K]`: import speed of one big local `.wandb` file into DuckDB.
  *
- * The file is written by our own framing writer (src/import/log-writer.ts) in the layout wandb-core writes: per step
- * one history record (`_step`, `_runtime`, `_timestamp` and K float metrics as nested_key/value_json items) and one
- * summary record with the same items, as the real client does; plus a run record and a stats record every 100 steps.
- * It is made once per size in the system temp folder and reused. The timed part is `importPaths` into a fresh DuckDB
- * archive (reading, decoding, writing every row in one transaction), without the Parquet export.
+ * The file is written by our own framing writer (src/import/log-writer.ts) in the layout wandb-core writes (as in
+ * the fixtures test/import/fixtures, written by wandb 0.31 offline): per step three records: a summary
+ * `{_wandb.runtime, _runtime}`, a summary with the logged items, then the history record (`_step`, `_runtime`,
+ * `_timestamp` and K float metrics as nested_key/value_json items), the items of each record in a different (seeded
+ * random, like Go's map order) order; plus a run record and a stats record every 100 steps.
+ * `--layout old`: the layout of the first version of this bench (per step the history record, then one summary
+ * record with the same items in the same order).
+ * It is made once per size and layout in the system temp folder and reused. The timed part is `importPaths` into a
+ * fresh DuckDB archive (reading, decoding, writing every row in one transaction), without the Parquet export.
+ * DR_WANDB_IMPORT_FAST=0 times the object path (the one the PostgreSQL backend takes) instead of the text-row path.
  */
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, loadavg, tmpdir } from "node:os";
@@ -21,6 +26,30 @@ function arg(name: string, dflt: number): number {
 
 const rows = arg("--rows", 1_000_000);
 const metrics = arg("--metrics", 8);
+const layoutAt = process.argv.indexOf("--layout");
+const layout = layoutAt >= 0 ? process.argv[layoutAt + 1] : "client";
+if (layout !== "client" && layout !== "old") throw new Error("--layout is client or old");
+
+/** A seeded PRNG (mulberry32), so that every run of the bench writes the same file. */
+function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function shuffled<T>(items: T[], rand: () => number): T[] {
+  const out = [...items];
+  for (let i = out.length - 1; i > 0; i--) {
+    const j = Math.floor(rand() * (i + 1));
+    [out[i], out[j]] = [out[j]!, out[i]!];
+  }
+  return out;
+}
 
 function makeLog(path: string): void {
   const w = new LogWriter();
@@ -38,6 +67,7 @@ function makeLog(path: string): void {
     },
   });
   let num = 3;
+  const rand = prng(15);
   const chunks: Buffer[] = [];
   for (let s = 0; s < rows; s++) {
     const items = [
@@ -46,8 +76,15 @@ function makeLog(path: string): void {
       { nestedKey: ["_timestamp"], valueJson: String(start + s * 0.05) },
     ];
     for (let k = 0; k < metrics; k++) items.push({ nestedKey: [`m${k}`], valueJson: String(Math.sin(s + k) * 100) });
-    w.record({ num: num++, history: { item: items, step: { num: s } } });
-    w.record({ num: num++, summary: { update: items } });
+    if (layout === "old") {
+      w.record({ num: num++, history: { item: items, step: { num: s } } });
+      w.record({ num: num++, summary: { update: items } });
+    } else {
+      const runtime = { nestedKey: ["_wandb", "runtime"], valueJson: String(Math.floor(s * 0.05)) };
+      w.record({ num: num++, summary: { update: [runtime, { key: "_runtime", valueJson: String(s * 0.05) }] } });
+      w.record({ num: num++, summary: { update: shuffled(items, rand) } });
+      w.record({ num: num++, history: { item: shuffled(items, rand), step: { num: s } } });
+    }
     if (s % 100 === 0) {
       w.record({
         num: num++,
@@ -62,7 +99,7 @@ function makeLog(path: string): void {
 
 async function main(): Promise<void> {
   const dir = join(tmpdir(), "dr-wandb-bench-import");
-  const folder = join(dir, `offline-run-20250101_000000-bench001-${rows}x${metrics}`);
+  const folder = join(dir, `offline-run-20250101_000000-bench001-${rows}x${metrics}-${layout}`);
   const file = join(folder, "run-bench001.wandb");
   if (!existsSync(file)) {
     mkdirSync(folder, { recursive: true });
@@ -82,7 +119,8 @@ async function main(): Promise<void> {
     await archive.close();
     const { size } = await import("node:fs").then((fs) => fs.statSync(file));
     const line = {
-      scenario: `one run, ${rows} steps x ${metrics} float metrics (+ _step/_runtime/_timestamp), a summary record per step`,
+      scenario: `one run, ${rows} steps x ${metrics} float metrics (+ _step/_runtime/_timestamp), ${layout === "old" ? "old layout: history + 1 summary record per step" : "client layout: 2 summary records + history per step"}`,
+      path: process.env.DR_WANDB_IMPORT_FAST === "0" ? "object rows" : "text rows when the archive takes them",
       fileMiB: +(size / 2 ** 20).toFixed(1),
       historyRows: r.historyRows,
       seconds: +secs.toFixed(2),

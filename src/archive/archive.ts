@@ -43,6 +43,22 @@ export interface ParquetSource {
   stringKeys: readonly string[];
 }
 
+/**
+ * One file of history rows as text (HistoryWrite.textRows): a line per row, four tab-separated fields: the step
+ * (integer), `_timestamp` as integer microseconds since the epoch or `\N`, the runtime (a JS number's text,
+ * `NaN`/`Infinity`/`-Infinity`, `-0`) or `\N`, and the metrics as the JSON text `jsonText` writes (never a tab or a
+ * line break). wandb_metadata and extra are `{}`.
+ */
+export interface TextRowsFile {
+  path: string;
+  rows: number;
+  /** Steps increase strictly from line to line; minStep is the first line's, maxStep the last's. */
+  minStep: number;
+  maxStep: number;
+  /** The kinds mask (KIND_BITS) of each metric key over the file's rows. */
+  kinds: ReadonlyMap<string, number>;
+}
+
 export interface HistoryWrite {
   /** Delete all stored history of the run before writing (force refresh, changed selection). */
   replace: boolean;
@@ -55,6 +71,14 @@ export interface HistoryWrite {
    * written like the batches. The files must stay until writeRun returns.
    */
   parquetSources?: ParquetSource[];
+  /**
+   * DuckDB only (writeRunStreamed): text row files, inserted before `parquetSources` and `batches`, each file's steps
+   * above every step before it (the previous files', and `fromStep - 1` or, on replace, anything) and below every
+   * step of `parquetSources`; `batches` may hold any steps (a step already written is overwritten). Iterated
+   * lazily: the next file is asked for while the previous one is being inserted, so that the caller can produce it
+   * (decode a log) beside DuckDB's work. A file may be deleted once the next one is asked for or writeRun returns.
+   */
+  textRows?: Iterable<TextRowsFile>;
 }
 
 export interface RunWrite {
@@ -75,6 +99,18 @@ export interface RunWrite {
    * Absent: "wandb-server" (a sync).
    */
   source?: string;
+}
+
+/**
+ * writeRunStreamed's argument: the run's history is written first (text rows produced while it is being written),
+ * then `finish` gives the rest of the run, all in one transaction as writeRun. `finish` may throw to roll back.
+ */
+export interface StreamedRunWrite {
+  entity: string;
+  project: string;
+  run_id: string;
+  history: HistoryWrite;
+  finish(): Omit<RunWrite, "history">;
 }
 
 /** Which runs an export reads. */
@@ -146,6 +182,13 @@ export interface Archive extends DuckDBExportSource {
    * the archive holds either the run as it was before or the run as it is now, never a mix.
    */
   writeRun(write: RunWrite): Promise<{ historyRows: number }>;
+  /**
+   * Optional capability (the DuckDB backend has it; PostgreSQL does not): writeRun with the history first and taking
+   * `history.textRows`, so that the history can be produced while it is written. The record, state, metrics and
+   * files come from `finish()` once the history is in; one transaction as writeRun. writeRun itself refuses
+   * `textRows`.
+   */
+  writeRunStreamed?(write: StreamedRunWrite): Promise<{ historyRows: number }>;
   /** Records and states of many runs in one transaction (runs-only syncs); history is left as it is. */
   writeRunRecords(items: { record: RunRecord; state: RunSyncState }[]): Promise<void>;
   /** Marks runs deleted on the server (rows kept, runs.deleted = true, sync_state.deleted = true). */

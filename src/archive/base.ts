@@ -19,6 +19,7 @@ import type {
   QueryResult,
   RunSyncState,
   RunWrite,
+  StreamedRunWrite,
   SyncLogEntry,
 } from "./archive.js";
 import {
@@ -41,6 +42,9 @@ import type { Dialect } from "./schema.js";
 import { jsonText, kindsToMask, type Row, toIsoOrNull, toNumber, tsText, unixToIso } from "./values.js";
 import type { ViewerReads } from "./viewer.js";
 import { ViewerSql } from "./viewer-reads.js";
+
+/** The key of a run's rows (what the history writes need of its record). */
+export type RunKey = Pick<RunRecord, "entity" | "project" | "run_id">;
 
 /** Runs async operations one at a time, in call order (one connection, one transaction at a time). */
 export class SerialQueue {
@@ -76,7 +80,7 @@ export abstract class SqlArchive implements Archive {
   /** True when loadHistory takes `history.parquetSources` itself; otherwise writeRun decodes them to batches. */
   protected readonly ingestsParquet: boolean = false;
   /** Deletes (per `history`) and bulk-inserts one run's history inside the open transaction. */
-  protected abstract loadHistory(record: RunRecord, history: HistoryWrite, tracker: KindTracker): Promise<number>;
+  protected abstract loadHistory(record: RunKey, history: HistoryWrite, tracker: KindTracker): Promise<number>;
   abstract query(sql: string): Promise<QueryResult>;
   abstract withDuckDBTables<T>(filter: ExportFilter, fn: (conn: DuckDBConnection) => Promise<T>): Promise<T>;
   protected abstract closeConnection(): Promise<void>;
@@ -235,7 +239,7 @@ export abstract class SqlArchive implements Archive {
   }
 
   /** Upserts history rows (used for rows that arrive out of step order, which the bulk path cannot take). */
-  protected async upsertHistoryRows(record: RunRecord, rows: HistoryRecord[]): Promise<void> {
+  protected async upsertHistoryRows(record: RunKey, rows: HistoryRecord[]): Promise<void> {
     const update = HISTORY_COLUMNS.slice(4)
       .map(([c]) => `${q(c)} = excluded.${q(c)}`)
       .join(", ");
@@ -260,7 +264,7 @@ export abstract class SqlArchive implements Archive {
     }
   }
 
-  protected async deleteHistory(record: RunRecord, history: HistoryWrite): Promise<void> {
+  protected async deleteHistory(record: RunKey, history: HistoryWrite): Promise<void> {
     if (history.replace) {
       await this.exec("DELETE FROM history WHERE entity = $1 AND project = $2 AND run_id = $3", [
         record.entity,
@@ -336,6 +340,9 @@ export abstract class SqlArchive implements Archive {
     return this.queue.run(async () => {
       this.ensureWritable();
       const { record } = write;
+      if (write.history?.textRows !== undefined) {
+        throw new ArchiveError("WRITE", "writeRun takes no history.textRows (use writeRunStreamed)");
+      }
       return this.inTransaction(async () => {
         await this.upsertRuns([{ record, state: write.state, source: write.source }], write.preserve ?? []);
         let historyRows = 0;
@@ -356,6 +363,35 @@ export abstract class SqlArchive implements Archive {
         if (write.systemMetrics) await this.replaceSystemMetrics(record, write.systemMetrics);
         if (write.files) await this.replaceFiles(record, write.files);
         await this.upsertStates([write.state]);
+        return { historyRows };
+      });
+    });
+  }
+
+  /**
+   * writeRunStreamed for backends whose loadHistory takes `history.textRows` (DuckDB): the history first, then
+   * `finish()`'s record, metrics, files and state, in one transaction.
+   */
+  protected streamedWrite(write: StreamedRunWrite): Promise<{ historyRows: number }> {
+    return this.queue.run(async () => {
+      this.ensureWritable();
+      if ((write.history.parquetSources ?? []).length > 0 && !this.ingestsParquet) {
+        throw new ArchiveError("WRITE", "writeRunStreamed takes parquetSources only where they are ingested with SQL");
+      }
+      return this.inTransaction(async () => {
+        const tracker = new KindTracker();
+        const key = { entity: write.entity, project: write.project, run_id: write.run_id };
+        const historyRows = await this.loadHistory(key, write.history, tracker);
+        await this.mergeMetricKeys(key.entity, key.project, tracker);
+        const rest = write.finish();
+        const { record } = rest;
+        if (record.entity !== key.entity || record.project !== key.project || record.run_id !== key.run_id) {
+          throw new ArchiveError("WRITE", "writeRunStreamed: finish() returned another run");
+        }
+        await this.upsertRuns([{ record, state: rest.state, source: rest.source }], rest.preserve ?? []);
+        if (rest.systemMetrics) await this.replaceSystemMetrics(record, rest.systemMetrics);
+        if (rest.files) await this.replaceFiles(record, rest.files);
+        await this.upsertStates([rest.state]);
         return { historyRows };
       });
     });

@@ -1,6 +1,7 @@
 /**
  * The DuckDB backend (the embedded default): one file, one read-write process at a time (DuckDB's own file lock,
- * plus a registry for a second open in the same process). History is bulk-loaded with the Appender API.
+ * plus a registry for a second open in the same process). History is bulk-loaded with the Appender API; parquet
+ * exports (parquet-ingest.ts) and text row files (text-ingest.ts, writeRunStreamed) with SQL.
  */
 import { closeSync, existsSync, mkdirSync, openSync, readSync, statSync } from "node:fs";
 import { dirname, resolve } from "node:path";
@@ -18,7 +19,7 @@ import {
 } from "@duckdb/node-api";
 import { duckdbMemoryLimit, duckdbThreads } from "../model/duckdb-resources.js";
 import { type KindTracker, quoteLiteral } from "../model/flatten.js";
-import type { HistoryRecord, RunRecord } from "../model/records.js";
+import type { HistoryRecord } from "../model/records.js";
 import {
   columnarEnabled,
   type DuckDBExportSource,
@@ -26,12 +27,14 @@ import {
   type HistoryWrite,
   type ParquetSource,
   type QueryResult,
+  type StreamedRunWrite,
 } from "./archive.js";
-import { SqlArchive } from "./base.js";
+import { type RunKey, SqlArchive } from "./base.js";
 import type { Cast } from "./columns.js";
 import { ArchiveError, firstLine } from "./errors.js";
 import { ingestParquet, withDecodedSources } from "./parquet-ingest.js";
 import { DUCKDB_DIALECT } from "./schema.js";
+import { insertTextRows } from "./text-ingest.js";
 import { jsonText, maskToKinds, normaliseInt, type Row, unixToMicros } from "./values.js";
 
 /** Files opened by this process: path -> number of readers, or -1 for the writer. */
@@ -236,10 +239,15 @@ export class DuckDBArchive extends SqlArchive implements DuckDBExportSource {
     });
   }
 
-  protected async loadHistory(record: RunRecord, history: HistoryWrite, tracker: KindTracker): Promise<number> {
+  protected async loadHistory(record: RunKey, history: HistoryWrite, tracker: KindTracker): Promise<number> {
     await this.deleteHistory(record, history);
     let max = history.replace ? Number.NEGATIVE_INFINITY : Math.trunc(history.fromStep) - 1;
     let n = 0;
+    if (history.textRows !== undefined) {
+      const t = await insertTextRows((sql) => this.exec(sql), record, history.textRows, max, tracker);
+      n += t.rows;
+      max = t.max;
+    }
     // Parquet exports first (their steps precede the batches'), inserted with SQL; what the columnar ingest does
     // not take with certainty is decoded and appended like the batches.
     const decode: ParquetSource[] = [];
@@ -319,6 +327,54 @@ export class DuckDBArchive extends SqlArchive implements DuckDBExportSource {
       throw e;
     }
     return n;
+  }
+
+  /**
+   * Upserts history rows through the Appender into a temp table of the history's column types, then one INSERT ...
+   * ON CONFLICT: the JSON text is stored as the Appender stores appended rows (a VALUES insert would CAST it to
+   * JSON, which refuses a lone surrogate's \udXXX escape that stringifyStrict writes).
+   */
+  protected override async upsertHistoryRows(record: RunKey, rows: HistoryRecord[]): Promise<void> {
+    if (rows.length === 0) return;
+    const stage = "dr_wandb_stage_history_upsert";
+    await this.exec(
+      `CREATE TEMP TABLE IF NOT EXISTS ${stage} (step BIGINT, "timestamp" TIMESTAMPTZ, runtime DOUBLE, wandb_metadata JSON, metrics JSON, extra JSON)`,
+    );
+    const appender = await this.conn.createAppender(stage, "main", "temp");
+    try {
+      for (const row of rows) {
+        appender.appendBigInt(BigInt(Math.trunc(row.step)));
+        const micros = unixToMicros(row.timestamp);
+        if (micros === null) appender.appendNull();
+        else appender.appendTimestampTZ(new DuckDBTimestampTZValue(BigInt(micros)));
+        if (row.runtime === null || row.runtime === undefined) appender.appendNull();
+        else appender.appendDouble(Number(row.runtime));
+        appender.appendVarchar(jsonText(row.wandb_metadata));
+        appender.appendVarchar(jsonText(row.metrics));
+        appender.appendVarchar(jsonText(row.extra));
+        appender.endRow();
+      }
+      appender.flushSync();
+    } finally {
+      appender.closeSync();
+    }
+    try {
+      await this.exec(
+        `INSERT INTO history (entity, project, run_id, step, "timestamp", runtime, wandb_metadata, metrics, extra)
+         SELECT ${quoteLiteral(record.entity)}, ${quoteLiteral(record.project)}, ${quoteLiteral(record.run_id)}, step,
+                "timestamp", runtime, wandb_metadata, metrics, extra FROM ${stage}
+         ON CONFLICT (entity, project, run_id, step) DO UPDATE SET "timestamp" = excluded."timestamp",
+           runtime = excluded.runtime, wandb_metadata = excluded.wandb_metadata, metrics = excluded.metrics,
+           extra = excluded.extra`,
+      );
+    } finally {
+      await this.exec(`DELETE FROM ${stage}`);
+    }
+  }
+
+  /** Archive.writeRunStreamed: the history first (text rows included: src/archive/text-ingest.ts). */
+  writeRunStreamed(write: StreamedRunWrite): Promise<{ historyRows: number }> {
+    return this.streamedWrite(write);
   }
 
   withDuckDBTables<T>(_filter: ExportFilter, fn: (conn: DuckDBConnection) => Promise<T>): Promise<T> {

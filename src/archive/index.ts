@@ -12,7 +12,9 @@ export {
   type QueryResult,
   type RunSyncState,
   type RunWrite,
+  type StreamedRunWrite,
   type SyncLogEntry,
+  type TextRowsFile,
 } from "./archive.js";
 export { ArchiveError, type ArchiveErrorCode, firstLine, redactUrl } from "./errors.js";
 export { type ArchiveTarget, type OpenArchiveOptions, openArchive, parseArchiveTarget } from "./open.js";

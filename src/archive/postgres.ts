@@ -17,9 +17,9 @@ import copyStreams from "pg-copy-streams";
 import { duckdbMemoryLimit, duckdbThreads } from "../model/duckdb-resources.js";
 import { type KindTracker, quoteIdent, quoteLiteral } from "../model/flatten.js";
 import type { JsonValue } from "../model/json.js";
-import type { HistoryRecord, RunRecord } from "../model/records.js";
+import type { HistoryRecord } from "../model/records.js";
 import type { DuckDBExportSource, ExportFilter, HistoryWrite, QueryResult } from "./archive.js";
-import { SqlArchive } from "./base.js";
+import { type RunKey, SqlArchive } from "./base.js";
 import { ArchiveError, firstLine, redactUrl } from "./errors.js";
 import { DUCKDB_DIALECT, MIGRATIONS, POSTGRES_DIALECT } from "./schema.js";
 import { jsonText, normaliseInt, type Row, unixToIso } from "./values.js";
@@ -264,7 +264,7 @@ export class PostgresArchive extends SqlArchive implements DuckDBExportSource {
     });
   }
 
-  protected async loadHistory(record: RunRecord, history: HistoryWrite, tracker: KindTracker): Promise<number> {
+  protected async loadHistory(record: RunKey, history: HistoryWrite, tracker: KindTracker): Promise<number> {
     await this.deleteHistory(record, history);
     const prefix = `${escapeCopy(noNul(record.entity))}\t${escapeCopy(noNul(record.project))}\t${escapeCopy(noNul(record.run_id))}\t`;
     let max = history.replace ? Number.NEGATIVE_INFINITY : Math.trunc(history.fromStep) - 1;

@@ -7,17 +7,29 @@
  *      and state in one transaction (Archive.writeRun), as a sync writes a run.
  */
 import { createHash } from "node:crypto";
-import { dirname } from "node:path";
-import type { Archive, RunSyncState } from "../archive/index.js";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import type { Archive, RunSyncState, RunWrite } from "../archive/index.js";
 import { quoteLiteral } from "../model/flatten.js";
 import { LOCAL_IMPORT_SELECTION, parseStoredSelection } from "../sync/plan.js";
 import { buildRunRecord, runState } from "./build.js";
 import { findLogFiles, folderKey, type LogHead, readHead } from "./discover.js";
 import { ImportError } from "./errors.js";
 import { readMetadataFile, writeRunFiles } from "./files.js";
-import { type LogReadStats, readLogFile } from "./log-reader.js";
-import { decodeRecord } from "./proto.js";
+import { readRun, readRunText } from "./read-run.js";
 import { RunLog } from "./run-log.js";
+import { TextRows } from "./text-rows.js";
+
+export { readRun } from "./read-run.js";
+
+/** The text-row path (archives with writeRunStreamed) is on unless DR_WANDB_IMPORT_FAST=0. */
+export function textRowsEnabled(env: NodeJS.ProcessEnv = process.env): boolean {
+  return env.DR_WANDB_IMPORT_FAST !== "0";
+}
+
+/** Thrown from writeRunStreamed's finish() when the log had no readable run record (rolls the write back). */
+class NoRunRecord extends Error {}
 
 export interface ImportOptions {
   /** Overrides the entity of every run (else the RunRecord's, else `defaultEntity`). */
@@ -30,6 +42,11 @@ export interface ImportOptions {
   outputDir?: string;
   /** Re-import runs whose files have not changed. */
   force?: boolean;
+  /**
+   * false: every history row as an object (the path PostgreSQL takes) even where the archive takes text rows
+   * (comparisons). Default: on unless DR_WANDB_IMPORT_FAST=0.
+   */
+  textRows?: boolean;
   /** History rows kept in memory per run before spooling to disk (tests). */
   memoryCells?: number;
   onEvent?: (e: ImportEvent) => void;
@@ -133,33 +150,6 @@ async function storedSources(archive: Archive, entity: string, project: string):
   return out;
 }
 
-/** Reads every record of a run's files into one RunLog (rows before `fromStep` only counted). */
-export function readRun(paths: string[], fromStep: number, warn: (m: string) => void, memoryCells?: number): RunLog {
-  const log = new RunLog(memoryCells);
-  log.fromStep = fromStep;
-  for (const path of paths) {
-    const stats: LogReadStats = { size: 0, endOffset: 0, records: 0, skippedBytes: 0, torn: false };
-    for (const r of readLogFile(path, (w) => warn(w.message), stats)) {
-      let rec: ReturnType<typeof decodeRecord>;
-      try {
-        rec = decodeRecord(r.payload);
-      } catch (e) {
-        warn(`${path}: the record at byte ${r.offset} does not decode (${(e as Error).message}); skipped`);
-        continue;
-      }
-      try {
-        log.add(rec);
-      } catch (e) {
-        warn(
-          `${path}: the record at byte ${r.offset} holds a value that does not parse (${(e as Error).message}); skipped`,
-        );
-      }
-    }
-    log.flushHistory();
-  }
-  return log;
-}
-
 /** What an import will read: the files found, their runs, and the warnings of files without a run. */
 export interface ImportPlan {
   files: string[];
@@ -247,25 +237,12 @@ export async function importPaths(
         runWarnings.push(m);
         warn(m);
       };
-      const log = readRun(
-        g.heads.map((h) => h.path),
-        fromStep,
-        runWarn,
-        opts.memoryCells,
-      );
-      try {
-        if (!log.fields) {
-          runWarn(`run ${g.runId}: no run record could be read; nothing written`);
-          continue;
-        }
+      const paths = g.heads.map((h) => h.path);
+      /** The run's record, state, metrics and files, once its log is read. */
+      const finish = (log: RunLog): Omit<RunWrite, "history"> => {
+        if (!log.fields) throw new NoRunRecord();
         const runDirs = g.heads.map((h) => dirname(h.path));
-        const ctx = {
-          entity,
-          project,
-          paths: g.heads.map((h) => h.path),
-          metadataFile: readMetadataFile(runDirs),
-          warnings: runWarnings,
-        };
+        const ctx = { entity, project, paths, metadataFile: readMetadataFile(runDirs), warnings: runWarnings };
         const fileRows = opts.outputDir
           ? writeRunFiles({
               entity,
@@ -298,22 +275,52 @@ export async function importPaths(
         };
         record.last_history_step = state.last_step;
         record.history_keys = { lastStep: state.last_step };
-        const out = await archive.writeRun({
-          record,
-          state,
-          history: { replace: !append, fromStep, batches: log.history },
-          systemMetrics: log.stats,
-          files: fileRows?.records,
-          source: ctx.paths[ctx.paths.length - 1],
-        });
-        written++;
-        rows += out.historyRows;
-        result.runsWritten++;
-        result.historyRows += out.historyRows;
-        report(append ? "appended" : stored ? "updated" : "new", out.historyRows);
-      } finally {
-        log.history.close();
+        return { record, state, systemMetrics: log.stats, files: fileRows?.records, source: paths[paths.length - 1] };
+      };
+      let out: { historyRows: number } | null = null;
+      if (archive.writeRunStreamed !== undefined && (opts.textRows ?? textRowsEnabled())) {
+        const log = new RunLog(opts.memoryCells);
+        log.fromStep = fromStep;
+        const dir = mkdtempSync(join(tmpdir(), "dr-wandb-import-"));
+        try {
+          out = await archive.writeRunStreamed({
+            entity,
+            project,
+            run_id: g.runId,
+            history: {
+              replace: !append,
+              fromStep,
+              textRows: readRunText(paths, log, new TextRows(dir), runWarn),
+              batches: log.history,
+            },
+            finish: () => finish(log),
+          });
+        } catch (e) {
+          if (!(e instanceof NoRunRecord)) throw e;
+        } finally {
+          log.history.close();
+          rmSync(dir, { recursive: true, force: true });
+        }
+      } else {
+        const log = readRun(paths, fromStep, runWarn, opts.memoryCells);
+        try {
+          if (log.fields) {
+            const rest = finish(log);
+            out = await archive.writeRun({ ...rest, history: { replace: !append, fromStep, batches: log.history } });
+          }
+        } finally {
+          log.history.close();
+        }
       }
+      if (out === null) {
+        runWarn(`run ${g.runId}: no run record could be read; nothing written`);
+        continue;
+      }
+      written++;
+      rows += out.historyRows;
+      result.runsWritten++;
+      result.historyRows += out.historyRows;
+      report(append ? "appended" : stored ? "updated" : "new", out.historyRows);
     }
     await archive.logSync({
       entity,

@@ -165,7 +165,8 @@ export function* readLogFile(
         o = pos - base;
       }
       const payload = window.subarray(o + CHUNK_HEADER, o + CHUNK_HEADER + length);
-      if (chunkCrc(type, payload) !== checksum) {
+      // the type byte and the payload are adjacent: one crc32 call over both (what chunkCrc computes)
+      if (crc32(window.subarray(o + CHUNK_HEADER - 1, o + CHUNK_HEADER + length)) !== checksum) {
         pos = damage(pos, "a bad checksum");
         continue;
       }

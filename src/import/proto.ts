@@ -31,6 +31,16 @@ message Record {
   string uuid = 19;
 }
 
+// Read first by the text-row path (src/import/text-rows.ts): only the two record types every step writes, without
+// num (whose 64-bit Long costs more than the rest); any other record is decoded whole as a Record.
+message RecordPeek {
+  oneof record_type {
+    HistoryPeek history = 2;
+    SummaryRecord summary = 3;
+  }
+}
+message HistoryPeek { repeated HistoryItem item = 1; }
+
 message HeaderRecord { VersionInfo version_info = 1; }
 message VersionInfo { string producer = 1; string min_consumer = 2; }
 
@@ -230,6 +240,20 @@ export function encodeRecord(rec: Record<string, unknown>): Uint8Array {
   const err = RecordType.verify(rec);
   if (err) throw new Error(`not a Record: ${err}`);
   return RecordType.encode(RecordType.fromObject(rec)).finish();
+}
+
+/** A Record read for its history items or summary only; neither set for any other record type. */
+export interface PbRecordPeek {
+  recordType?: string;
+  history?: { item?: PbHistoryItem[] };
+  summary?: PbUpdates;
+}
+
+const PeekType = root.lookupType("wandb_internal.RecordPeek");
+
+/** Decodes the history items or the summary of a Record payload (other fields skipped); throws on malformed bytes. */
+export function decodePeek(payload: Uint8Array): PbRecordPeek {
+  return PeekType.decode(payload) as unknown as PbRecordPeek;
 }
 
 /** Decodes one Record payload (throws protobufjs's error on malformed bytes). */

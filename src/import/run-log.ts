@@ -6,7 +6,7 @@
 import type { JsonObject, JsonValue } from "../model/json.js";
 import { type HistoryRecord, type SystemMetricsRecord, toHistoryRecord } from "../model/records.js";
 import { HistorySpool } from "../sync/spool.js";
-import { environmentJson, longValue, type PbRecord, timestampSeconds } from "./proto.js";
+import { environmentJson, longValue, type PbItem, type PbRecord, timestampSeconds } from "./proto.js";
 import { applyUpdates, historyRow, itemValue, LazyUpdates } from "./values.js";
 
 const HISTORY_BATCH = 2000;
@@ -65,8 +65,14 @@ export class RunLog {
     return this.fields?.runId ?? "";
   }
 
-  private seen(t: number | null): void {
+  /** Notes a time a record carried (lastTime). */
+  seen(t: number | null): void {
     if (t !== null && Number.isFinite(t) && (this.lastTime === null || t > this.lastTime)) this.lastTime = t;
+  }
+
+  /** Folds a summary record in (what add does with one). */
+  addSummary(summary: { update?: PbItem[]; remove?: PbItem[] } | undefined): void {
+    this.summaryUpdates.add(summary);
   }
 
   /** Folds one decoded record in. */

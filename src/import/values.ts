@@ -100,7 +100,9 @@ export function removePath(obj: JsonObject, path: string[]): void {
  * writes a summary record per logged step, so this saves parsing every value twice.
  */
 export class LazyUpdates {
-  private readonly ops = new Map<string, { path: string[]; item: PbItem | null }>();
+  /** Per key path: its last update (null: a removal) and when it came (the order of last writes). */
+  private readonly ops = new Map<string, { path: string[]; item: PbItem | null; seq: number }>();
+  private seq = 0;
 
   add(rec: { update?: PbItem[]; remove?: PbItem[] } | undefined): void {
     if (!rec) return;
@@ -110,14 +112,20 @@ export class LazyUpdates {
 
   private put(path: string[], item: PbItem | null): void {
     const key = path.length === 1 ? path[0]! : path.join("\u0000");
-    this.ops.delete(key);
-    this.ops.set(key, { path, item });
+    const op = this.ops.get(key);
+    if (op === undefined) this.ops.set(key, { path, item, seq: this.seq++ });
+    else {
+      op.path = path;
+      op.item = item;
+      op.seq = this.seq++;
+    }
   }
 
   /** The folded object (parses each kept value). */
   value(): JsonObject {
     const out: JsonObject = {};
-    for (const { path, item } of this.ops.values()) {
+    const ops = [...this.ops.values()].sort((a, b) => a.seq - b.seq);
+    for (const { path, item } of ops) {
       if (item === null) removePath(out, path);
       else setPath(out, path, itemValue(item));
     }

@@ -67,6 +67,11 @@ export class KindTracker {
     this.masks.set(key, m);
   }
 
+  /** Adds a mask of KIND_BITS (e.g. computed elsewhere for many rows at once). */
+  observeMask(key: string, mask: number): void {
+    this.masks.set(key, (this.masks.get(key) ?? 0) | mask);
+  }
+
   keys(): string[] {
     return [...this.masks.keys()];
   }

@@ -152,7 +152,8 @@ export interface FileRecord {
   local_path: string | null;
 }
 
-function asNumber(v: JsonValue | undefined): number | null {
+/** A number, bigint or numeric text as a number (what `_timestamp`/`_runtime` are stored as), else null. */
+export function asNumber(v: JsonValue | undefined): number | null {
   if (typeof v === "number") return v;
   if (typeof v === "bigint") return Number(v);
   if (typeof v === "string" && v.trim() !== "" && !Number.isNaN(Number(v))) return Number(v);
@@ -200,11 +201,41 @@ function sameKeys(a: readonly string[], b: readonly string[]): boolean {
   return true;
 }
 
+/** Splits any row with a loop (the same objects, key order included, as a compiled splitter makes). */
+function splitLoop(row: JsonObject): { metrics: JsonObject; extra: JsonObject } {
+  const metrics: JsonObject = {};
+  const extra: JsonObject = {};
+  for (const k of Object.keys(row)) {
+    const target = !k.startsWith("_")
+      ? metrics
+      : k !== "_step" && k !== "_timestamp" && k !== "_runtime" && k !== "_wandb"
+        ? extra
+        : null;
+    if (target === null) continue;
+    if (k === "__proto__")
+      Object.defineProperty(target, k, { value: row[k], enumerable: true, writable: true, configurable: true });
+    else target[k] = row[k]!;
+  }
+  return { metrics, extra };
+}
+
+/** Compiled splitters made recently; beyond SPLITTER_BUDGET of them (rows whose keys come in ever new orders, as
+ * the wandb client writes them), compiling costs more than it saves and rows are split with a loop. */
+let compiledRecently = 0;
+let rowsSinceCompile = 0;
+const SPLITTER_BUDGET = 64;
+
 function splitterFor(keys: string[]): Splitter {
   if (lastSplitter !== null && sameKeys(keys, lastKeys)) return lastSplitter;
   const sig = keys.join("\u0000");
   let s = splitters.get(sig);
   if (s === undefined) {
+    if (++rowsSinceCompile > 10_000) {
+      rowsSinceCompile = 0;
+      compiledRecently = 0;
+    }
+    if (compiledRecently >= SPLITTER_BUDGET) return splitLoop;
+    compiledRecently++;
     if (splitters.size >= 1024) splitters.clear();
     s = makeSplitter(keys);
     splitters.set(sig, s);

@@ -1,0 +1,286 @@
+/**
+ * The text-row path of `dr-wandb import` (archives with writeRunStreamed: DuckDB). A history record whose row is
+ * plain (every item one top-level key, each key once, `_step` an item, no other `_` key than `_step`, `_runtime`,
+ * `_timestamp`, no integer-like key, a step above every step read so far) is written as one line of a text row file
+ * (TextRowsFile, src/archive/archive.ts) instead of a HistoryRecord object: step, microseconds, runtime and the
+ * metrics JSON, built from each item's `value_json` text. Any other row takes the object path (RunLog.add), after
+ * the text rows. The stored result is the same as the object path's:
+ *   - the metrics JSON is what jsonText(toHistoryRecord(historyRow(items)).metrics) writes: keys in item order
+ *     (integer-like keys, which a JS object would list first, take the object path), each value either its own
+ *     `value_json` text where that text is already what stringifyStrict writes for the parsed value (canonicalKind),
+ *     or stringifyStrict(itemValue(item)); the kinds bits are kindOf's of the same values;
+ *   - `_timestamp`/`_runtime` as asNumber(itemValue(item)), the step as normaliseStep(itemValue(item));
+ *   - a text row's step is above every step read before it, so it is the first row of its step; every later row of
+ *     that step (an object row) is written after it and overwrites it, as the object path's later row does.
+ */
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import type { TextRowsFile } from "../archive/index.js";
+import { KIND_BITS, kindOf } from "../model/flatten.js";
+import { stringifyStrict } from "../model/json.js";
+import { asNumber, normaliseStep } from "../model/records.js";
+import type { PbHistoryItem } from "./proto.js";
+import type { RunLog } from "./run-log.js";
+import { itemValue } from "./values.js";
+
+const METRIC = 0;
+const STEP = 1;
+const RUNTIME = 2;
+const TIMESTAMP = 3;
+/** A key whose row takes the object path (`_wandb`, other `_` keys, integer-like keys, `__proto__`). */
+const OTHER = 4;
+
+interface KeyInfo {
+  role: number;
+  /** `"key":` */
+  prefix: string;
+  /** The row that last had this key (duplicates take the object path). */
+  stamp: number;
+  /** Kinds bits over the current file's rows. */
+  mask: number;
+}
+
+const BIT_NULL = KIND_BITS.null;
+const BIT_BOOL = KIND_BITS.bool;
+const BIT_INT = KIND_BITS.int;
+const BIT_FLOAT = KIND_BITS.float;
+
+/** A metrics JSON text longer than this takes the object path (the reader's line limit: 2 MiB of UTF-8). */
+const MAX_BODY = 600_000;
+
+/**
+ * The kinds bit of a `value_json` text that is exactly what stringifyStrict(parseValueJson(text)) writes, else 0:
+ * true/false/null, an integer of at most 15 digits (not -0), or a decimal of at most 15 significant digits with a
+ * fraction not ending in 0, no exponent, and a magnitude of at least 1e-6 (below it JS writes an exponent). Such a
+ * decimal is the shortest text of its double (two decimals of at most 15 digits never share a double), which is
+ * what String(n) gives.
+ */
+export function canonicalKind(s: string): number {
+  const n = s.length;
+  if (n === 0) return 0;
+  let i = 0;
+  let c = s.charCodeAt(0);
+  if (c === 45) {
+    if (n === 1) return 0;
+    i = 1;
+    c = s.charCodeAt(1);
+  }
+  if (c < 48 || c > 57) {
+    if (i === 0) {
+      if (s === "true" || s === "false") return BIT_BOOL;
+      if (s === "null") return BIT_NULL;
+    }
+    return 0;
+  }
+  if (c === 48) {
+    if (i + 1 === n) return i === 0 ? BIT_INT : 0; // "0"; "-0" is written "0"
+    if (s.charCodeAt(i + 1) !== 46) return 0;
+    let j = i + 2;
+    let zeros = 0;
+    while (j < n && s.charCodeAt(j) === 48) {
+      zeros++;
+      j++;
+    }
+    if (j === n || zeros > 5) return 0;
+    const sig = n - j;
+    if (sig > 15 || s.charCodeAt(n - 1) === 48) return 0;
+    for (; j < n; j++) {
+      c = s.charCodeAt(j);
+      if (c < 48 || c > 57) return 0;
+    }
+    return BIT_FLOAT;
+  }
+  let digits = 0;
+  let dot = -1;
+  for (let j = i; j < n; j++) {
+    c = s.charCodeAt(j);
+    if (c === 46) {
+      if (dot >= 0) return 0;
+      dot = j;
+    } else if (c < 48 || c > 57) return 0;
+    else digits++;
+  }
+  if (digits > 15) return 0;
+  if (dot < 0) return BIT_INT;
+  if (dot === n - 1 || s.charCodeAt(n - 1) === 48) return 0;
+  return BIT_FLOAT;
+}
+
+function isIndexKey(k: string): boolean {
+  return /^(0|[1-9][0-9]*)$/.test(k) && Number(k) <= 4294967294;
+}
+
+function numberText(n: number | null): string {
+  if (n === null) return "\\N";
+  if (Number.isNaN(n)) return "NaN";
+  if (n === Number.POSITIVE_INFINITY) return "Infinity";
+  if (n === Number.NEGATIVE_INFINITY) return "-Infinity";
+  if (Object.is(n, -0)) return "-0";
+  return String(n);
+}
+
+const MAX_UNIX_SECONDS = 253402300799; // as unixToMicros (src/archive/values.ts)
+
+function microsText(sec: number | null): string {
+  if (sec === null || !Number.isFinite(sec) || Math.abs(sec) > MAX_UNIX_SECONDS) return "\\N";
+  const micros = Math.round(sec * 1e6);
+  return Number.isSafeInteger(micros) ? String(micros) : BigInt(micros).toString();
+}
+
+/** Text row files of one run, made in `dir` (which the caller removes). */
+export class TextRows {
+  private readonly keys = new Map<string, KeyInfo>();
+  private stamp = 0;
+  private buf = Buffer.allocUnsafe(8 * 2 ** 20);
+  private used = 0;
+  private count = 0;
+  private minStep = 0;
+  private maxStep = 0;
+  private files = 0;
+  private readonly rowInfos: KeyInfo[] = [];
+  private readonly rowBits: number[] = [];
+  /** Rows written as text (all files). */
+  rows = 0;
+
+  constructor(
+    private readonly dir: string,
+    private readonly fileRows = 20_000,
+  ) {}
+
+  private keyInfo(key: string): KeyInfo {
+    let role = METRIC;
+    if (key === "_step") role = STEP;
+    else if (key === "_runtime") role = RUNTIME;
+    else if (key === "_timestamp") role = TIMESTAMP;
+    else if (key.startsWith("_") || key === "__proto__" || isIndexKey(key)) role = OTHER;
+    const prefix = `${JSON.stringify(key)}:`;
+    if (prefix.includes("\\ud")) role = OTHER; // a lone surrogate (see add)
+    const info: KeyInfo = { role, prefix, stamp: 0, mask: 0 };
+    this.keys.set(key, info);
+    return info;
+  }
+
+  /**
+   * Adds one history record's row as text, updating `log` as RunLog.add would (rows, highest step, last time).
+   * Returns false, having changed nothing, when the row must take the object path. Throws what itemValue throws.
+   */
+  add(items: PbHistoryItem[], log: RunLog): boolean {
+    const stamp = ++this.stamp;
+    let stepItem: PbHistoryItem | undefined;
+    let runtimeItem: PbHistoryItem | undefined;
+    let timeItem: PbHistoryItem | undefined;
+    let body = "";
+    let count = 0;
+    for (let i = 0; i < items.length; i++) {
+      const item = items[i]!;
+      const nested = item.nestedKey;
+      let key: string;
+      if (nested !== undefined && nested.length > 0) {
+        if (nested.length > 1) return false;
+        key = nested[0]!;
+      } else key = item.key ?? "";
+      const info = this.keys.get(key) ?? this.keyInfo(key);
+      if (info.stamp === stamp) return false;
+      info.stamp = stamp;
+      switch (info.role) {
+        case METRIC: {
+          const s = item.value === undefined ? item.valueJson : undefined;
+          let bit = s === undefined || s === "" ? 0 : canonicalKind(s);
+          let text: string | null = null;
+          if (bit !== 0) text = s!;
+          else if (s !== undefined && s.length < 16) {
+            // a number's text that is not JS's own (e.g. Python's 17 digits, "1e-05", "2.0"): parseValueJson's
+            // number branch, then what stringifyStrict writes for a finite number
+            const c = s.charCodeAt(0);
+            if ((c >= 48 && c <= 57) || c === 45) {
+              const n = Number(s);
+              if (Number.isFinite(n)) {
+                text = String(n);
+                bit = Number.isSafeInteger(n) ? BIT_INT : BIT_FLOAT;
+              }
+            }
+          } else if (s !== undefined && (s.includes(".") || s.includes("e") || s.includes("E"))) {
+            const c = s.charCodeAt(0);
+            if ((c >= 48 && c <= 57) || c === 45) {
+              const n = Number(s);
+              if (Number.isFinite(n)) {
+                text = String(n);
+                bit = Number.isSafeInteger(n) ? BIT_INT : BIT_FLOAT;
+              }
+            }
+          }
+          if (text === null) {
+            const v = itemValue(item);
+            text = stringifyStrict(v);
+            // a lone surrogate (JSON.stringify writes it as \udXXX): DuckDB's JSON cast refuses it, its Appender not
+            if (text.includes("\\ud")) return false;
+            bit = KIND_BITS[kindOf(v)];
+          }
+          body += count === 0 ? info.prefix + text : `,${info.prefix}${text}`;
+          this.rowInfos[count] = info;
+          this.rowBits[count] = bit;
+          count++;
+          break;
+        }
+        case STEP:
+          stepItem = item;
+          break;
+        case RUNTIME:
+          runtimeItem = item;
+          break;
+        case TIMESTAMP:
+          timeItem = item;
+          break;
+        default:
+          return false;
+      }
+    }
+    if (stepItem === undefined || body.length > MAX_BODY) return false;
+    const step = normaliseStep(itemValue(stepItem));
+    if (step === null || !Number.isSafeInteger(step) || step <= log.maxStep) return false;
+    const time = timeItem === undefined ? null : asNumber(itemValue(timeItem));
+    const runtime = runtimeItem === undefined ? null : asNumber(itemValue(runtimeItem));
+    log.historyRows++;
+    log.maxStep = step;
+    if (time !== null) log.seen(time);
+    if (step < log.fromStep) return true;
+    for (let i = 0; i < count; i++) this.rowInfos[i]!.mask |= this.rowBits[i]!;
+    const line = `${step}\t${microsText(time)}\t${numberText(runtime)}\t{${body}}\n`;
+    if (this.count === 0) this.minStep = step;
+    this.maxStep = step;
+    // into an off-heap buffer at once: held strings would outlive the young generation (old-space GC)
+    if (this.used + line.length * 3 > this.buf.length) this.grow(line.length * 3);
+    this.used += this.buf.write(line, this.used, "utf8");
+    this.count++;
+    this.rows++;
+    return true;
+  }
+
+  private grow(need: number): void {
+    const next = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.used + need));
+    this.buf.copy(next, 0, 0, this.used);
+    this.buf = next;
+  }
+
+  /** True when the rows held should go to a file now. */
+  get full(): boolean {
+    return this.count >= this.fileRows || this.used >= 32_000_000;
+  }
+
+  /** Writes the rows held to a file (empty when none). */
+  take(): TextRowsFile {
+    const path = join(this.dir, `rows-${this.files++}.tsv`);
+    writeFileSync(path, this.buf.subarray(0, this.used));
+    const kinds = new Map<string, number>();
+    for (const [k, info] of this.keys) {
+      if (info.mask !== 0) {
+        kinds.set(k, info.mask);
+        info.mask = 0;
+      }
+    }
+    const file = { path, rows: this.count, minStep: this.minStep, maxStep: this.maxStep, kinds };
+    this.used = 0;
+    this.count = 0;
+    return file;
+  }
+}
