@@ -1,13 +1,13 @@
 /**
- * `npm run bench [-- --quick] [--scenario S1,S4] [--tools ours,sdk,original] [--peer-timeout MIN] [--no-docs]`
+ * `npm run bench [-- --quick] [--scenario S1,S5] [--tools ours,sdk,original] [--peer-timeout MIN] [--no-docs]`
  *
- * Runs the benchmark scenarios of issue #6 against fake-wandb (in its own process, loopback only, one fixed seed,
+ * Runs the benchmark scenarios of issue #6 (and S5 of issue #13) against fake-wandb (in its own process, loopback only, one fixed seed,
  * the same latency model for every tool) and measures each tool as a child process: wall time, requests and bytes
  * (the fake's /_fake/stats), peak RSS of the tool's process tree, history rows per second. Results go to
  * bench/results/latest.json (quick: bench/results/quick.json), merged by scenario with an earlier file of the same
  * mode, and docs/benchmarks.md is regenerated from them (full mode, unless --no-docs; quick only with --docs).
  * See docs/benchmarks.md for the method. The command line is lib/args.ts, one measured run lib/bench.ts, the
- * scenarios lib/run-scenarios.ts.
+ * scenarios lib/run-scenarios.ts and lib/run-s5.ts.
  */
 
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -18,6 +18,7 @@ import { Bench, log, root } from "./lib/bench.js";
 import { prepareRuntime } from "./lib/build.js";
 import { stopAllMeasured } from "./lib/proc.js";
 import { renderMarkdown } from "./lib/report.js";
+import { scenarioS5 } from "./lib/run-s5.js";
 import { scenarioS1, scenarioS2S3, scenarioS4 } from "./lib/run-scenarios.js";
 import { makePlan } from "./lib/scenarios.js";
 import { evaluateTargets } from "./lib/targets.js";
@@ -88,6 +89,7 @@ async function main(): Promise<void> {
     const s23 = args.scenarios.filter((s) => s === "S2" || s === "S3");
     if (s23.length > 0) results.push(...(await scenarioS2S3(bench, s23)));
     if (args.scenarios.includes("S4")) results.push(await scenarioS4(bench));
+    if (args.scenarios.includes("S5")) results.push(await scenarioS5(bench));
   } finally {
     cleanup();
     bench.close();

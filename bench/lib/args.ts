@@ -12,7 +12,7 @@ export interface Args {
 
 function usage(msg: string): never {
   process.stderr.write(
-    `bench: ${msg}\nusage: npm run bench -- [--quick] [--scenario S1,S2,S3,S4] [--tools ours,sdk,original] [--peer-timeout MIN] [--docs|--no-docs] | --report-only\n`,
+    `bench: ${msg}\nusage: npm run bench -- [--quick] [--scenario S1,S2,S3,S4,S5] [--tools ours,sdk,original] [--peer-timeout MIN] [--docs|--no-docs] | --report-only\n`,
   );
   process.exit(2);
 }

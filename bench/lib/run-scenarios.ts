@@ -1,4 +1,7 @@
-/** The scenarios S1-S4 of issue #6 (see docs/benchmarks.md): each starts its fake-wandb, runs the tools, returns a result. */
+/**
+ * The scenarios S1-S4 of issue #6 (see docs/benchmarks.md): each starts its fake-wandb, runs the tools, returns a result.
+ * S5 (issue #13) is in run-s5.ts, with the helpers exported here.
+ */
 import { rmSync } from "node:fs";
 import { join } from "node:path";
 import { type Bench, log, type RunSpec, root, toRequestStats } from "./bench.js";
@@ -7,7 +10,7 @@ import { FakeProcess as Fake, type FakeProcess, type FakeSettings, type TruthRun
 import { SCENARIO_TITLES, type ScenarioId } from "./scenarios.js";
 import type { Measurement, ScenarioResult } from "./types.js";
 
-async function startFake(s: FakeSettings, bench: Bench): Promise<FakeProcess> {
+export async function startFake(s: FakeSettings, bench: Bench): Promise<FakeProcess> {
   // The fake reuses parquet exports it finds in its cache folder (keyed by seed, sizes and run version), so a
   // persistent folder per settings spares re-writing gigabytes on every bench run. Gitignored (.tmp/).
   const key = `${s.seed}-${s.runs}x${s.steps}x${s.metrics}-${s.runningFraction}`;
@@ -16,7 +19,7 @@ async function startFake(s: FakeSettings, bench: Bench): Promise<FakeProcess> {
   return fake;
 }
 
-function truthSummary(truth: TruthRun[]): ScenarioResult["truth"] {
+export function truthSummary(truth: TruthRun[]): ScenarioResult["truth"] {
   return {
     runs: truth.length,
     historyRows: truth.reduce((a, t) => a + t.historyLineCount, 0),
@@ -24,7 +27,11 @@ function truthSummary(truth: TruthRun[]): ScenarioResult["truth"] {
   };
 }
 
-async function peers(bench: Bench, fake: FakeProcess, spec: Omit<RunSpec, "tool" | "label">): Promise<Measurement[]> {
+export async function peers(
+  bench: Bench,
+  fake: FakeProcess,
+  spec: Omit<RunSpec, "tool" | "label">,
+): Promise<Measurement[]> {
   const out: Measurement[] = [];
   let sdk: Measurement | undefined;
   if (bench.wants("sdk")) {

@@ -1,8 +1,8 @@
-/** Scenario settings (full and --quick) and the targets from issue #6. */
+/** Scenario settings (full and --quick) and the targets from issues #6 and #13 (S5). */
 import type { FakeSettings } from "./fake.js";
 
-export type ScenarioId = "S1" | "S2" | "S3" | "S4";
-export const SCENARIO_IDS: ScenarioId[] = ["S1", "S2", "S3", "S4"];
+export type ScenarioId = "S1" | "S2" | "S3" | "S4" | "S5";
+export const SCENARIO_IDS: ScenarioId[] = ["S1", "S2", "S3", "S4", "S5"];
 
 /** The one seed every scenario uses. */
 export const SEED = 20261126;
@@ -27,6 +27,8 @@ export interface Plan {
   s2: FakeSettings;
   s3: Mutations;
   s4: FakeSettings;
+  /** S2's shape at a size the original tool can finish on this machine (issue #13). */
+  s5: FakeSettings;
   /** Per tool-scenario limit for the peers (Python tools). */
   peerTimeoutMs: number;
   /** Per tool-scenario limit for our own commands. */
@@ -56,6 +58,7 @@ export function makePlan(quick: boolean, peerTimeoutMin?: number): Plan {
       s2: base({ runs: 10, steps: 1000, metrics: 10, runningFraction: 0.2 }),
       s3: { appendRuns: 2, appendSteps: 200, finishRuns: 1, addRuns: 1 },
       s4: base({ runs: 4, steps: 500, metrics: 10, rateLimit: 5, parquetExports: false }),
+      s5: base({ runs: 5, steps: 1000, metrics: 10, runningFraction: 0.1 }),
       peerTimeoutMs: (peerTimeoutMin ?? 10 / 60) * 60_000,
       oursTimeoutMs: 120_000,
     };
@@ -66,6 +69,7 @@ export function makePlan(quick: boolean, peerTimeoutMin?: number): Plan {
     s2: base({ runs: 200, steps: 20_000, metrics: 30, runningFraction: 0.1 }),
     s3: { appendRuns: 20, appendSteps: 1000, finishRuns: 10, addRuns: 5 },
     s4: base({ runs: 50, steps: 5000, metrics: 30, rateLimit: 5, parquetExports: false }),
+    s5: base({ runs: 50, steps: 20_000, metrics: 30, runningFraction: 0.1 }),
     peerTimeoutMs: (peerTimeoutMin ?? 15) * 60_000,
     oursTimeoutMs: 30 * 60_000,
   };
@@ -78,6 +82,8 @@ export const TARGETS = {
   s2SpeedupVsSdk: 3,
   s3MaxRequestFraction: 0.02,
   s4MinRateFraction: 0.9,
+  /** S5 (issue #13): the ratio against the original measured, not bounded by its time limit. */
+  s5SpeedupVsOriginal: 10,
   maxPeakRssMb: 300,
 } as const;
 
@@ -86,4 +92,5 @@ export const SCENARIO_TITLES: Record<ScenarioId, string> = {
   S2: "full download: runs and every history row, 10% of runs still running with a live tail",
   S3: "incremental sync after S2: steps appended to running runs, some finished, new runs added",
   S4: "no parquet exports, API host limited to 5 requests/s (429 beyond)",
+  S5: "S2's shape at a size the original tool finishes: runs and every history row, 10% of runs still running",
 };

@@ -1,4 +1,4 @@
-/** The issue #6 targets, evaluated on a results file. */
+/** The issue #6 targets (and S5's of issue #13), evaluated on a results file. */
 import { TARGETS } from "./scenarios.js";
 import type { Measurement, Results, ScenarioResult, TargetCheck } from "./types.js";
 
@@ -194,6 +194,23 @@ export function evaluateTargets(r: Results): TargetCheck[] {
       out.push(completeCheck(s4, ours));
     }
     out.push(...rssChecks(s4));
+  }
+  const s5 = r.scenarios.S5;
+  if (s5) {
+    const original = s5.measurements.find((m) => m.tool === "original");
+    const sdk = s5.measurements.find((m) => m.tool === "sdk");
+    for (const id of OURS) {
+      const ours = s5.measurements.find((m) => m.tool === id);
+      if (!ours) continue;
+      if (original) out.push(speedupCheck(s5, ours, original, TARGETS.s5SpeedupVsOriginal));
+      // Shown against the SDK too, with S2's SDK target (the issue sets none of its own for S5).
+      if (sdk) {
+        const c = speedupCheck(s5, ours, sdk, TARGETS.s2SpeedupVsSdk);
+        out.push({ ...c, note: [c.note, "S2's SDK target, for comparison"].filter(Boolean).join("; ") });
+      }
+      out.push(completeCheck(s5, ours));
+    }
+    out.push(...rssChecks(s5));
   }
   return out;
 }
