@@ -92,5 +92,5 @@ export const SCENARIO_TITLES: Record<ScenarioId, string> = {
   S2: "full download: runs and every history row, 10% of runs still running with a live tail",
   S3: "incremental sync after S2: steps appended to running runs, some finished, new runs added",
   S4: "no parquet exports, API host limited to 5 requests/s (429 beyond)",
-  S5: "S2's shape at a size the original tool finishes: runs and every history row, 10% of runs still running",
+  S5: "S2's shape at a size the original tool finishes: runs and every history row, running runs with a live tail",
 };
