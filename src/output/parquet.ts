@@ -21,6 +21,7 @@ import { AtomicFile, fsyncPath, tempPathFor, unlinkIfExists } from "../model/ato
 import { duckdbMemoryLimit, duckdbThreads, exportMemoryFor, rowGroupSize } from "../model/duckdb-resources.js";
 import { metricColumnNames, quoteIdent, quoteLiteral } from "../model/flatten.js";
 import { stringifyStrict } from "../model/json.js";
+import { traceDuckDB, untraceDuckDB } from "../model/memory-trace.js";
 import { HISTORY_FIXED_COLUMNS, RUN_FIELDS, type RunRecord, type SystemMetricsRecord } from "../model/records.js";
 import { BaseProjectWriter, type HistoryBatches, type PendingFile } from "./base-writer.js";
 import { CsvSpool, csvJson, csvNumber } from "./csv-spool.js";
@@ -252,6 +253,7 @@ class ParquetProjectWriter extends BaseProjectWriter {
         temp_directory: tempDir,
         memory_limit: duckdbMemoryLimit(),
       });
+      traceDuckDB(instance);
       conn = await instance.connect();
       await conn.run("SET TimeZone = 'UTC'");
       const out: PendingFile[] = [];
@@ -282,6 +284,7 @@ class ParquetProjectWriter extends BaseProjectWriter {
       }
       return out;
     } finally {
+      if (instance) await untraceDuckDB(instance);
       conn?.closeSync();
       instance?.closeSync();
       await rm(tempDir, { recursive: true, force: true });
