@@ -2,7 +2,7 @@
  * One bench run: the plan, the peers' environments and a scratch folder; `Bench.run` measures one tool against a
  * running fake (wall time, requests and bytes, peak RSS, rows) and checks what it wrote.
  */
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -270,6 +270,15 @@ export class Bench {
         `${m.memory ? `, at peak: heap ${m.memory.atPeakRss.heapTotal} external ${m.memory.atPeakRss.external} duckdb ${m.memory.atPeakRss.duckdb} MB; max ${JSON.stringify(m.memory.max)}` : ""}` +
         `${error ? `, error: ${error}` : ""}`,
     );
+    // BENCH_TRACE_DIR keeps each of our runs' memory time series (the scratch folder is removed).
+    const keep = process.env.BENCH_TRACE_DIR;
+    if (keep && existsSync(trace)) {
+      mkdirSync(keep, { recursive: true });
+      copyFileSync(
+        trace,
+        join(keep, `${spec.scenario}-${spec.tool}${spec.role ? `-${spec.role}` : ""}-${this.counter}.ndjson`),
+      );
+    }
     if (!spec.outDir) rmSync(dir, { recursive: true, force: true });
     else rmSync(join(dir, "wandb-cache"), { recursive: true, force: true });
     return m;

@@ -5,7 +5,9 @@
  * JavaScript heap (heapUsed/heapTotal), memory V8 knows outside its heap (external, of which arrayBuffers: Buffers,
  * undici bodies), and DuckDB's own memory (the buffer manager's `duckdb_memory()` summed over every DuckDB instance
  * open in the process, read on a connection of the sampler's own). At exit it appends one summary line: the sample
- * with the highest rss, each field's maximum, and the kernel's high-water mark (VmHWM). Numbers only: no argument,
+ * with the highest rss, each field's maximum, and the kernel's high-water mark (VmHWM). With
+ * DR_WANDB_MEMORY_TRACE_GC=1 under `node --expose-gc` each sample first runs a full collection (heapUsed is then
+ * the live set; slow, for diagnosis only). Numbers only: no argument,
  * no environment value and nothing the user synced is written.
  */
 import { appendFileSync, readFileSync, writeFileSync } from "node:fs";
@@ -34,6 +36,7 @@ export interface MemorySample {
 const tracked = new Set<Tracked>();
 let file: string | undefined;
 let started = 0;
+let gcFirst = false;
 let peak: MemorySample | undefined;
 const max: Record<string, number> = {};
 
@@ -78,6 +81,8 @@ function pollDuckDB(t: Tracked): void {
 
 function sample(): void {
   if (file === undefined) return;
+  // Diagnosis only (node --expose-gc): a full collection first, so heapUsed is the live set.
+  if (gcFirst) (globalThis as { gc?: () => void }).gc?.();
   const m = process.memoryUsage();
   let duckdb = 0;
   let duckdbTemp = 0;
@@ -117,6 +122,7 @@ export function startMemoryTrace(env: NodeJS.ProcessEnv = process.env): void {
   file = f;
   started = performance.now();
   const ms = Math.max(20, Number(env.DR_WANDB_MEMORY_TRACE_MS) || 200);
+  gcFirst = env.DR_WANDB_MEMORY_TRACE_GC === "1";
   setInterval(sample, ms).unref();
   process.on("exit", () => {
     sample();
