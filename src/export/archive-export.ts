@@ -87,7 +87,20 @@ async function withCopyBudget(conn: DuckDBConnection, columns: number, copy: () 
   }
 }
 
-async function copyToParquet(conn: DuckDBConnection, select: string, outputDir: string, name: string): Promise<string> {
+/**
+ * Rows per row group of the runs_metadata files: their JSON cells (config, summary, system_attrs) make a row tens
+ * of KB, and a row group is held whole while it is written: at the width-based size (all 10,000 runs of S1 in one
+ * group) the runs file ran out of 96 MiB; 1,024 rows of them are a few tens of MB.
+ */
+const RUN_ROW_GROUP = 1024;
+
+async function copyToParquet(
+  conn: DuckDBConnection,
+  select: string,
+  outputDir: string,
+  name: string,
+  rowGroup?: number,
+): Promise<string> {
   const final = join(outputDir, name);
   const tmp = tempPathFor(final);
   try {
@@ -96,7 +109,7 @@ async function copyToParquet(conn: DuckDBConnection, select: string, outputDir: 
     await rm(tmp, { force: true });
     await withCopyBudget(conn, columns, () =>
       conn.run(
-        `COPY (${select}) TO ${quoteLiteral(tmp)} (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE ${rowGroupSize(columns)})`,
+        `COPY (${select}) TO ${quoteLiteral(tmp)} (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE ${rowGroup ?? rowGroupSize(columns)})`,
       ),
     );
     await rename(tmp, final);
@@ -390,7 +403,13 @@ async function exportTables(
   const components = RUN_JSON_COMPONENTS.map((c) => quoteIdent(c));
   const metaCols = [...standard, ...otherScalars, "tags", "deleted", ...components].join(", ");
   files.push(
-    await copyToParquet(conn, `SELECT ${metaCols} FROM runs ${where} ${runOrder}`, outputDir, "runs_metadata.parquet"),
+    await copyToParquet(
+      conn,
+      `SELECT ${metaCols} FROM runs ${where} ${runOrder}`,
+      outputDir,
+      "runs_metadata.parquet",
+      RUN_ROW_GROUP,
+    ),
   );
   for (const c of RUN_JSON_COMPONENTS) {
     files.push(
@@ -399,6 +418,7 @@ async function exportTables(
         `SELECT ${[...standard, quoteIdent(c)].join(", ")} FROM runs ${where} ${runOrder}`,
         outputDir,
         `runs_metadata_${c}.parquet`,
+        RUN_ROW_GROUP,
       ),
     );
   }

@@ -11,6 +11,7 @@
  * no environment value and nothing the user synced is written.
  */
 import { appendFileSync, readFileSync, writeFileSync } from "node:fs";
+import { getHeapStatistics } from "node:v8";
 import type { DuckDBConnection, DuckDBInstance } from "@duckdb/node-api";
 
 interface Tracked {
@@ -29,6 +30,8 @@ export interface MemorySample {
   heapTotal: number;
   external: number;
   arrayBuffers: number;
+  /** V8's own malloc'd memory outside the heap (compiler zones, parser), getHeapStatistics().malloced_memory. */
+  v8Malloced: number;
   duckdb: number;
   duckdbTemp: number;
 }
@@ -98,6 +101,7 @@ function sample(): void {
     heapTotal: m.heapTotal,
     external: m.external,
     arrayBuffers: m.arrayBuffers,
+    v8Malloced: getHeapStatistics().malloced_memory,
     duckdb,
     duckdbTemp,
   };
