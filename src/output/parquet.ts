@@ -83,6 +83,9 @@ function tsFields(t: UtcInstant | null): string {
 const TIMESTAMP_EXPR = `CAST(make_timestamp("ts" * 1000000 + "tu") AS TIMESTAMPTZ)`;
 
 /** The runs spool: one strict-JSON run per line. */
+/** Rows per row group of the runs file (see finishFiles). */
+const RUN_ROW_GROUP = 1024;
+
 class NdjsonSpool {
   private text = "";
   private constructor(readonly file: AtomicFile) {}
@@ -260,7 +263,9 @@ class ParquetProjectWriter extends BaseProjectWriter {
       for (const t of this.targets) {
         t.tempPath = tempPathFor(t.finalPath);
         const columns = t.spool instanceof CsvSpool ? t.spool.keys().length + 7 : RUN_FIELDS.length;
-        const rowGroup = rowGroupSize(columns);
+        // The runs file's rows carry JSON cells of KB each (config, summary, system_attrs): a row group of the
+        // width-based size held every run at once (10,000 runs: over 100 MiB); 1,024 runs are a few tens of MB.
+        const rowGroup = t.spool instanceof CsvSpool ? rowGroupSize(columns) : RUN_ROW_GROUP;
         // The runs file is small but its JSON cells are big, and a wide spool's chunks are big: one thread reads
         // them with about half the memory of two.
         const threads = !(t.spool instanceof CsvSpool) || columns > 256 ? 1 : Number(duckdbThreads());
