@@ -87,7 +87,20 @@ async function withCopyBudget(conn: DuckDBConnection, columns: number, copy: () 
   }
 }
 
-async function copyToParquet(conn: DuckDBConnection, select: string, outputDir: string, name: string): Promise<string> {
+/**
+ * Rows per row group of the runs_metadata files: their JSON cells (config, summary, system_attrs) make a row tens
+ * of KB, and a row group is held whole while it is written: at the width-based size (all 10,000 runs of S1 in one
+ * group) the runs file ran out of 96 MiB; 1,024 rows of them are a few tens of MB.
+ */
+const RUN_ROW_GROUP = 1024;
+
+async function copyToParquet(
+  conn: DuckDBConnection,
+  select: string,
+  outputDir: string,
+  name: string,
+  rowGroup?: number,
+): Promise<string> {
   const final = join(outputDir, name);
   const tmp = tempPathFor(final);
   try {
@@ -96,7 +109,7 @@ async function copyToParquet(conn: DuckDBConnection, select: string, outputDir: 
     await rm(tmp, { force: true });
     await withCopyBudget(conn, columns, () =>
       conn.run(
-        `COPY (${select}) TO ${quoteLiteral(tmp)} (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE ${rowGroupSize(columns)})`,
+        `COPY (${select}) TO ${quoteLiteral(tmp)} (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE ${rowGroup ?? rowGroupSize(columns)})`,
       ),
     );
     await rename(tmp, final);
@@ -229,11 +242,11 @@ async function readManifest(path: string): Promise<HistoryManifest | null> {
   }
 }
 
-/** Per run of the export: its key (JSON of entity, project, run_id), run_id, and `count:hash` of its rows. */
+/** Per run of the export: its key (JSON of entity, project, run_id), run_id, row count and `count:hash` of its rows. */
 async function historyFingerprints(
   conn: DuckDBConnection,
   filter: ExportFilter,
-): Promise<{ key: string; entity: string; project: string; runId: string; print: string }[]> {
+): Promise<{ key: string; entity: string; project: string; runId: string; rows: number; print: string }[]> {
   const r = await conn.runAndReadAll(
     `SELECT entity, project, run_id, count(*) AS n,
             bit_xor(hash(step, "timestamp", runtime, CAST(wandb_metadata AS VARCHAR), CAST(metrics AS VARCHAR),
@@ -242,9 +255,24 @@ async function historyFingerprints(
   );
   return r.getRows().map((row) => {
     const [entity, project, runId] = [String(row[0]), String(row[1]), String(row[2])];
-    return { key: JSON.stringify([entity, project, runId]), entity, project, runId, print: `${row[3]}:${row[4]}` };
+    const rows = Number(row[3]);
+    return {
+      key: JSON.stringify([entity, project, runId]),
+      entity,
+      project,
+      runId,
+      rows,
+      print: `${row[3]}:${row[4]}`,
+    };
   });
 }
+
+/**
+ * Cells (rows x columns) of history flattened by one COPY: the rows of a segment are sorted by (run_id, step) in
+ * DuckDB's export budget, so a segment is a few runs, not the archive (a sort of 4M stored rows spilled 2.6 GB and
+ * still ran out of the 160 MiB budget). A single run larger than this is one segment of its own.
+ */
+export const SEGMENT_CELLS = Number(process.env.DR_WANDB_EXPORT_SEGMENT_CELLS ?? 4_000_000);
 
 async function describe(conn: DuckDBConnection, select: string): Promise<[string, string][]> {
   const r = await conn.runAndReadAll(`DESCRIBE ${select}`);
@@ -268,39 +296,45 @@ async function exportHistory(conn: DuckDBConnection, filter: ExportFilter, outpu
   let segmentDir: string | undefined;
   const projects = new Set(prints.map((p) => JSON.stringify([p.entity, p.project])));
   const st = await stat(final).catch(() => null);
-  if (
+  const canReuse =
     prev !== null &&
     st !== null &&
     st.size === prev.size &&
     st.mtimeMs === prev.mtimeMs &&
     projects.size === 1 &&
     JSON.stringify(prev.filter) === JSON.stringify(filter) &&
-    JSON.stringify(prev.columns) === JSON.stringify(columns)
-  ) {
-    const reused = (p: (typeof prints)[number]) => prev.runs[p.key] === p.print;
-    if (prints.some(reused)) {
-      // Runs in the file's order (prints come sorted by DuckDB), cut into segments of consecutive runs from the
-      // same source, each segment written in (run_id, step) order to a file of its own; the final file reads the
-      // segment files in order (a multi-file scan keeps file order; a UNION ALL of the segments would not, and a
-      // sort of the wide rows would not fit the budget). Old rows keep their exact values: every column is cast
-      // to the type a full export would give it.
-      const cast = columns.map(([n, t]) => `CAST(${quoteIdent(n)} AS ${t}) AS ${quoteIdent(n)}`).join(", ");
-      segmentDir = tempPathFor(join(outputDir, "runs_history"));
-      await mkdir(segmentDir, { recursive: true });
-      const segments: string[] = [];
-      for (let i = 0; i < prints.length; ) {
-        const fromOld = reused(prints[i]!);
-        const ids: string[] = [];
-        while (i < prints.length && reused(prints[i]!) === fromOld) ids.push(prints[i++]!.runId);
-        const part = fromOld
-          ? `SELECT ${cast} FROM read_parquet(${quoteLiteral(final)}) WHERE run_id IN (${ids.map(quoteLiteral).join(", ")})`
-          : await historySelect(conn, filter, { runIds: ids });
-        segments.push(
-          await copyToParquet(conn, part, segmentDir, `${String(segments.length).padStart(6, "0")}.parquet`),
-        );
+    JSON.stringify(prev.columns) === JSON.stringify(columns);
+  const reused = (p: (typeof prints)[number]) => canReuse && prev.runs[p.key] === p.print;
+  const segmentRows = Math.max(2048, Math.floor(SEGMENT_CELLS / Math.max(1, columns.length)));
+  const totalRows = prints.reduce((a, p) => a + p.rows, 0);
+  if (prints.some(reused) || (totalRows > segmentRows && projects.size === 1)) {
+    // Runs in the file's order (prints come sorted by DuckDB), cut into segments of consecutive runs from the same
+    // source (the previous file, or the archive in pieces of at most segmentRows rows), each segment written in
+    // (run_id, step) order to a file of its own; the final file reads the segment files in order (a multi-file
+    // scan keeps file order; a UNION ALL of the segments would not, and a sort of the wide rows would not fit the
+    // budget). Old rows keep their exact values: every column is cast to the type a full export would give it.
+    const cast = columns.map(([n, t]) => `CAST(${quoteIdent(n)} AS ${t}) AS ${quoteIdent(n)}`).join(", ");
+    segmentDir = tempPathFor(join(outputDir, "runs_history"));
+    await mkdir(segmentDir, { recursive: true });
+    const segments: string[] = [];
+    for (let i = 0; i < prints.length; ) {
+      const fromOld = reused(prints[i]!);
+      const ids: string[] = [];
+      let rows = 0;
+      while (
+        i < prints.length &&
+        reused(prints[i]!) === fromOld &&
+        (fromOld || ids.length === 0 || rows + prints[i]!.rows <= segmentRows)
+      ) {
+        rows += prints[i]!.rows;
+        ids.push(prints[i++]!.runId);
       }
-      select = `SELECT * FROM read_parquet([${segments.map(quoteLiteral).join(", ")}])`;
+      const part = fromOld
+        ? `SELECT ${cast} FROM read_parquet(${quoteLiteral(final)}) WHERE run_id IN (${ids.map(quoteLiteral).join(", ")})`
+        : await historySelect(conn, filter, { runIds: ids });
+      segments.push(await copyToParquet(conn, part, segmentDir, `${String(segments.length).padStart(6, "0")}.parquet`));
     }
+    select = `SELECT * FROM read_parquet([${segments.map(quoteLiteral).join(", ")}])`;
   }
   let written: string;
   try {
@@ -339,48 +373,67 @@ export async function exportArchive(archive: Archive, opts: ArchiveExportOptions
   if (opts.entity !== undefined) filter.entity = opts.entity;
   if (opts.project !== undefined) filter.project = opts.project;
   return archive.withDuckDBTables(filter, async (conn) => {
-    const files: string[] = [];
-    const where = whereClause(filter);
-    const runOrder = "ORDER BY entity, project, created_at, run_id";
-    const standard = RUN_STANDARD_COLUMNS.map((c) => quoteIdent(c));
-    const otherScalars = RUN_SCALAR_COLUMNS.filter((c) => !(RUN_STANDARD_COLUMNS as readonly string[]).includes(c)).map(
-      (c) => quoteIdent(c),
+    // Row order is part of the files' contract (runs by creation, history by run and step, segments in file
+    // order): the archive turns insertion order off for its writes; the export turns it back on.
+    const order = String(
+      (await conn.runAndReadAll("SELECT current_setting('preserve_insertion_order')")).getRows()[0]![0],
     );
-    const components = RUN_JSON_COMPONENTS.map((c) => quoteIdent(c));
-    const metaCols = [...standard, ...otherScalars, "tags", "deleted", ...components].join(", ");
-    files.push(
-      await copyToParquet(
-        conn,
-        `SELECT ${metaCols} FROM runs ${where} ${runOrder}`,
-        outputDir,
-        "runs_metadata.parquet",
-      ),
-    );
-    for (const c of RUN_JSON_COMPONENTS) {
-      files.push(
-        await copyToParquet(
-          conn,
-          `SELECT ${[...standard, quoteIdent(c)].join(", ")} FROM runs ${where} ${runOrder}`,
-          outputDir,
-          `runs_metadata_${c}.parquet`,
-        ),
-      );
+    await conn.run("SET preserve_insertion_order = true");
+    try {
+      return await exportTables(conn, filter, outputDir, opts);
+    } finally {
+      await conn.run(`SET preserve_insertion_order = ${order === "true" ? "true" : "false"}`).catch(() => undefined);
     }
-    if (opts.partitioned) {
-      files.push(
-        await copyToPartitioned(conn, await historySelect(conn, filter, { partitionColumns: true }), outputDir),
-      );
-    } else {
-      files.push(await exportHistory(conn, filter, outputDir));
-    }
-    files.push(
-      await copyToParquet(
-        conn,
-        `SELECT run_id, "timestamp", runtime, metrics FROM system_metrics ${where} ORDER BY entity, project, run_id, "timestamp"`,
-        outputDir,
-        "runs_system_metrics.parquet",
-      ),
-    );
-    return { files };
   });
+}
+
+async function exportTables(
+  conn: DuckDBConnection,
+  filter: ExportFilter,
+  outputDir: string,
+  opts: ArchiveExportOptions,
+): Promise<{ files: string[] }> {
+  const files: string[] = [];
+  const where = whereClause(filter);
+  const runOrder = "ORDER BY entity, project, created_at, run_id";
+  const standard = RUN_STANDARD_COLUMNS.map((c) => quoteIdent(c));
+  const otherScalars = RUN_SCALAR_COLUMNS.filter((c) => !(RUN_STANDARD_COLUMNS as readonly string[]).includes(c)).map(
+    (c) => quoteIdent(c),
+  );
+  const components = RUN_JSON_COMPONENTS.map((c) => quoteIdent(c));
+  const metaCols = [...standard, ...otherScalars, "tags", "deleted", ...components].join(", ");
+  files.push(
+    await copyToParquet(
+      conn,
+      `SELECT ${metaCols} FROM runs ${where} ${runOrder}`,
+      outputDir,
+      "runs_metadata.parquet",
+      RUN_ROW_GROUP,
+    ),
+  );
+  for (const c of RUN_JSON_COMPONENTS) {
+    files.push(
+      await copyToParquet(
+        conn,
+        `SELECT ${[...standard, quoteIdent(c)].join(", ")} FROM runs ${where} ${runOrder}`,
+        outputDir,
+        `runs_metadata_${c}.parquet`,
+        RUN_ROW_GROUP,
+      ),
+    );
+  }
+  if (opts.partitioned) {
+    files.push(await copyToPartitioned(conn, await historySelect(conn, filter, { partitionColumns: true }), outputDir));
+  } else {
+    files.push(await exportHistory(conn, filter, outputDir));
+  }
+  files.push(
+    await copyToParquet(
+      conn,
+      `SELECT run_id, "timestamp", runtime, metrics FROM system_metrics ${where} ORDER BY entity, project, run_id, "timestamp"`,
+      outputDir,
+      "runs_system_metrics.parquet",
+    ),
+  );
+  return { files };
 }
