@@ -28,6 +28,8 @@ describe("memory trace", () => {
         DR_WANDB_MEMORY_TRACE: trace,
         DR_WANDB_MEMORY_TRACE_MS: "20",
       },
+      // the command's bin starts the trace (and the summary is written at the process's exit)
+      process: true,
     });
     assert.equal(r.code, 0, r.stderr);
     const text = await readFile(trace, "utf8");
