@@ -2,7 +2,9 @@
 // Runs the test files under src/, fake-wandb/ and test/, each in its own Node process (through tsx), three at a time,
 // and ends with one summary line `N passed, N failed, N skipped` and the slowest files.
 //
-// Usage: node scripts/run-tests.mjs [--tier default|heavy|browser|live|all] [substring ...]
+// Usage: node scripts/run-tests.mjs [--tier default|heavy|browser|live|all] [--checks] [substring ...]
+//   --checks: also the static checks (tsc --noEmit, biome check, the import graph), each a job beside the files
+//             (`npm test`); a failing check counts as one failure.
 //   Tiers, by file name:  *.heavy.test.ts    robustness at scale (fault soak, crash kills, edge-profile columnar)
 //                         *.browser.test.ts  the viewer in Debian's chromium (needs /usr/bin/chromium)
 //                         *.live.test.ts     against the official wandb client (needs the conformance venvs)
@@ -21,11 +23,13 @@ const TIERS = ["default", "heavy", "browser", "live"];
 
 const argv = process.argv.slice(2);
 let tier = "default";
+let withChecks = false;
 const filters = [];
 for (let i = 0; i < argv.length; i++) {
   const a = argv[i];
   if (a === "--tier") tier = argv[++i] ?? "";
   else if (a.startsWith("--tier=")) tier = a.slice("--tier=".length);
+  else if (a === "--checks") withChecks = true;
   else filters.push(a);
 }
 if (tier !== "all" && !TIERS.includes(tier)) {
@@ -233,18 +237,73 @@ function runFile(file, index) {
   });
 }
 
+/** The static checks of `npm test`, run as jobs of the pool (after the files, which they fill the gaps beside). */
+const CHECKS = [
+  { name: "check: typecheck (tsc --noEmit)", args: [join(ROOT, "node_modules/typescript/bin/tsc"), "--noEmit"] },
+  { name: "check: lint (biome check .)", args: [join(ROOT, "node_modules/@biomejs/biome/bin/biome"), "check", "."] },
+  { name: "check: import graph", args: [join(ROOT, "scripts/check-imports.mjs")] },
+];
+
+function runCheck(check) {
+  return new Promise((done) => {
+    const started = process.hrtime.bigint();
+    const child = spawn(process.execPath, check.args, {
+      cwd: ROOT,
+      stdio: ["ignore", "pipe", "pipe"],
+      env: { ...process.env, FORCE_COLOR: "0" },
+    });
+    let output = "";
+    child.stdout.on("data", (d) => {
+      output += d;
+    });
+    child.stderr.on("data", (d) => {
+      output += d;
+    });
+    let cpu = Number.NaN;
+    child.on("exit", () => {
+      const now = childCpuSeconds();
+      cpu = now - cpuAtLastExit;
+      cpuAtLastExit = now;
+    });
+    child.on("close", (code, signal) => {
+      const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+      const failed = code !== 0;
+      const problems = failed ? [`exited with ${signal ?? `code ${code}`}`] : [];
+      const counts = {
+        passed: failed ? 0 : 1,
+        failed: failed ? 1 : 0,
+        skipped: 0,
+        todo: 0,
+        cancelled: 0,
+        failures: [],
+      };
+      results.push({ file: check.name, seconds, cpu, counts, failed, problems });
+      if (failed)
+        process.stdout.write(`\n---- ${check.name} ----\n${output}\nFAIL ${check.name} (${seconds.toFixed(1)} s)\n\n`);
+      else process.stdout.write(`ok   ${check.name} (${seconds.toFixed(1)} s, ${cpu.toFixed(1)} CPU s)\n`);
+      done();
+    });
+  });
+}
+
 const wallStart = process.hrtime.bigint();
 cpuAtLastExit = childCpuSeconds();
 const cpuAtStart = cpuAtLastExit;
+// The checks start after the end-to-end files (the long ones) and before the short unit files.
+const fileJobs = selected.map((file, i) => ({ e2e: file.startsWith("test/e2e/"), run: () => runFile(file, i) }));
+const jobs = [
+  ...fileJobs.filter((j) => j.e2e).map((j) => j.run),
+  ...(withChecks ? CHECKS.map((c) => () => runCheck(c)) : []),
+  ...fileJobs.filter((j) => !j.e2e).map((j) => j.run),
+];
 let next = 0;
 async function worker() {
-  while (next < selected.length) {
-    const i = next++;
-    await runFile(selected[i], i);
-  }
+  while (next < jobs.length) await jobs[next++]();
 }
-console.log(`run-tests: ${selected.length} files, tier ${tier}, ${concurrency} at once`);
-await Promise.all(Array.from({ length: Math.min(concurrency, selected.length) }, worker));
+console.log(
+  `run-tests: ${selected.length} files${withChecks ? ` and ${CHECKS.length} checks` : ""}, tier ${tier}, ${concurrency} at once`,
+);
+await Promise.all(Array.from({ length: Math.min(concurrency, jobs.length) }, worker));
 await sharedPg?.stop();
 rmSync(scratch, { recursive: true, force: true });
 
@@ -262,6 +321,9 @@ if (failedFiles.length > 0) {
   for (const r of failedFiles) console.log(`  ${r.file}: ${r.problems.join("; ")}`);
 }
 const cpuTotal = childCpuSeconds() - cpuAtStart;
-console.log(`\n${results.length} files in ${wall.toFixed(1)} s, ${cpuTotal.toFixed(0)} CPU s (tier ${tier})`);
+const checksRun = results.length - selected.length;
+console.log(
+  `\n${selected.length} files${checksRun > 0 ? ` and ${checksRun} checks` : ""} in ${wall.toFixed(1)} s, ${cpuTotal.toFixed(0)} CPU s (tier ${tier})`,
+);
 console.log(`${sum("passed")} passed, ${failed} failed, ${sum("skipped") + sum("todo")} skipped`);
 process.exit(failed > 0 ? 1 : 0);

@@ -68,8 +68,19 @@ export interface RunCliOptions {
   process?: boolean;
 }
 
-/** Variables the product reads once, when its modules load: a run that sets them needs a process of its own. */
-const LOAD_TIME_VARIABLES = ["DR_WANDB_MAX_BUFFERED_CELLS", "DR_WANDB_SPOOL_CELLS"];
+/**
+ * The product's own variables that it reads from process.env when it needs them (so an in-process run can set
+ * them for its length). Any other DR_WANDB_ variable in a run's `env` may be read once, when a module loads
+ * (DR_WANDB_MAX_BUFFERED_CELLS, DR_WANDB_SPOOL_CELLS), or only by a bin: such a run gets a process of its own.
+ */
+const CALL_TIME_VARIABLES = new Set([
+  "DR_WANDB_COLUMNAR",
+  "DR_WANDB_DUCKDB_MEMORY",
+  "DR_WANDB_DUCKDB_EXPORT_MEMORY",
+  "DR_WANDB_DUCKDB_THREADS",
+  "DR_WANDB_EXPORT_SEGMENT_CELLS",
+  "DR_WANDB_DEBUG",
+]);
 let inProcessRuns = 0;
 
 /**
@@ -78,7 +89,8 @@ let inProcessRuns = 0;
  * (PATH, HOME, TMPDIR and `env`) and its output captured: a CLI process costs about 0.6 CPU s of Node start-up and
  * module loading before its first request, which the suite's few hundred runs paid for nothing. A child process
  * (see cliArgs) is used when the test asks for one (`process: true`: exit paths, signals, what Node itself prints),
- * when `cwd` is given, when `env` sets a variable read at module load, when another in-process run is under way
+ * when `cwd` is given, when `env` sets a variable not known to be read at call time (CALL_TIME_VARIABLES), when
+ * another in-process run is under way
  * (two runs at once must not share process.env), or with DR_WANDB_TEST_CLI_IN_PROCESS=0 for the whole run.
  */
 export async function runCli(args: string[], opts: RunCliOptions = {}): Promise<CliResult> {
@@ -93,7 +105,7 @@ export async function runCli(args: string[], opts: RunCliOptions = {}): Promise<
     opts.cwd !== undefined ||
     process.env.DR_WANDB_TEST_CLI_IN_PROCESS === "0" ||
     inProcessRuns > 0 ||
-    LOAD_TIME_VARIABLES.some((k) => env[k] !== undefined);
+    Object.keys(env).some((k) => /^DR_WANDB_(?!TEST_)/.test(k) && !CALL_TIME_VARIABLES.has(k));
   if (spawnIt) return runNodeArgs([...cliArgs(opts.bin), ...args], opts);
   inProcessRuns++;
   // The few settings the product reads from process.env itself (DuckDB budgets, the columnar switch, CI, debug)

@@ -2,7 +2,7 @@
  * One bench run: the plan, the peers' environments and a scratch folder; `Bench.run` measures one tool against a
  * running fake (wall time, requests and bytes, peak RSS, rows) and checks what it wrote.
  */
-import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -163,10 +163,13 @@ export class Bench {
     const poller = setInterval(() => void poll(), 250);
 
     log(`${spec.scenario} ${spec.label}${spec.role ? ` (${spec.role})` : ""}: start (limit ${timeoutMs / 1000} s)`);
+    const env = toolEnv(fake, dir, root);
+    const trace = join(dir, "memory-trace.ndjson");
+    if (!isPeer) env.DR_WANDB_MEMORY_TRACE = trace;
     const r = await measure({
       cmd: cmd.cmd,
       args: cmd.args,
-      env: toolEnv(fake, dir, root),
+      env,
       cwd: dir,
       timeoutMs,
     });
@@ -244,6 +247,7 @@ export class Bench {
       exitCode: r.exitCode,
       peakRssMb: Math.round(r.peakRssMb * 10) / 10,
       maxProcesses: r.maxProcesses,
+      memory: isPeer ? undefined : readMemoryTrace(trace),
       cpuS: Math.round(r.cpuS * 10) / 10,
       meanLoad: Number.isFinite(r.meanLoad) ? Math.round(r.meanLoad * 100) / 100 : null,
       requests,
@@ -263,8 +267,18 @@ export class Bench {
       `${spec.scenario} ${spec.label}${spec.role ? ` (${spec.role})` : ""}: ${status} in ${wallS.toFixed(1)} s, ` +
         `${requests.total} requests, ${(requests.bytesOut / 1e6).toFixed(1)} MB, RSS ${m.peakRssMb} MB, CPU ${m.cpuS} s, ` +
         `load ${m.meanLoad}, rows ${rows ?? "?"}` +
+        `${m.memory ? `, at peak: heap ${m.memory.atPeakRss.heapTotal} external ${m.memory.atPeakRss.external} duckdb ${m.memory.atPeakRss.duckdb} MB; max ${JSON.stringify(m.memory.max)}` : ""}` +
         `${error ? `, error: ${error}` : ""}`,
     );
+    // BENCH_TRACE_DIR keeps each of our runs' memory time series (the scratch folder is removed).
+    const keep = process.env.BENCH_TRACE_DIR;
+    if (keep && existsSync(trace)) {
+      mkdirSync(keep, { recursive: true });
+      copyFileSync(
+        trace,
+        join(keep, `${spec.scenario}-${spec.tool}${spec.role ? `-${spec.role}` : ""}-${this.counter}.ndjson`),
+      );
+    }
     if (!spec.outDir) rmSync(dir, { recursive: true, force: true });
     else rmSync(join(dir, "wandb-cache"), { recursive: true, force: true });
     return m;
@@ -284,6 +298,21 @@ export class Bench {
   close(): void {
     rmSync(this.scratch, { recursive: true, force: true });
   }
+}
+
+/** The summary line our tool's memory sampler wrote at exit (undefined when it wrote none, e.g. killed). */
+function readMemoryTrace(file: string): Measurement["memory"] {
+  if (!existsSync(file)) return undefined;
+  const lines = readFileSync(file, "utf8").trim().split("\n");
+  for (const l of lines.reverse()) {
+    try {
+      const j = JSON.parse(l) as { summary?: Measurement["memory"] };
+      if (j.summary) return j.summary;
+    } catch {
+      // a line cut by a kill
+    }
+  }
+  return undefined;
 }
 
 function lastErrorLine(stderr: string): string {

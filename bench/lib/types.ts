@@ -38,6 +38,12 @@ export interface Measurement {
   exitCode: number | null;
   peakRssMb: number | null;
   maxProcesses: number | null;
+  /**
+   * Our commands only: where the memory went, from the tool's own DR_WANDB_MEMORY_TRACE sampler (src/model/
+   * memory-trace.ts), in MB: the sample with the highest RSS (rss, JS heap used/total, external of which
+   * arrayBuffers, DuckDB's buffer manager) and each field's maximum over the run.
+   */
+  memory?: { atPeakRss: Record<string, number>; max: Record<string, number>; vmHwm: number | null };
   /** CPU seconds of the tool's process tree (robust to other load on the machine, unlike wall time). */
   cpuS?: number | null;
   /** Mean 1-minute load average of the machine while the tool ran (2 cores: above ~2 means contention). */

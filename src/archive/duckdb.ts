@@ -19,6 +19,7 @@ import {
 } from "@duckdb/node-api";
 import { duckdbMemoryLimit, duckdbThreads } from "../model/duckdb-resources.js";
 import { type KindTracker, quoteLiteral } from "../model/flatten.js";
+import { traceDuckDB, untraceDuckDB } from "../model/memory-trace.js";
 import type { HistoryRecord } from "../model/records.js";
 import {
   columnarEnabled,
@@ -141,6 +142,7 @@ export class DuckDBArchive extends SqlArchive implements DuckDBExportSource {
       }
       throw new ArchiveError("CONNECT", `cannot open DuckDB archive ${path}: ${msg}`, { cause: e });
     }
+    traceDuckDB(instance);
     let conn: DuckDBConnection | undefined;
     try {
       conn = await instance.connect();
@@ -150,6 +152,7 @@ export class DuckDBArchive extends SqlArchive implements DuckDBExportSource {
       openInProcess.set(path, readOnly ? (held ?? 0) + 1 : -1);
       return a;
     } catch (e) {
+      await untraceDuckDB(instance);
       conn?.closeSync();
       instance.closeSync();
       throw e;
@@ -394,6 +397,7 @@ export class DuckDBArchive extends SqlArchive implements DuckDBExportSource {
 
   protected async closeConnection(): Promise<void> {
     try {
+      await untraceDuckDB(this.instance);
       this.conn.closeSync();
       this.instance.closeSync();
     } finally {

@@ -17,6 +17,7 @@ import copyStreams from "pg-copy-streams";
 import { duckdbMemoryLimit, duckdbThreads } from "../model/duckdb-resources.js";
 import { type KindTracker, quoteIdent, quoteLiteral } from "../model/flatten.js";
 import type { JsonValue } from "../model/json.js";
+import { traceDuckDB, untraceDuckDB } from "../model/memory-trace.js";
 import type { HistoryRecord } from "../model/records.js";
 import type { DuckDBExportSource, ExportFilter, HistoryWrite, QueryResult } from "./archive.js";
 import { type RunKey, SqlArchive } from "./base.js";
@@ -385,11 +386,13 @@ export class PostgresArchive extends SqlArchive implements DuckDBExportSource {
           memory_limit: duckdbMemoryLimit("export"),
           threads: duckdbThreads(),
         });
+        traceDuckDB(instance);
         conn = await instance.connect();
         await conn.run("SET TimeZone = 'UTC'");
         await this.copyTablesInto(conn, dir, filter);
         return await fn(conn);
       } finally {
+        if (instance) await untraceDuckDB(instance);
         conn?.closeSync();
         instance?.closeSync();
         await rm(dir, { recursive: true, force: true });

@@ -1,8 +1,11 @@
 #!/usr/bin/env node
 /** The `dr-wandb` command. The only place (with wandb-download.ts) that exits the process. */
+import "./gc-policy.js";
+import { startMemoryTrace } from "../model/memory-trace.js";
 import { hideSecretsFromProcessTitle, makeContext, runProgram } from "./main.js";
 import { buildProgram } from "./program.js";
 
+startMemoryTrace();
 hideSecretsFromProcessTitle("dr-wandb", process.argv.slice(2));
 const ctx = makeContext({ argv: process.argv.slice(2) });
 let interrupted = false;

@@ -1,11 +1,14 @@
 #!/usr/bin/env node
 /** The `wandb-download ENTITY PROJECT OUTPUT_DIR` command, as the original dr_wandb had it. */
 import { Command } from "commander";
+import "./gc-policy.js";
+import { startMemoryTrace } from "../model/memory-trace.js";
 import { completionScript, detectShell, installCompletion } from "./completion.js";
 import { hideSecretsFromProcessTitle, makeContext, runProgram } from "./main.js";
 import { downloadCommandSpec, VERSION } from "./program.js";
 
 const argv = process.argv.slice(2);
+startMemoryTrace();
 hideSecretsFromProcessTitle("wandb-download", argv);
 const ctx = makeContext({ argv });
 const program = downloadCommandSpec(new Command("wandb-download").version(VERSION), ctx);

@@ -18,6 +18,7 @@ import type {
   DuckDBValue,
 } from "@duckdb/node-api";
 import type { JsonObject, JsonValue } from "./json.js";
+import { traceDuckDB, untraceDuckDB } from "./memory-trace.js";
 import { normaliseStep } from "./records.js";
 
 type DuckModule = typeof import("@duckdb/node-api");
@@ -143,7 +144,10 @@ export class ParquetReader {
 
   private db(): Promise<DuckDBInstance> {
     this.instance ??= loadDuck().then((d) =>
-      d.DuckDBInstance.create(":memory:", { threads: "2", memory_limit: "64MiB" }),
+      d.DuckDBInstance.create(":memory:", { threads: "2", memory_limit: "64MiB" }).then((i) => {
+        traceDuckDB(i);
+        return i;
+      }),
     );
     return this.instance;
   }
@@ -187,7 +191,13 @@ export class ParquetReader {
   close(): void {
     const inst = this.instance;
     this.instance = undefined;
-    if (inst) inst.then((i) => i.closeSync()).catch(() => undefined);
+    if (inst)
+      inst
+        .then(async (i) => {
+          await untraceDuckDB(i);
+          i.closeSync();
+        })
+        .catch(() => undefined);
   }
 }
 

@@ -21,6 +21,7 @@ import { AtomicFile, fsyncPath, tempPathFor, unlinkIfExists } from "../model/ato
 import { duckdbMemoryLimit, duckdbThreads, exportMemoryFor, rowGroupSize } from "../model/duckdb-resources.js";
 import { metricColumnNames, quoteIdent, quoteLiteral } from "../model/flatten.js";
 import { stringifyStrict } from "../model/json.js";
+import { traceDuckDB, untraceDuckDB } from "../model/memory-trace.js";
 import { HISTORY_FIXED_COLUMNS, RUN_FIELDS, type RunRecord, type SystemMetricsRecord } from "../model/records.js";
 import { BaseProjectWriter, type HistoryBatches, type PendingFile } from "./base-writer.js";
 import { CsvSpool, csvJson, csvNumber } from "./csv-spool.js";
@@ -82,6 +83,9 @@ function tsFields(t: UtcInstant | null): string {
 const TIMESTAMP_EXPR = `CAST(make_timestamp("ts" * 1000000 + "tu") AS TIMESTAMPTZ)`;
 
 /** The runs spool: one strict-JSON run per line. */
+/** Rows per row group of the runs file (see finishFiles). */
+const RUN_ROW_GROUP = 1024;
+
 class NdjsonSpool {
   private text = "";
   private constructor(readonly file: AtomicFile) {}
@@ -252,13 +256,16 @@ class ParquetProjectWriter extends BaseProjectWriter {
         temp_directory: tempDir,
         memory_limit: duckdbMemoryLimit(),
       });
+      traceDuckDB(instance);
       conn = await instance.connect();
       await conn.run("SET TimeZone = 'UTC'");
       const out: PendingFile[] = [];
       for (const t of this.targets) {
         t.tempPath = tempPathFor(t.finalPath);
         const columns = t.spool instanceof CsvSpool ? t.spool.keys().length + 7 : RUN_FIELDS.length;
-        const rowGroup = rowGroupSize(columns);
+        // The runs file's rows carry JSON cells of KB each (config, summary, system_attrs): a row group of the
+        // width-based size held every run at once (10,000 runs: over 100 MiB); 1,024 runs are a few tens of MB.
+        const rowGroup = t.spool instanceof CsvSpool ? rowGroupSize(columns) : RUN_ROW_GROUP;
         // The runs file is small but its JSON cells are big, and a wide spool's chunks are big: one thread reads
         // them with about half the memory of two.
         const threads = !(t.spool instanceof CsvSpool) || columns > 256 ? 1 : Number(duckdbThreads());
@@ -282,6 +289,7 @@ class ParquetProjectWriter extends BaseProjectWriter {
       }
       return out;
     } finally {
+      if (instance) await untraceDuckDB(instance);
       conn?.closeSync();
       instance?.closeSync();
       await rm(tempDir, { recursive: true, force: true });

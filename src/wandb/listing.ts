@@ -28,6 +28,9 @@ export async function runCount(
   return typeof n === "number" ? n : typeof n === "bigint" ? Number(n) : 0;
 }
 
+/** Listing pages held at once by a ranged listing: in flight or parsed and waiting for the consumer. */
+export const LISTING_PAGES_AHEAD = 3;
+
 export async function* listRuns(
   core: ClientCore,
   entity: string,
@@ -90,16 +93,27 @@ async function* listRanges(
     wake = undefined;
     w?.();
   };
-  const maxQueued = 2;
+  // Pages fetched or being fetched and not yet handed out: each is a parsed page of full runs (config, summary), so
+  // this bounds the listing's memory whatever the number of ranges (more ranges than this wait their turn).
+  const maxAhead = LISTING_PAGES_AHEAD;
+  let fetching = 0;
   const worker = async (range: CreatedAtRange) => {
     const listing: { size?: number } = {};
     const opts: ListRunsOptions = { ...options, filters: range.filters(options.filters), signal };
     let cursor: string | null = null;
     try {
       for (;;) {
-        while (queue.length >= maxQueued && !stop.signal.aborted) await new Promise<void>((r) => room.push(r));
+        while (queue.length + fetching >= maxAhead && !stop.signal.aborted) {
+          await new Promise<void>((r) => room.push(r));
+        }
         if (stop.signal.aborted) return;
-        const page = await fetchRunsPage(core, entity, project, opts, cursor, listing);
+        fetching++;
+        let page: Awaited<ReturnType<typeof fetchRunsPage>>;
+        try {
+          page = await fetchRunsPage(core, entity, project, opts, cursor, listing);
+        } finally {
+          fetching--;
+        }
         if (!page.runs.every((r) => range.holds(r.createdAt))) {
           outside = true;
           core.learn({ rangeListing: false });

@@ -3,7 +3,7 @@
  * other runs) fits the DuckDB budget it sets itself, with no retry: a few thousand rows of 1,126 columns once ran
  * out of memory at 512 MiB (one sorted wide pivot and a list of every key's text per row). The rows come out in
  * (run_id, step) order, and an incremental export (unchanged runs copied from the previous file) is the same file
- * as a full export of the same archive.
+ * as a full export of the same archive, as is an export cut into segments of a few runs each.
  */
 import assert from "node:assert/strict";
 import { copyFile, mkdir } from "node:fs/promises";
@@ -69,5 +69,17 @@ describe("export of a wide history", () => {
     assert.equal(exp.code, 0, exp.stderr);
     const fullFile = join(full.path, "runs_history.parquet");
     assert.deepEqual(await parquetDiff(file, fullFile), { onlyA: 0, onlyB: 0, sameSchema: true, moved: 0 });
+
+    // A history larger than one segment is flattened a few runs at a time (each piece sorted in the budget) and the
+    // pieces read back in order: the same table as the one-piece export.
+    await using pieces = await tempDir();
+    await copyFile(join(dir.path, "wandb.duckdb"), join(pieces.path, "wandb.duckdb"));
+    const cut = await runCli(["export", "--output-dir", pieces.path, "-q"], {
+      env: { DR_WANDB_EXPORT_SEGMENT_CELLS: String(2048 * cols.length) },
+    });
+    assert.equal(cut.code, 0, cut.stderr);
+    const cutFile = join(pieces.path, "runs_history.parquet");
+    assert.equal(await rowsOutOfOrder(cutFile), 0, "segmented export: rows out of order");
+    assert.deepEqual(await parquetDiff(cutFile, fullFile), { onlyA: 0, onlyB: 0, sameSchema: true, moved: 0 });
   });
 });

@@ -1,0 +1,116 @@
+/**
+ * The COPY steps every export file goes through: the filter's WHERE clause, a COPY planned to fit DuckDB's budget
+ * for the table's width (withCopyBudget), a single file written to a temp name and renamed (copyToParquet), and a
+ * Hive-partitioned dataset folder replaced whole (copyToPartitioned).
+ */
+import { mkdir, rename, rm } from "node:fs/promises";
+import { join } from "node:path";
+import type { DuckDBConnection } from "@duckdb/node-api";
+import { ArchiveError, type ExportFilter, firstLine } from "../archive/index.js";
+import { tempPathFor } from "../model/atomic-file.js";
+import { duckdbThreads, exportMemoryFor, rowGroupSize } from "../model/duckdb-resources.js";
+import { quoteLiteral } from "../model/flatten.js";
+
+export function whereClause(filter: ExportFilter, alias?: string): string {
+  const p = alias ? `${alias}.` : "";
+  const conds: string[] = [];
+  if (filter.entity !== undefined) conds.push(`${p}entity = ${quoteLiteral(filter.entity)}`);
+  if (filter.project !== undefined) conds.push(`${p}project = ${quoteLiteral(filter.project)}`);
+  return conds.length ? `WHERE ${conds.join(" AND ")}` : "";
+}
+
+/**
+ * Runs one COPY with the memory and threads its width calls for (see exportMemoryFor: one thread and a budget
+ * planned from the column count for wide tables), then restores the connection's settings.
+ */
+export async function withCopyBudget(
+  conn: DuckDBConnection,
+  columns: number,
+  copy: () => Promise<unknown>,
+): Promise<void> {
+  const threads = columns > 256 ? 1 : Number(duckdbThreads());
+  const memory = exportMemoryFor({ readerBufferBytes: 0, columns, threads });
+  const before = (await conn.runAndReadAll("SELECT current_setting('memory_limit'), current_setting('threads')"))
+    .getRows()[0]!
+    .map(String);
+  await conn.run(`SET memory_limit = ${quoteLiteral(memory)}`);
+  await conn.run(`SET threads = ${threads}`);
+  try {
+    await copy();
+  } finally {
+    await conn.run(`SET memory_limit = ${quoteLiteral(before[0]!)}`).catch(() => undefined);
+    await conn.run(`SET threads = ${Number(before[1])}`).catch(() => undefined);
+  }
+}
+
+/**
+ * Rows per row group of the runs_metadata files: their JSON cells (config, summary, system_attrs) make a row tens
+ * of KB, and a row group is held whole while it is written: at the width-based size (all 10,000 runs of S1 in one
+ * group) the runs file ran out of 96 MiB; 1,024 rows of them are a few tens of MB.
+ */
+export const RUN_ROW_GROUP = 1024;
+
+export async function copyToParquet(
+  conn: DuckDBConnection,
+  select: string,
+  outputDir: string,
+  name: string,
+  rowGroup?: number,
+): Promise<string> {
+  const final = join(outputDir, name);
+  const tmp = tempPathFor(final);
+  try {
+    // Wide tables (thousands of metric columns) get smaller row groups, so that one fits in DuckDB's memory budget.
+    const columns = (await conn.runAndReadAll(`DESCRIBE ${select}`)).currentRowCount;
+    await rm(tmp, { force: true });
+    await withCopyBudget(conn, columns, () =>
+      conn.run(
+        `COPY (${select}) TO ${quoteLiteral(tmp)} (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE ${rowGroup ?? rowGroupSize(columns)})`,
+      ),
+    );
+    await rename(tmp, final);
+  } catch (e) {
+    await rm(tmp, { force: true }).catch(() => undefined);
+    if (e instanceof ArchiveError) throw e;
+    throw new ArchiveError("EXPORT", `writing ${final}: ${firstLine(e)}`, { cause: e });
+  }
+  return final;
+}
+
+/**
+ * Writes the history as a Hive-partitioned dataset in `<outputDir>/runs_history/`, whole or not at all: it is
+ * written to a temporary folder beside it, which then replaces the previous dataset.
+ */
+export async function copyToPartitioned(conn: DuckDBConnection, select: string, outputDir: string): Promise<string> {
+  const final = join(outputDir, "runs_history");
+  const tmp = tempPathFor(final);
+  const old = tempPathFor(final).replace(/\.tmp-(\d+-[0-9a-f]+)$/, ".old-$1");
+  try {
+    await rm(tmp, { recursive: true, force: true });
+    const columns = (await conn.runAndReadAll(`DESCRIBE ${select}`)).currentRowCount;
+    await withCopyBudget(conn, columns, () =>
+      conn.run(
+        `COPY (${select}) TO ${quoteLiteral(tmp)} (FORMAT parquet, COMPRESSION zstd, PARTITION_BY (entity, project), ` +
+          `ROW_GROUP_SIZE ${rowGroupSize(columns)})`,
+      ),
+    );
+    await mkdir(tmp, { recursive: true }); // an empty archive still gives an (empty) dataset folder
+    const hadOld = await rename(final, old).then(
+      () => true,
+      () => false,
+    );
+    await rename(tmp, final);
+    if (hadOld) await rm(old, { recursive: true, force: true });
+  } catch (e) {
+    await rm(tmp, { recursive: true, force: true }).catch(() => undefined);
+    if (e instanceof ArchiveError) throw e;
+    throw new ArchiveError("EXPORT", `writing ${final}/: ${firstLine(e)}`, { cause: e });
+  }
+  return final;
+}
+
+/** The (name, type) of each column of a SELECT. */
+export async function describe(conn: DuckDBConnection, select: string): Promise<[string, string][]> {
+  const r = await conn.runAndReadAll(`DESCRIBE ${select}`);
+  return r.getRows().map((row) => [String(row[0]), String(row[1])]);
+}

@@ -1,0 +1,215 @@
+/**
+ * runs_history.parquet: the SELECT that flattens the stored history into one typed column per metric key
+ * (historySelect), and its writing in segments of a few runs, reusing the previous file's rows of unchanged runs
+ * (exportHistory, with the manifest beside the file).
+ */
+import { mkdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import type { DuckDBConnection } from "@duckdb/node-api";
+import { type ExportFilter, maskToKinds } from "../archive/index.js";
+import { tempPathFor } from "../model/atomic-file.js";
+import { type ColumnType, columnTypeFor, metricColumnNames, quoteIdent, quoteLiteral } from "../model/flatten.js";
+import { HISTORY_FIXED_COLUMNS } from "../model/records.js";
+import { copyToParquet, describe, whereClause } from "./copy.js";
+
+/** The JSON type each metric column is read as by json_transform (HUGEINT as text, cast afterwards). */
+function transformType(type: ColumnType): string {
+  return type === "HUGEINT" ? "VARCHAR" : type;
+}
+
+/**
+ * The SELECT for runs_history.parquet: fixed columns, then one typed column per metric key, in the order of
+ * (entity, project, run_id, step).
+ *
+ * Memory is bounded by the width of one chunk of rows, not by the table: the narrow stored rows are sorted first
+ * (the sort spills to disk beyond the budget), then each row's metrics are parsed ONCE by json_transform into a
+ * typed STRUCT whose fields are read by position (any key: dots, quotes, case variants, the empty key). A wide
+ * sort (thousands of mostly-NULL metric columns per row) or a list of thousands of extracted strings per row both
+ * need hundreds of MiB for a few thousand rows; this plan needs neither. DuckDB keeps the sorted order through the
+ * projections above it (preserve_insertion_order, on by default), which test/e2e checks on the written files.
+ */
+export async function historySelect(
+  conn: DuckDBConnection,
+  filter: ExportFilter,
+  opts: { partitionColumns?: boolean; runIds?: readonly string[] } = {},
+): Promise<string> {
+  const reader = await conn.runAndReadAll(
+    `SELECT key, bit_or(kinds)::INTEGER AS kinds FROM metric_keys ${whereClause(filter)} GROUP BY key ORDER BY key`,
+  );
+  const keys: { key: string; type: ColumnType }[] = reader.getRows().map((r) => ({
+    key: String(r[0]),
+    type: columnTypeFor(maskToKinds(Number(r[1]))),
+  }));
+  const names = metricColumnNames(
+    keys.map((k) => k.key),
+    HISTORY_FIXED_COLUMNS,
+  );
+  const fixed = [
+    ...(opts.partitionColumns ? ["entity", "project"] : []),
+    ...HISTORY_FIXED_COLUMNS.map((c) => quoteIdent(c)),
+  ].join(", ");
+  let where = whereClause(filter);
+  if (opts.runIds !== undefined) {
+    const list = opts.runIds.length > 0 ? opts.runIds.map(quoteLiteral).join(", ") : "NULL";
+    where = `${where ? `${where} AND` : "WHERE"} run_id IN (${list})`;
+  }
+  const sorted = `SELECT * FROM history ${where} ORDER BY entity, project, run_id, step`;
+  if (keys.length === 0) return `SELECT ${fixed} FROM (${sorted})`;
+  const S = quoteIdent("dr_wandb$s");
+  // Built as text, not with JSON.stringify of an object: that would move integer-like keys ("0", "10") to the
+  // front and treat "__proto__" specially, and the fields are read by position.
+  const structure = `{${keys.map((k) => `${JSON.stringify(k.key)}:${JSON.stringify(transformType(k.type))}`).join(",")}}`;
+  const exprs = keys.map((k, i) => {
+    const field = `struct_extract_at(${S}, ${i + 1})`;
+    const alias = quoteIdent(names.get(k.key)!);
+    // Parquet has no 128-bit integer (DuckDB would write DOUBLE): DECIMAL(38,0) keeps every digit.
+    return k.type === "HUGEINT" ? `TRY_CAST(${field} AS DECIMAL(38,0)) AS ${alias}` : `${field} AS ${alias}`;
+  });
+  const inner = [
+    "entity",
+    "project",
+    ...HISTORY_FIXED_COLUMNS.map((c) => quoteIdent(c)),
+    `json_transform(metrics, ${quoteLiteral(structure)}) AS ${S}`,
+  ].join(", ");
+  return `SELECT ${fixed}, ${exprs.join(", ")} FROM (SELECT ${inner} FROM (${sorted}))`;
+}
+
+/**
+ * What the last runs_history.parquet holds, so that the next export copies the rows of unchanged runs from it
+ * (a columnar copy) instead of flattening their JSON again: the file's size and mtime (a file changed by anything
+ * else is not trusted), the filter, the column signature (names and types), and per run its row count and a hash
+ * of all its stored history rows.
+ */
+interface HistoryManifest {
+  version: 1;
+  size: number;
+  mtimeMs: number;
+  filter: ExportFilter;
+  columns: [string, string][];
+  /** `entity/project/run_id` as JSON → `count:hash`. */
+  runs: Record<string, string>;
+}
+
+export const MANIFEST_NAME = ".runs_history.manifest.json";
+
+async function readManifest(path: string): Promise<HistoryManifest | null> {
+  try {
+    const m = JSON.parse(await readFile(path, "utf8")) as HistoryManifest;
+    return m && m.version === 1 && typeof m.runs === "object" ? m : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Per run of the export: its key (JSON of entity, project, run_id), run_id, row count and `count:hash` of its rows. */
+async function historyFingerprints(
+  conn: DuckDBConnection,
+  filter: ExportFilter,
+): Promise<{ key: string; entity: string; project: string; runId: string; rows: number; print: string }[]> {
+  const r = await conn.runAndReadAll(
+    `SELECT entity, project, run_id, count(*) AS n,
+            bit_xor(hash(step, "timestamp", runtime, CAST(wandb_metadata AS VARCHAR), CAST(metrics AS VARCHAR),
+                         CAST(extra AS VARCHAR)))::VARCHAR AS h
+     FROM history ${whereClause(filter)} GROUP BY entity, project, run_id ORDER BY entity, project, run_id`,
+  );
+  return r.getRows().map((row) => {
+    const [entity, project, runId] = [String(row[0]), String(row[1]), String(row[2])];
+    const rows = Number(row[3]);
+    return {
+      key: JSON.stringify([entity, project, runId]),
+      entity,
+      project,
+      runId,
+      rows,
+      print: `${row[3]}:${row[4]}`,
+    };
+  });
+}
+
+/**
+ * Cells (rows x columns) of history flattened by one COPY: the rows of a segment are sorted by (run_id, step) in
+ * DuckDB's export budget, so a segment is a few runs, not the archive (a sort of 4M stored rows spilled 2.6 GB and
+ * still ran out of the 160 MiB budget). A single run larger than this is one segment of its own.
+ */
+export function segmentCells(env: NodeJS.ProcessEnv = process.env): number {
+  const n = Number(env.DR_WANDB_EXPORT_SEGMENT_CELLS ?? 4_000_000);
+  return Number.isFinite(n) && n > 0 ? n : 4_000_000;
+}
+
+/**
+ * Writes runs_history.parquet. When the previous export of the same filter left a manifest that still matches its
+ * file and the columns are unchanged, the rows of runs whose stored history is unchanged are copied from the
+ * previous file and only the other runs are flattened from the archive's JSON; the file is still rewritten whole
+ * (same content as a full export). Only for one entity/project (the file has no entity/project columns).
+ */
+export async function exportHistory(conn: DuckDBConnection, filter: ExportFilter, outputDir: string): Promise<string> {
+  const final = join(outputDir, "runs_history.parquet");
+  const manifestPath = join(outputDir, MANIFEST_NAME);
+  const prev = await readManifest(manifestPath);
+  const prints = await historyFingerprints(conn, filter);
+  const full = await historySelect(conn, filter);
+  const columns = await describe(conn, full);
+  let select = full;
+  let segmentDir: string | undefined;
+  const projects = new Set(prints.map((p) => JSON.stringify([p.entity, p.project])));
+  const st = await stat(final).catch(() => null);
+  const canReuse =
+    prev !== null &&
+    st !== null &&
+    st.size === prev.size &&
+    st.mtimeMs === prev.mtimeMs &&
+    projects.size === 1 &&
+    JSON.stringify(prev.filter) === JSON.stringify(filter) &&
+    JSON.stringify(prev.columns) === JSON.stringify(columns);
+  const reused = (p: (typeof prints)[number]) => canReuse && prev.runs[p.key] === p.print;
+  const segmentRows = Math.max(2048, Math.floor(segmentCells() / Math.max(1, columns.length)));
+  const totalRows = prints.reduce((a, p) => a + p.rows, 0);
+  if (prints.some(reused) || (totalRows > segmentRows && projects.size === 1)) {
+    // Runs in the file's order (prints come sorted by DuckDB), cut into segments of consecutive runs from the same
+    // source (the previous file, or the archive in pieces of at most segmentRows rows), each segment written in
+    // (run_id, step) order to a file of its own; the final file reads the segment files in order (a multi-file
+    // scan keeps file order; a UNION ALL of the segments would not, and a sort of the wide rows would not fit the
+    // budget). Old rows keep their exact values: every column is cast to the type a full export would give it.
+    const cast = columns.map(([n, t]) => `CAST(${quoteIdent(n)} AS ${t}) AS ${quoteIdent(n)}`).join(", ");
+    segmentDir = tempPathFor(join(outputDir, "runs_history"));
+    await mkdir(segmentDir, { recursive: true });
+    const segments: string[] = [];
+    for (let i = 0; i < prints.length; ) {
+      const fromOld = reused(prints[i]!);
+      const ids: string[] = [];
+      let rows = 0;
+      while (
+        i < prints.length &&
+        reused(prints[i]!) === fromOld &&
+        (fromOld || ids.length === 0 || rows + prints[i]!.rows <= segmentRows)
+      ) {
+        rows += prints[i]!.rows;
+        ids.push(prints[i++]!.runId);
+      }
+      const part = fromOld
+        ? `SELECT ${cast} FROM read_parquet(${quoteLiteral(final)}) WHERE run_id IN (${ids.map(quoteLiteral).join(", ")})`
+        : await historySelect(conn, filter, { runIds: ids });
+      segments.push(await copyToParquet(conn, part, segmentDir, `${String(segments.length).padStart(6, "0")}.parquet`));
+    }
+    select = `SELECT * FROM read_parquet([${segments.map(quoteLiteral).join(", ")}])`;
+  }
+  let written: string;
+  try {
+    written = await copyToParquet(conn, select, outputDir, "runs_history.parquet");
+  } finally {
+    if (segmentDir !== undefined) await rm(segmentDir, { recursive: true, force: true });
+  }
+  const now = await stat(written);
+  const manifest: HistoryManifest = {
+    version: 1,
+    size: now.size,
+    mtimeMs: now.mtimeMs,
+    filter,
+    columns,
+    runs: Object.fromEntries(prints.map((p) => [p.key, p.print])),
+  };
+  const tmp = tempPathFor(manifestPath);
+  await writeFile(tmp, JSON.stringify(manifest));
+  await rename(tmp, manifestPath);
+  return written;
+}
