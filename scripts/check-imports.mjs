@@ -161,13 +161,25 @@ export function checkImports(root) {
   return { files: graph.size, problems: [...edgeProblems(graph), ...cycleProblems(graph)] };
 }
 
+/** What the command prints and its exit status, for a repository root. */
+export function checkReport(root) {
+  const { files, problems } = checkImports(root);
+  if (problems.length === 0) {
+    return {
+      status: 0,
+      stdout: `check-imports: ${files} files of src/ and fake-wandb/ follow the documented flow, no cycles\n`,
+      stderr: "",
+    };
+  }
+  const lines = problems.map((p) => `check-imports: ${p}`);
+  lines.push(`check-imports: ${problems.length} problem(s) in the import graph of ${files} files`);
+  return { status: 1, stdout: "", stderr: `${lines.join("\n")}\n` };
+}
+
 if (process.argv[1] !== undefined && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
   const root = resolve(process.argv[2] ?? join(dirname(fileURLToPath(import.meta.url)), ".."));
-  const { files, problems } = checkImports(root);
-  for (const p of problems) console.error(`check-imports: ${p}`);
-  if (problems.length > 0) {
-    console.error(`check-imports: ${problems.length} problem(s) in the import graph of ${files} files`);
-    process.exit(1);
-  }
-  console.log(`check-imports: ${files} files of src/ and fake-wandb/ follow the documented flow, no cycles`);
+  const r = checkReport(root);
+  process.stdout.write(r.stdout);
+  process.stderr.write(r.stderr);
+  process.exitCode = r.status;
 }
