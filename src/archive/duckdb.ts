@@ -20,6 +20,7 @@ import {
 import {
   duckdbMemoryLimit,
   duckdbThreads,
+  LARGE_VALUE_CHARS,
   largestStoredValue,
   largeValueBytes,
   writeMemoryFor,
@@ -182,10 +183,11 @@ export class DuckDBArchive extends SqlArchive implements DuckDBExportSource {
     if (limit !== before) await this.exec(`SET memory_limit = ${quoteLiteral(limit)}`);
   }
 
-  /** A string to append, with the write budget planned for it first when it is large. */
-  private async planned(s: string): Promise<string> {
-    await this.planValue(largeValueBytes(s));
-    return s;
+  /** The largest of `texts` in bytes when it is large and above what the budget is planned for, else 0. */
+  private unplanned(texts: string[]): number {
+    let big = 0;
+    for (const t of texts) if (t.length >= LARGE_VALUE_CHARS) big = Math.max(big, largeValueBytes(t));
+    return big > this.largestValueBytes ? big : 0;
   }
 
   protected async exec(sql: string, params?: unknown[]): Promise<void> {
@@ -341,12 +343,10 @@ export class DuckDBArchive extends SqlArchive implements DuckDBExportSource {
             else appender.appendTimestampTZ(new DuckDBTimestampTZValue(BigInt(micros)));
             if (row.runtime === null || row.runtime === undefined) appender.appendNull();
             else appender.appendDouble(Number(row.runtime));
-            const meta = await this.planned(jsonText(row.wandb_metadata));
-            const metrics = await this.planned(jsonText(row.metrics));
-            const extra = await this.planned(jsonText(row.extra));
-            appender.appendVarchar(meta);
-            appender.appendVarchar(metrics);
-            appender.appendVarchar(extra);
+            const texts = historyTexts(row);
+            const big = this.unplanned(texts); // the usual row: three length checks, no await
+            if (big > 0) await this.planValue(big);
+            for (const t of texts) appender.appendVarchar(t);
             appender.endRow();
           } else {
             outOfOrder.set(step, { ...row, step });
@@ -386,8 +386,9 @@ export class DuckDBArchive extends SqlArchive implements DuckDBExportSource {
     const appender = await this.conn.createAppender(stage, "main", "temp");
     try {
       for (const row of rows) {
-        const texts = [jsonText(row.wandb_metadata), jsonText(row.metrics), jsonText(row.extra)];
-        for (const t of texts) await this.planValue(largeValueBytes(t));
+        const texts = historyTexts(row);
+        const big = this.unplanned(texts);
+        if (big > 0) await this.planValue(big);
         appender.appendBigInt(BigInt(Math.trunc(row.step)));
         const micros = unixToMicros(row.timestamp);
         if (micros === null) appender.appendNull();
@@ -447,6 +448,10 @@ export class DuckDBArchive extends SqlArchive implements DuckDBExportSource {
       else openInProcess.set(this.location, held - 1);
     }
   }
+}
+
+function historyTexts(row: HistoryRecord): string[] {
+  return [jsonText(row.wandb_metadata), jsonText(row.metrics), jsonText(row.extra)];
 }
 
 function closeQuietly(appender: { closeSync(): void }): void {
