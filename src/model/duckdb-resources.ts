@@ -1,5 +1,6 @@
-import type { DuckDBConnection } from "@duckdb/node-api";
 /** DuckDB resource settings shared by every DuckDB instance dr-wandb opens (archive, exports, writers). */
+import type { DuckDBConnection } from "@duckdb/node-api";
+
 /**
  * DuckDB's memory budget (its own default is 80% of the machine's RAM, and its buffer pool fills up to the budget
  * with cached pages of a growing archive). Two budgets:
@@ -25,7 +26,12 @@ export function largeValueBytes(s: string): number {
   return s.length < LARGE_VALUE_CHARS ? 0 : Buffer.byteLength(s, "utf8");
 }
 
-/** Copies of the largest single value that DuckDB holds at once in a write or in a COPY (measured: see below). */
+/**
+ * Copies of a large value planned for (measured on 2026-12-03, one value of 60 MB): a write with 6 copies beside
+ * 64 MiB ran out (364 of 408 MiB used when the next 57 MiB block was asked for), with 10 it passes; wandb-download's
+ * runs file of two 48 MB values ran out with 6, passes with 8. Budgets, not RSS: a 200 MB value's sync peaks at
+ * ~2.5 GB RSS under a 2 GiB write budget (docs/reliability.md).
+ */
 export const VALUE_COPIES = { write: 10, export: 8 } as const;
 
 /**
