@@ -3,7 +3,7 @@
  * truth.
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { JSON_TYPE, readBody } from "./http.js";
+import { JSON_TYPE, MAX_CONTROL_BODY, readBody } from "./http.js";
 import type { FakeRun, MutateOp } from "./model.js";
 import type { ServerState } from "./server-state.js";
 import { stringifyWire } from "./wire-json.js";
@@ -14,7 +14,7 @@ export async function handleControl(
   res: ServerResponse,
   url: { path: string; query: URLSearchParams },
 ): Promise<void> {
-  const body = await readBody(req);
+  const body = await readBody(req, MAX_CONTROL_BODY);
   const path = url.path;
   const reply = (status: number, value: unknown) => {
     const b = Buffer.from(stringifyWire(value));

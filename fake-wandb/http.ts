@@ -15,7 +15,10 @@ export interface Reply {
 }
 
 export const JSON_TYPE = "application/json";
+/** Request bodies above this get 413: 64 MB for the API hosts (GraphQL); see readBody's `maxBytes`. */
 const MAX_BODY = 64 * 1024 * 1024;
+/** The cap of the /_fake/mutate control endpoint: room for a run config or summary of a few hundred MB. */
+export const MAX_CONTROL_BODY = 768 * 1024 * 1024;
 
 export function jsonReply(status: number, value: unknown, headers: Record<string, string | number> = {}): Reply {
   return {
@@ -29,13 +32,13 @@ export function errorsReply(status: number, message: string, headers: Record<str
   return jsonReply(status, { errors: [{ message }] }, headers);
 }
 
-export function readBody(req: IncomingMessage): Promise<Buffer> {
+export function readBody(req: IncomingMessage, maxBytes = MAX_BODY): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
     req.on("data", (c: Buffer) => {
       size += c.length;
-      if (size > MAX_BODY) {
+      if (size > maxBytes) {
         reject(new HttpStatusError(413, "request body too large"));
         req.destroy();
         return;

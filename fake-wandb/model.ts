@@ -93,6 +93,7 @@ export type MutateOp =
   | { op: "setState"; run: string; state: FakeRun["state"] }
   | { op: "setTags"; run: string; tags: string[] }
   | { op: "setSummary"; run: string; summary: FObject }
+  | { op: "setConfig"; run: string; config: FObject }
   | { op: "addRuns"; count: number }
   | { op: "deleteRun"; run: string }
   | { op: "finishRun"; run: string };

@@ -500,6 +500,12 @@ class Store implements DataStore {
         this.touch(e);
         break;
       }
+      case "setConfig": {
+        const e = this.live(op.run);
+        e.run.config = { ...e.run.config, ...op.config };
+        this.touch(e);
+        break;
+      }
       case "addRuns": {
         const count = Math.floor(op.count);
         if (!(count >= 0)) throw new MutateError(`addRuns needs count >= 0, got ${op.count}`);

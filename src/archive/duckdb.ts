@@ -17,7 +17,14 @@ import {
   DuckDBTimestampValue,
   type DuckDBValue,
 } from "@duckdb/node-api";
-import { duckdbMemoryLimit, duckdbThreads } from "../model/duckdb-resources.js";
+import {
+  duckdbMemoryLimit,
+  duckdbThreads,
+  LARGE_VALUE_CHARS,
+  largestStoredValue,
+  largeValueBytes,
+  writeMemoryFor,
+} from "../model/duckdb-resources.js";
 import { type KindTracker, quoteLiteral } from "../model/flatten.js";
 import { traceDuckDB, untraceDuckDB } from "../model/memory-trace.js";
 import type { HistoryRecord } from "../model/records.js";
@@ -90,6 +97,13 @@ export class DuckDBArchive extends SqlArchive implements DuckDBExportSource {
   /** Parquet sources inserted with SQL (and their rows), and sources decoded to rows instead. */
   readonly parquetIngest = { sources: 0, rows: 0, decoded: 0 };
 
+  /**
+   * The largest value the archive holds or is writing, in bytes (an upper bound: DuckDB's column statistics at open,
+   * then every large value appended): the write budget is planned from it (writeMemoryFor), for the writes and for
+   * the checkpoints that rewrite the value's blocks later, and it never goes down while the archive is open.
+   */
+  private largestValueBytes = 0;
+
   private constructor(
     readonly location: string,
     private readonly instance: DuckDBInstance,
@@ -149,6 +163,7 @@ export class DuckDBArchive extends SqlArchive implements DuckDBExportSource {
       await conn.run("SET TimeZone = 'UTC'");
       const a = new DuckDBArchive(path, instance, conn, readOnly);
       await a.migrate();
+      await a.planValue(await largestStoredValue(conn));
       openInProcess.set(path, readOnly ? (held ?? 0) + 1 : -1);
       return a;
     } catch (e) {
@@ -157,6 +172,22 @@ export class DuckDBArchive extends SqlArchive implements DuckDBExportSource {
       instance.closeSync();
       throw e;
     }
+  }
+
+  /** Plans the write budget for a value of `bytes` before it is appended (see largestValueBytes). */
+  private async planValue(bytes: number): Promise<void> {
+    if (bytes <= this.largestValueBytes) return;
+    const before = writeMemoryFor(this.largestValueBytes);
+    this.largestValueBytes = bytes;
+    const limit = writeMemoryFor(bytes);
+    if (limit !== before) await this.exec(`SET memory_limit = ${quoteLiteral(limit)}`);
+  }
+
+  /** The largest of `texts` in bytes when it is large and above what the budget is planned for, else 0. */
+  private unplanned(texts: string[]): number {
+    let big = 0;
+    for (const t of texts) if (t.length >= LARGE_VALUE_CHARS) big = Math.max(big, largeValueBytes(t));
+    return big > this.largestValueBytes ? big : 0;
   }
 
   protected async exec(sql: string, params?: unknown[]): Promise<void> {
@@ -179,7 +210,16 @@ export class DuckDBArchive extends SqlArchive implements DuckDBExportSource {
   ): Promise<void> {
     if (rows.length === 0) return;
     const stage = `dr_wandb_stage_${table}`;
-    await this.exec(`CREATE TEMP TABLE IF NOT EXISTS ${stage} (${cols.map((_c, i) => `c${i} VARCHAR`).join(", ")})`);
+    let largest = 0;
+    for (const row of rows)
+      for (const v of row) if (typeof v === "string") largest = Math.max(largest, largeValueBytes(v));
+    await this.planValue(largest);
+    // JSON columns are staged as JSON (the Appender stores our JSON text as it is): a CAST of VARCHAR to JSON parses
+    // and rewrites the text, which takes over 4x the size of a large value (256 MiB for one of 60 MB).
+    const stageType = (c: Cast) => (c === "json" ? "JSON" : "VARCHAR");
+    await this.exec(
+      `CREATE TEMP TABLE IF NOT EXISTS ${stage} (${cols.map(([, c], i) => `c${i} ${stageType(c)}`).join(", ")})`,
+    );
     const appender = await this.conn.createAppender(stage, "main", "temp");
     try {
       for (const row of rows) {
@@ -192,17 +232,17 @@ export class DuckDBArchive extends SqlArchive implements DuckDBExportSource {
         appender.endRow();
       }
       appender.flushSync();
-    } finally {
       appender.closeSync();
+    } catch (e) {
+      closeQuietly(appender); // after a failed flush, closing fails too ("transaction is aborted"): keep the first error
+      throw appendError(e);
     }
-    try {
-      const select = cols.map(([, c], i) => this.cast(`c${i}`, c)).join(", ");
-      await this.exec(
-        `INSERT INTO "${table}" (${cols.map(([c]) => `"${c}"`).join(", ")}) SELECT ${select} FROM ${stage} ${tail}`,
-      );
-    } finally {
-      await this.exec(`DELETE FROM ${stage}`);
-    }
+    const select = cols.map(([, c], i) => (c === "json" ? `c${i}` : this.cast(`c${i}`, c))).join(", ");
+    // On an error the caller rolls back, which empties the stage too (a DELETE would only hide the error).
+    await this.exec(
+      `INSERT INTO "${table}" (${cols.map(([c]) => `"${c}"`).join(", ")}) SELECT ${select} FROM ${stage} ${tail}`,
+    );
+    await this.exec(`DELETE FROM ${stage}`);
   }
 
   protected async rows(sql: string, params?: unknown[]): Promise<Row[]> {
@@ -303,9 +343,10 @@ export class DuckDBArchive extends SqlArchive implements DuckDBExportSource {
             else appender.appendTimestampTZ(new DuckDBTimestampTZValue(BigInt(micros)));
             if (row.runtime === null || row.runtime === undefined) appender.appendNull();
             else appender.appendDouble(Number(row.runtime));
-            appender.appendVarchar(jsonText(row.wandb_metadata));
-            appender.appendVarchar(jsonText(row.metrics));
-            appender.appendVarchar(jsonText(row.extra));
+            const texts = historyTexts(row);
+            const big = this.unplanned(texts); // the usual row: three length checks, no await
+            if (big > 0) await this.planValue(big);
+            for (const t of texts) appender.appendVarchar(t);
             appender.endRow();
           } else {
             outOfOrder.set(step, { ...row, step });
@@ -319,15 +360,14 @@ export class DuckDBArchive extends SqlArchive implements DuckDBExportSource {
     } catch (e) {
       try {
         appender.clear();
-        appender.closeSync();
       } catch {
         // the transaction is rolled back by the caller either way
       }
-      if (e instanceof ArchiveError) throw e;
+      closeQuietly(appender);
       if (e instanceof Error && /Constraint|Conversion|Invalid Input/i.test(e.message)) {
         throw new ArchiveError("WRITE", `DuckDB: ${firstLine(e)}`, { cause: e });
       }
-      throw e;
+      throw appendError(e);
     }
     return n;
   }
@@ -346,33 +386,33 @@ export class DuckDBArchive extends SqlArchive implements DuckDBExportSource {
     const appender = await this.conn.createAppender(stage, "main", "temp");
     try {
       for (const row of rows) {
+        const texts = historyTexts(row);
+        const big = this.unplanned(texts);
+        if (big > 0) await this.planValue(big);
         appender.appendBigInt(BigInt(Math.trunc(row.step)));
         const micros = unixToMicros(row.timestamp);
         if (micros === null) appender.appendNull();
         else appender.appendTimestampTZ(new DuckDBTimestampTZValue(BigInt(micros)));
         if (row.runtime === null || row.runtime === undefined) appender.appendNull();
         else appender.appendDouble(Number(row.runtime));
-        appender.appendVarchar(jsonText(row.wandb_metadata));
-        appender.appendVarchar(jsonText(row.metrics));
-        appender.appendVarchar(jsonText(row.extra));
+        for (const t of texts) appender.appendVarchar(t);
         appender.endRow();
       }
       appender.flushSync();
-    } finally {
       appender.closeSync();
+    } catch (e) {
+      closeQuietly(appender);
+      throw appendError(e);
     }
-    try {
-      await this.exec(
-        `INSERT INTO history (entity, project, run_id, step, "timestamp", runtime, wandb_metadata, metrics, extra)
+    await this.exec(
+      `INSERT INTO history (entity, project, run_id, step, "timestamp", runtime, wandb_metadata, metrics, extra)
          SELECT ${quoteLiteral(record.entity)}, ${quoteLiteral(record.project)}, ${quoteLiteral(record.run_id)}, step,
                 "timestamp", runtime, wandb_metadata, metrics, extra FROM ${stage}
          ON CONFLICT (entity, project, run_id, step) DO UPDATE SET "timestamp" = excluded."timestamp",
            runtime = excluded.runtime, wandb_metadata = excluded.wandb_metadata, metrics = excluded.metrics,
            extra = excluded.extra`,
-      );
-    } finally {
-      await this.exec(`DELETE FROM ${stage}`);
-    }
+    );
+    await this.exec(`DELETE FROM ${stage}`);
   }
 
   /** Archive.writeRunStreamed: the history first (text rows included: src/archive/text-ingest.ts). */
@@ -390,7 +430,9 @@ export class DuckDBArchive extends SqlArchive implements DuckDBExportSource {
       try {
         return await fn(this.conn);
       } finally {
-        await this.conn.run(`SET memory_limit = ${quoteLiteral(duckdbMemoryLimit("write"))}`).catch(() => undefined);
+        await this.conn
+          .run(`SET memory_limit = ${quoteLiteral(writeMemoryFor(this.largestValueBytes))}`)
+          .catch(() => undefined);
       }
     });
   }
@@ -406,6 +448,24 @@ export class DuckDBArchive extends SqlArchive implements DuckDBExportSource {
       else openInProcess.set(this.location, held - 1);
     }
   }
+}
+
+function historyTexts(row: HistoryRecord): string[] {
+  return [jsonText(row.wandb_metadata), jsonText(row.metrics), jsonText(row.extra)];
+}
+
+function closeQuietly(appender: { closeSync(): void }): void {
+  try {
+    appender.closeSync();
+  } catch {
+    // the appender's transaction failed: the caller rolls it back and reports the first error
+  }
+}
+
+/** An Appender's error as an ArchiveError (WRITE: e.g. DuckDB out of memory), ArchiveErrors as they are. */
+function appendError(e: unknown): unknown {
+  if (e instanceof ArchiveError || !(e instanceof Error)) return e;
+  return new ArchiveError("WRITE", `DuckDB: ${firstLine(e)}`, { cause: e });
 }
 
 /** Resource settings of the archive's DuckDB instance (see src/model/duckdb-resources.ts). */

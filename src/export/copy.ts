@@ -8,7 +8,7 @@ import { join } from "node:path";
 import type { DuckDBConnection } from "@duckdb/node-api";
 import { ArchiveError, type ExportFilter, firstLine } from "../archive/index.js";
 import { tempPathFor } from "../model/atomic-file.js";
-import { duckdbThreads, exportMemoryFor, rowGroupSize } from "../model/duckdb-resources.js";
+import { duckdbThreads, exportMemoryFor, largestStoredValue, rowGroupSize } from "../model/duckdb-resources.js";
 import { quoteLiteral } from "../model/flatten.js";
 
 export function whereClause(filter: ExportFilter, alias?: string): string {
@@ -21,7 +21,8 @@ export function whereClause(filter: ExportFilter, alias?: string): string {
 
 /**
  * Runs one COPY with the memory and threads its width calls for (see exportMemoryFor: one thread and a budget
- * planned from the column count for wide tables), then restores the connection's settings.
+ * planned from the column count for wide tables, and from the largest values the archive holds: largestStoredValue),
+ * then restores the connection's settings.
  */
 export async function withCopyBudget(
   conn: DuckDBConnection,
@@ -29,7 +30,8 @@ export async function withCopyBudget(
   copy: () => Promise<unknown>,
 ): Promise<void> {
   const threads = columns > 256 ? 1 : Number(duckdbThreads());
-  const memory = exportMemoryFor({ readerBufferBytes: 0, columns, threads });
+  const largestValueBytes = await largestStoredValue(conn);
+  const memory = exportMemoryFor({ readerBufferBytes: 0, columns, threads, largestValueBytes });
   const before = (await conn.runAndReadAll("SELECT current_setting('memory_limit'), current_setting('threads')"))
     .getRows()[0]!
     .map(String);

@@ -1,4 +1,6 @@
 /** DuckDB resource settings shared by every DuckDB instance dr-wandb opens (archive, exports, writers). */
+import type { DuckDBConnection } from "@duckdb/node-api";
+
 /**
  * DuckDB's memory budget (its own default is 80% of the machine's RAM, and its buffer pool fills up to the budget
  * with cached pages of a growing archive). Two budgets:
@@ -16,20 +18,79 @@ export function duckdbMemoryLimit(
   return env.DR_WANDB_DUCKDB_EXPORT_MEMORY ?? "160MiB";
 }
 
+/** Strings shorter than this (UTF-16 units) are not measured for a memory plan: any budget holds them. */
+export const LARGE_VALUE_CHARS = 1 << 20;
+
+/** The UTF-8 size of `s` when it is long enough to plan memory for (LARGE_VALUE_CHARS), else 0. */
+export function largeValueBytes(s: string): number {
+  return s.length < LARGE_VALUE_CHARS ? 0 : Buffer.byteLength(s, "utf8");
+}
+
+/**
+ * Copies of a large value planned for (measured on 2026-12-03, one value of 60 MB): a write with 6 copies beside
+ * 64 MiB ran out (364 of 408 MiB used when the next 57 MiB block was asked for), with 10 it passes; wandb-download's
+ * runs file of two 48 MB values ran out with 6, passes with 8. Budgets, not RSS: a 200 MB value's sync peaks at
+ * ~2.5 GB RSS under a 2 GiB write budget (docs/reliability.md).
+ */
+export const VALUE_COPIES = { write: 10, export: 8 } as const;
+
+/**
+ * The write budget for a transaction holding a single value of `largestValueBytes` (a config, summary or history
+ * cell of hundreds of MB): the usual budget, or 64 MiB plus room for VALUE_COPIES.write copies of the value (the
+ * Appender's chunk, the staged row, its JSON cast, the stored row, the row it replaces and the WAL), planned before
+ * the value is appended. A user's DR_WANDB_DUCKDB_MEMORY is kept as it is.
+ */
+export function writeMemoryFor(largestValueBytes: number, env: NodeJS.ProcessEnv = process.env): string {
+  const base = duckdbMemoryLimit("write", env);
+  if (env.DR_WANDB_DUCKDB_MEMORY !== undefined) return base;
+  const needMiB = Math.ceil((64 * 2 ** 20 + VALUE_COPIES.write * largestValueBytes) / 2 ** 20);
+  return needMiB > 128 ? `${needMiB}MiB` : base;
+}
+
+/**
+ * The bytes of large values (LARGE_VALUE_CHARS and up) that one statement over one of the archive's tables is
+ * planned to hold at once: the sum over the table's text columns of each column's longest value, from DuckDB's column
+ * statistics (kept per row group, so no data is read: a scan to measure the values would itself need the memory it
+ * is meant to plan); the largest over runs, history and system_metrics. It covers one huge value per column (a huge
+ * config beside a huge summary), not several in one column. 0 for tables without statistics (the PostgreSQL
+ * archive's export reads views over CSV files).
+ */
+export async function largestStoredValue(conn: DuckDBConnection): Promise<number> {
+  let largest = 0;
+  for (const table of ["runs", "history", "system_metrics"]) {
+    try {
+      const r = await conn.runAndReadAll(
+        `SELECT coalesce(sum(m), 0) FROM (
+           SELECT column_name, max(TRY_CAST(regexp_extract(stats, 'Max String Length: ([0-9]+)', 1) AS BIGINT)) AS m
+           FROM pragma_storage_info('${table}') GROUP BY column_name) WHERE m >= ${LARGE_VALUE_CHARS}`,
+      );
+      largest = Math.max(largest, Number(r.getRows()[0]?.[0] ?? 0));
+    } catch {
+      // a view, not a stored table: no statistics
+    }
+  }
+  return largest;
+}
+
 /**
  * The export budget for writing a table of `columns` columns read from a file whose reader allocates buffers of
  * `readerBufferBytes`: the usual budget, or more when the data needs it, planned before the COPY: DuckDB's readers
  * hold whole lines (a single value may be hundreds of MB), and one chunk of 2,048 rows of a wide table holds
- * 2,048 cells per column in each operator (about 48 bytes a cell through reader, casts and writer). A user's
+ * 2,048 cells per column in each operator (about 48 bytes a cell through reader, casts and writer), and the
+ * largest single value of the table (`largestValueBytes`) is held in a few copies (read, cast, Parquet page,
+ * compressed page) by the writer. A user's
  * DR_WANDB_DUCKDB_EXPORT_MEMORY is kept as it is.
  */
 export function exportMemoryFor(
-  need: { readerBufferBytes: number; columns: number; threads: number },
+  need: { readerBufferBytes: number; columns: number; threads: number; largestValueBytes?: number },
   env: NodeJS.ProcessEnv = process.env,
 ): string {
   const base = duckdbMemoryLimit("export", env);
   if (env.DR_WANDB_DUCKDB_EXPORT_MEMORY !== undefined) return base;
-  const bytes = 64 * 2 ** 20 + need.threads * (4 * need.readerBufferBytes + need.columns * 2048 * 48);
+  const bytes =
+    64 * 2 ** 20 +
+    need.threads * (4 * need.readerBufferBytes + need.columns * 2048 * 48) +
+    VALUE_COPIES.export * (need.largestValueBytes ?? 0);
   const needMiB = Math.ceil(bytes / 2 ** 20);
   return needMiB > 160 ? `${needMiB}MiB` : base;
 }

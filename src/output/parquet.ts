@@ -18,7 +18,13 @@ import { join } from "node:path";
 import type { DuckDBConnection } from "@duckdb/node-api";
 import { DuckDBInstance } from "@duckdb/node-api";
 import { AtomicFile, fsyncPath, tempPathFor, unlinkIfExists } from "../model/atomic-file.js";
-import { duckdbMemoryLimit, duckdbThreads, exportMemoryFor, rowGroupSize } from "../model/duckdb-resources.js";
+import {
+  duckdbMemoryLimit,
+  duckdbThreads,
+  exportMemoryFor,
+  largeValueBytes,
+  rowGroupSize,
+} from "../model/duckdb-resources.js";
 import { metricColumnNames, quoteIdent, quoteLiteral } from "../model/flatten.js";
 import { stringifyStrict } from "../model/json.js";
 import { traceDuckDB, untraceDuckDB } from "../model/memory-trace.js";
@@ -96,9 +102,15 @@ class NdjsonSpool {
 
   /** Longest line so far, in UTF-16 units. */
   longestLine = 0;
+  /**
+   * UTF-8 bytes of the large lines (largeValueBytes) so far: the runs file is converted in one chunk of up to 2,048
+   * runs, so DuckDB holds all of them at once, and its budget is planned from their sum.
+   */
+  largeLineBytes = 0;
 
   async add(line: string): Promise<void> {
     if (line.length > this.longestLine) this.longestLine = line.length;
+    this.largeLineBytes += largeValueBytes(line);
     this.text += line;
     if (this.text.length >= 1 << 20) await this.drain();
   }
@@ -274,8 +286,11 @@ class ParquetProjectWriter extends BaseProjectWriter {
         // MB), so a spool with long lines gets room for a few of its buffers per thread beyond the usual budget.
         const buffer =
           t.spool instanceof CsvSpool ? t.spool.readerBufferBytes() : 2 * maxObjectSize(t.spool.longestLine);
+        // and its large lines (every run of the file is in one chunk) are held in a few copies while the JSON is
+        // parsed and written.
+        const largestValueBytes = t.spool instanceof CsvSpool ? 0 : t.spool.largeLineBytes;
         await conn.run(
-          `SET memory_limit = ${quoteLiteral(exportMemoryFor({ readerBufferBytes: buffer, columns, threads }))}`,
+          `SET memory_limit = ${quoteLiteral(exportMemoryFor({ readerBufferBytes: buffer, columns, threads, largestValueBytes }))}`,
         );
         const c = conn;
         const tempPath = t.tempPath;
