@@ -15,6 +15,7 @@
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
+import { mulberry32 as prng } from "../fake-wandb/random.js";
 import { openArchive } from "../src/archive/index.js";
 import { importPaths } from "../src/import/index.js";
 import { LogWriter } from "../src/import/log-writer.js";
@@ -29,18 +30,6 @@ const metrics = arg("--metrics", 8);
 const layoutAt = process.argv.indexOf("--layout");
 const layout = layoutAt >= 0 ? process.argv[layoutAt + 1] : "client";
 if (layout !== "client" && layout !== "old") throw new Error("--layout is client or old");
-
-/** A seeded PRNG (mulberry32), so that every run of the bench writes the same file. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function shuffled<T>(items: T[], rand: () => number): T[] {
   const out = [...items];

@@ -167,6 +167,23 @@ function childCpuSeconds() {
 
 let cpuAtLastExit = 0;
 
+/** Collects a child's stdout and stderr, and its CPU seconds read at its exit (see childCpuSeconds). */
+function watch(child) {
+  const watched = { output: "", cpu: Number.NaN };
+  child.stdout.on("data", (d) => {
+    watched.output += d;
+  });
+  child.stderr.on("data", (d) => {
+    watched.output += d;
+  });
+  child.on("exit", () => {
+    const now = childCpuSeconds();
+    watched.cpu = now - cpuAtLastExit;
+    cpuAtLastExit = now;
+  });
+  return watched;
+}
+
 function runFile(file, index) {
   return new Promise((done) => {
     const countsFile = join(scratch, `${index}.json`);
@@ -188,19 +205,7 @@ function runFile(file, index) {
       ],
       { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, FORCE_COLOR: "0" } },
     );
-    let output = "";
-    child.stdout.on("data", (d) => {
-      output += d;
-    });
-    child.stderr.on("data", (d) => {
-      output += d;
-    });
-    let cpu = Number.NaN;
-    child.on("exit", () => {
-      const now = childCpuSeconds();
-      cpu = now - cpuAtLastExit;
-      cpuAtLastExit = now;
-    });
+    const watched = watch(child);
     let timedOut = false;
     const timer = setTimeout(() => {
       timedOut = true;
@@ -208,6 +213,7 @@ function runFile(file, index) {
     }, fileTimeoutMs);
     child.on("close", (code, signal) => {
       clearTimeout(timer);
+      const { output, cpu } = watched;
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
       let counts = { passed: 0, failed: 0, skipped: 0, todo: 0, cancelled: 0, failures: [] };
       try {
@@ -252,20 +258,9 @@ function runCheck(check) {
       stdio: ["ignore", "pipe", "pipe"],
       env: { ...process.env, FORCE_COLOR: "0" },
     });
-    let output = "";
-    child.stdout.on("data", (d) => {
-      output += d;
-    });
-    child.stderr.on("data", (d) => {
-      output += d;
-    });
-    let cpu = Number.NaN;
-    child.on("exit", () => {
-      const now = childCpuSeconds();
-      cpu = now - cpuAtLastExit;
-      cpuAtLastExit = now;
-    });
+    const watched = watch(child);
     child.on("close", (code, signal) => {
+      const { output, cpu } = watched;
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
       const failed = code !== 0;
       const problems = failed ? [`exited with ${signal ?? `code ${code}`}`] : [];

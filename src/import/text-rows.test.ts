@@ -4,21 +4,11 @@
  */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { mulberry32 as prng } from "../../fake-wandb/random.js";
 import { KIND_BITS, kindOf } from "../model/flatten.js";
 import { stringifyStrict } from "../model/json.js";
 import { canonicalKind } from "./text-rows.js";
 import { parseValueJson } from "./values.js";
-
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function randomText(rand: () => number): string {
   const digits = (n: number) => Array.from({ length: n }, () => Math.floor(rand() * 10)).join("");

@@ -20,20 +20,9 @@ import { readdir } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { type FakeWandb, type FakeWandbOptions, startFakeWandb } from "../../fake-wandb/index.js";
+import { mulberry32 as rng } from "../../fake-wandb/random.js";
 import { type GateProxy, startGateProxy } from "../gate-proxy.js";
 import { archiveDigest, duckObjects, runCli, startCli, tempDir } from "../helpers.js";
-
-/** mulberry32: the kill moments are replayable from the seed. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** The operation families of a sync: one sync asks for one member or the other of a family, depending on batching. */
 const FAMILIES: readonly RegExp[] = [/^Runs$/, /^Runs?ParquetHistory$/, /^HistoryPages?$/, /^GetSweeps?$/];

@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { cpSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
+import { mulberry32 as rng } from "../../fake-wandb/random.js";
 import { type Archive, openArchive } from "../../src/archive/index.js";
 import { importPaths } from "../../src/import/index.js";
 import { BLOCK_SIZE, type LogReadStats, readLogFile } from "../../src/import/log-reader.js";
@@ -15,18 +16,6 @@ import { decodeRecord, longValue } from "../../src/import/proto.js";
 import { parseStrictJson } from "../../src/model/json.js";
 import { tempDir } from "../helpers.js";
 import { FIXTURES } from "./expected.js";
-
-/** mulberry32: a small seeded generator, so every run of the test makes the same copies. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function fixtureFile(runId: string): string {
   const d = readdirSync(join(FIXTURES, "wandb")).find((x) => x.endsWith(`-${runId}`))!;

@@ -10,21 +10,11 @@ import assert from "node:assert/strict";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
+import { mulberry32 as prng } from "../../fake-wandb/random.js";
 import { type Archive, openArchive, type StreamedRunWrite, type TextRowsFile } from "../../src/archive/index.js";
 import { importPaths } from "../../src/import/index.js";
 import { LogWriter } from "../../src/import/log-writer.js";
 import { tempDir } from "../helpers.js";
-
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const rand = prng(20261203);
 const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)]!;
