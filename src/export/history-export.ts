@@ -3,7 +3,7 @@
  * (historySelect), and its writing in segments of a few runs, reusing the previous file's rows of unchanged runs
  * (exportHistory, with the manifest beside the file).
  */
-import { mkdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
+import { link, mkdir, readFile, rename, rm, stat, symlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { DuckDBConnection } from "@duckdb/node-api";
 import { type ExportFilter, maskToKinds } from "../archive/index.js";
@@ -136,11 +136,44 @@ export function segmentCells(env: NodeJS.ProcessEnv = process.env): number {
   return Number.isFinite(n) && n > 0 ? n : 4_000_000;
 }
 
+/** A second name for `file` (a hard link; a symbolic link where the file system has none). */
+async function linkTo(file: string, path: string): Promise<string> {
+  await link(file, path).catch(() => symlink(file, path));
+  return path;
+}
+
+/** A column name that none of `columns` has (for the scan's file-name column). */
+function freeName(columns: readonly [string, string][], base: string): string {
+  const taken = new Set(columns.map(([n]) => n.toLowerCase()));
+  let name = base;
+  while (taken.has(name.toLowerCase())) name += "$";
+  return name;
+}
+
+/** The rows of the pieces in order: segment files whole, links to the previous file filtered to their runs. */
+function piecesSelect(pieces: { path: string; ids: string[] | null }[], columns: [string, string][]): string {
+  const cast = columns.map(([n, t]) => `CAST(${quoteIdent(n)} AS ${t}) AS ${quoteIdent(n)}`).join(", ");
+  const file = freeName(columns, "dr_wandb$file");
+  const kept = pieces.filter((p) => p.ids !== null);
+  const files = `[${pieces.map((p) => quoteLiteral(p.path)).join(", ")}]`;
+  const from = `read_parquet(${files}, filename = ${quoteLiteral(file)})`;
+  if (kept.length === 0) return `SELECT ${cast} FROM ${from}`;
+  // run_id bounds first: the previous file is sorted by run_id, so its row groups outside a piece are skipped.
+  const whens = kept.map((p) => {
+    const ids = p.ids!;
+    const lo = quoteLiteral(ids[0]!);
+    const hi = quoteLiteral(ids[ids.length - 1]!);
+    return `WHEN ${quoteLiteral(p.path)} THEN run_id >= ${lo} AND run_id <= ${hi} AND run_id IN (${ids.map(quoteLiteral).join(", ")})`;
+  });
+  return `SELECT ${cast} FROM ${from} WHERE CASE ${quoteIdent(file)} ${whens.join(" ")} ELSE true END`;
+}
+
 /**
  * Writes runs_history.parquet. When the previous export of the same filter left a manifest that still matches its
  * file and the columns are unchanged, the rows of runs whose stored history is unchanged are copied from the
- * previous file and only the other runs are flattened from the archive's JSON; the file is still rewritten whole
- * (same content as a full export). Only for one entity/project (the file has no entity/project columns).
+ * previous file (read in place, written once) and only the other runs are flattened from the archive's JSON; the
+ * file is rewritten whole (same content as a full export), or kept as it is when no run changed. Only for one
+ * entity/project (the file has no entity/project columns).
  */
 export async function exportHistory(conn: DuckDBConnection, filter: ExportFilter, outputDir: string): Promise<string> {
   const final = join(outputDir, "runs_history.parquet");
@@ -162,18 +195,21 @@ export async function exportHistory(conn: DuckDBConnection, filter: ExportFilter
     JSON.stringify(prev.filter) === JSON.stringify(filter) &&
     JSON.stringify(prev.columns) === JSON.stringify(columns);
   const reused = (p: (typeof prints)[number]) => canReuse && prev.runs[p.key] === p.print;
+  // Nothing changed since the previous export (same runs, rows, columns and filter): that file is this export.
+  if (canReuse && prints.length === Object.keys(prev.runs).length && prints.every(reused)) return final;
   const segmentRows = Math.max(2048, Math.floor(segmentCells() / Math.max(1, columns.length)));
   const totalRows = prints.reduce((a, p) => a + p.rows, 0);
   if (prints.some(reused) || (totalRows > segmentRows && projects.size === 1)) {
-    // Runs in the file's order (prints come sorted by DuckDB), cut into segments of consecutive runs from the same
-    // source (the previous file, or the archive in pieces of at most segmentRows rows), each segment written in
-    // (run_id, step) order to a file of its own; the final file reads the segment files in order (a multi-file
-    // scan keeps file order; a UNION ALL of the segments would not, and a sort of the wide rows would not fit the
-    // budget). Old rows keep their exact values: every column is cast to the type a full export would give it.
-    const cast = columns.map(([n, t]) => `CAST(${quoteIdent(n)} AS ${t}) AS ${quoteIdent(n)}`).join(", ");
+    // Runs in the file's order (prints come sorted by DuckDB), cut into pieces of consecutive runs from the same
+    // source. Runs flattened from the archive are written in (run_id, step) order to segment files of at most
+    // segmentRows rows (a sort of the wide rows of the whole archive would not fit the budget); runs kept from the
+    // previous file are read from it in place, through a link per piece (the new file is written under a temp name,
+    // so the old one stays readable until the rename). The final file is one multi-file scan of the pieces in order
+    // (it keeps file order; a UNION ALL would not), each piece filtered to its runs by the scan's file-name column.
+    // Old rows keep their exact values: every column is cast to the type a full export gives it.
     segmentDir = tempPathFor(join(outputDir, "runs_history"));
     await mkdir(segmentDir, { recursive: true });
-    const segments: string[] = [];
+    const pieces: { path: string; ids: string[] | null }[] = [];
     for (let i = 0; i < prints.length; ) {
       const fromOld = reused(prints[i]!);
       const ids: string[] = [];
@@ -186,12 +222,15 @@ export async function exportHistory(conn: DuckDBConnection, filter: ExportFilter
         rows += prints[i]!.rows;
         ids.push(prints[i++]!.runId);
       }
-      const part = fromOld
-        ? `SELECT ${cast} FROM read_parquet(${quoteLiteral(final)}) WHERE run_id IN (${ids.map(quoteLiteral).join(", ")})`
-        : await historySelect(conn, filter, { runIds: ids });
-      segments.push(await copyToParquet(conn, part, segmentDir, `${String(segments.length).padStart(6, "0")}.parquet`));
+      const name = `${String(pieces.length).padStart(6, "0")}.parquet`;
+      if (fromOld) pieces.push({ path: await linkTo(final, join(segmentDir, name)), ids });
+      else
+        pieces.push({
+          path: await copyToParquet(conn, await historySelect(conn, filter, { runIds: ids }), segmentDir, name),
+          ids: null,
+        });
     }
-    select = `SELECT * FROM read_parquet([${segments.map(quoteLiteral).join(", ")}])`;
+    select = piecesSelect(pieces, columns);
   }
   let written: string;
   try {

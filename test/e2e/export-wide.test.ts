@@ -3,10 +3,11 @@
  * other runs) fits the DuckDB budget it sets itself, with no retry: a few thousand rows of 1,126 columns once ran
  * out of memory at 512 MiB (one sorted wide pivot and a list of every key's text per row). The rows come out in
  * (run_id, step) order, and an incremental export (unchanged runs copied from the previous file) is the same file
- * as a full export of the same archive, as is an export cut into segments of a few runs each.
+ * as a full export of the same archive, as is an export cut into segments of a few runs each; with no run changed,
+ * the file is not rewritten at all.
  */
 import assert from "node:assert/strict";
-import { copyFile, mkdir } from "node:fs/promises";
+import { copyFile, mkdir, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { type FakeWandb, startFakeWandb } from "../../fake-wandb/index.js";
@@ -60,6 +61,13 @@ describe("export of a wide history", () => {
     assert.equal(second.code, 0, second.stderr);
     assert.match(second.stderr, /unchanged [1-9]/, `some runs were unchanged: ${second.stderr}`);
     assert.equal(await rowsOutOfOrder(file), 0, "incremental export: rows out of order");
+
+    // No run changed since: the next export keeps the file as it is (same inode, same mtime), not a rewrite.
+    const kept = await stat(file);
+    const third = await runCli([...args, "-q"], { env });
+    assert.equal(third.code, 0, third.stderr);
+    const after3 = await stat(file);
+    assert.deepEqual([after3.ino, after3.mtimeMs], [kept.ino, kept.mtimeMs], "runs_history.parquet was rewritten");
 
     // The same archive exported from scratch (no previous file, no manifest) gives the same table.
     await using full = await tempDir();
