@@ -1,6 +1,13 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { jsonEquals, parseJsonStringField, parseWandbJson, stringifyStrict, stringifyWandb } from "./json.js";
+import {
+  hasLongIntegerToken,
+  jsonEquals,
+  parseJsonStringField,
+  parseWandbJson,
+  stringifyStrict,
+  stringifyWandb,
+} from "./json.js";
 import { normaliseStep, toHistoryRecord, toUtcIso } from "./records.js";
 
 describe("parseWandbJson", () => {
@@ -35,6 +42,41 @@ describe("parseWandbJson", () => {
     const v = parseWandbJson('{"__proto__": {"x": NaN}}') as Record<string, unknown>;
     assert.ok(Object.hasOwn(v, "__proto__"));
     assert.equal(({} as Record<string, unknown>).x, undefined);
+  });
+
+  it("finds long integer tokens outside strings only (the native parser's lossless test)", () => {
+    const outside = [
+      "12345678901234567890",
+      '{"a": -1234567890123456789}',
+      '["x\\\\", 1234567890123456789]', // the string ends at its second quote: the escape is of the backslash
+      '{"s": "1234567890123456789", "n": 12345678901234567}',
+    ];
+    for (const t of outside) assert.equal(hasLongIntegerToken(t), true, t);
+    const inside = [
+      '{"a": 0.30000000000000004, "b": 1.2345678901234567e+30}',
+      '{"summary": "{\\"_timestamp\\": 1732000000123456789, \\"x\\": NaN}"}',
+      '{"k12345678901234567890": 1}',
+      '["a\\"12345678901234567890"]', // an escaped quote does not end the string
+      '{"id": "run-12345678901234567"}',
+    ];
+    for (const t of inside) assert.equal(hasLongIntegerToken(t), false, t);
+  });
+
+  it("reads long digits inside strings and long fractions natively, and long integers exactly, in one text", () => {
+    const text =
+      '{"summary": "{\\"t\\": 1732000000123456789}", "f": 0.30000000000000004, "big": 12345678901234567890, ' +
+      '"s": "say \\"12345678901234567890\\"", "nan": NaN, "in": "NaN"}';
+    const v = parseWandbJson(text) as Record<string, unknown>;
+    assert.equal(v.summary, '{"t": 1732000000123456789}');
+    assert.equal(v.f, 0.30000000000000004);
+    assert.equal(v.big, 12345678901234567890n);
+    assert.equal(v.s, 'say "12345678901234567890"');
+    assert.ok(Number.isNaN(v.nan));
+    assert.equal(v.in, "NaN");
+    const page = '{"data": {"summaryMetrics": "{\\"loss\\": 0.12345678901234568, \\"step\\": 12345678901234567890}"}}';
+    assert.deepEqual(parseWandbJson(page), {
+      data: { summaryMetrics: '{"loss": 0.12345678901234568, "step": 12345678901234567890}' },
+    });
   });
 
   it("rejects malformed text with a positioned error", () => {

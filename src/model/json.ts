@@ -24,12 +24,39 @@ export class JsonSyntaxError extends Error {
   }
 }
 
-// A text needs the slow parser only if it may hold a non-finite token or an integer too long for a double.
-const NEEDS_TOLERANT = /NaN|Infinity|\d{16,}/;
+/** An integer literal too long for a double to hold exactly (not a fraction's digits, not an exponent). */
+const LONG_INTEGER = /(?<![\d.eE+-])-?\d{16,}(?![\d.eE])/g;
+
+/**
+ * True if `text` may hold an integer token of 16+ digits outside a string (one a double may not hold exactly). Long
+ * digit runs inside strings are common (a GraphQL page holds each run's summary as an escaped JSON string, full of
+ * 17-digit floats and timestamps) and do not count: each candidate is checked against the string state, tracked by
+ * one forward scan of the quotes and backslashes before it.
+ */
+export function hasLongIntegerToken(text: string): boolean {
+  LONG_INTEGER.lastIndex = 0;
+  let inString = false;
+  let pos = 0;
+  for (let m = LONG_INTEGER.exec(text); m !== null; m = LONG_INTEGER.exec(text)) {
+    let i = pos;
+    for (; i < m.index; i++) {
+      const c = text.charCodeAt(i);
+      if (inString) {
+        if (c === 92) i++;
+        else if (c === 34) inString = false;
+      } else if (c === 34) inString = true;
+    }
+    // An escape just before the match skipped its first character (a digit or '-', never a quote).
+    pos = Math.max(i, m.index);
+    if (!inString) return true;
+  }
+  return false;
+}
 
 /** Parses W&B JSON: standard JSON plus NaN/Infinity/-Infinity tokens; unsafe integers become bigint. */
 export function parseWandbJson(text: string): JsonValue {
-  if (!NEEDS_TOLERANT.test(text)) {
+  // Native JSON.parse whenever it is lossless: no long integer token; bare NaN/Infinity tokens make it throw.
+  if (!hasLongIntegerToken(text)) {
     try {
       return JSON.parse(text) as JsonValue;
     } catch {

@@ -7,22 +7,11 @@ import { lastStepOf, normaliseStep } from "../model/records.js";
 import { NotFoundError, WandbError } from "./errors.js";
 import type { HistoryRow, WandbFile, WandbProject, WandbRun, WandbSweep } from "./types.js";
 
-/** An integer literal too long for a double to hold exactly (not a fraction's digits, not an exponent). */
-const LONG_INTEGER = /(?<![\d.eE+-])-?\d{16,}(?![\d.eE])/;
-
 /**
- * Parses W&B JSON text exactly, taking the native JSON.parse path whenever that is lossless: the text must parse as
- * standard JSON (no bare NaN/Infinity tokens) and hold no integer literal of 16+ digits. Otherwise the tolerant
- * parser of model/json.ts (NaN/±Infinity numbers, exact bigints) decides.
+ * Parses W&B JSON text exactly (model/json.ts): the native JSON.parse path whenever that is lossless (standard JSON,
+ * no integer token of 16+ digits outside a string), otherwise the tolerant parser (NaN/±Infinity, exact bigints).
  */
 export function parseJsonText(text: string): JsonValue {
-  if (!LONG_INTEGER.test(text)) {
-    try {
-      return JSON.parse(text) as JsonValue;
-    } catch {
-      // bare NaN/Infinity tokens, or invalid: the tolerant parser handles (or positions) it
-    }
-  }
   return parseWandbJson(text);
 }
 
