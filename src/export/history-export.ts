@@ -150,14 +150,26 @@ function freeName(columns: readonly [string, string][], base: string): string {
   return name;
 }
 
-/** The rows of the pieces in order: segment files whole, links to the previous file filtered to their runs. */
-function piecesSelect(pieces: { path: string; ids: string[] | null }[], columns: [string, string][]): string {
-  const cast = columns.map(([n, t]) => `CAST(${quoteIdent(n)} AS ${t}) AS ${quoteIdent(n)}`).join(", ");
+/**
+ * The rows of the pieces in order: segment files whole, links to the previous file filtered to their runs. A column
+ * the scan reads with another type than a full export gives it (e.g. JSON read back as VARCHAR) is cast to that
+ * type; the others are read as they are (a cast of every cell costs as much as the rest of the copy).
+ */
+async function piecesSelect(
+  conn: DuckDBConnection,
+  pieces: { path: string; ids: string[] | null }[],
+  columns: [string, string][],
+): Promise<string> {
   const file = freeName(columns, "dr_wandb$file");
   const kept = pieces.filter((p) => p.ids !== null);
   const files = `[${pieces.map((p) => quoteLiteral(p.path)).join(", ")}]`;
-  const from = `read_parquet(${files}, filename = ${quoteLiteral(file)})`;
-  if (kept.length === 0) return `SELECT ${cast} FROM ${from}`;
+  const from =
+    kept.length === 0 ? `read_parquet(${files})` : `read_parquet(${files}, filename = ${quoteLiteral(file)})`;
+  const read = new Map(await describe(conn, `SELECT * FROM ${from}`));
+  const list = columns
+    .map(([n, t]) => (read.get(n) === t ? quoteIdent(n) : `CAST(${quoteIdent(n)} AS ${t}) AS ${quoteIdent(n)}`))
+    .join(", ");
+  if (kept.length === 0) return `SELECT ${list} FROM ${from}`;
   // run_id bounds first: the previous file is sorted by run_id, so its row groups outside a piece are skipped.
   const whens = kept.map((p) => {
     const ids = p.ids!;
@@ -165,7 +177,7 @@ function piecesSelect(pieces: { path: string; ids: string[] | null }[], columns:
     const hi = quoteLiteral(ids[ids.length - 1]!);
     return `WHEN ${quoteLiteral(p.path)} THEN run_id >= ${lo} AND run_id <= ${hi} AND run_id IN (${ids.map(quoteLiteral).join(", ")})`;
   });
-  return `SELECT ${cast} FROM ${from} WHERE CASE ${quoteIdent(file)} ${whens.join(" ")} ELSE true END`;
+  return `SELECT ${list} FROM ${from} WHERE CASE ${quoteIdent(file)} ${whens.join(" ")} ELSE true END`;
 }
 
 /**
@@ -230,7 +242,7 @@ export async function exportHistory(conn: DuckDBConnection, filter: ExportFilter
           ids: null,
         });
     }
-    select = piecesSelect(pieces, columns);
+    select = await piecesSelect(conn, pieces, columns);
   }
   let written: string;
   try {
