@@ -50,6 +50,7 @@ describe("parseWandbJson", () => {
       '{"a": -1234567890123456789}',
       '["x\\\\", 1234567890123456789]', // the string ends at its second quote: the escape is of the backslash
       '{"s": "1234567890123456789", "n": 12345678901234567}',
+      '{"a\\\\": 1, "b": [-1234567890123456]}', // the key ends after an escaped backslash
     ];
     for (const t of outside) assert.equal(hasLongIntegerToken(t), true, t);
     const inside = [
@@ -58,6 +59,8 @@ describe("parseWandbJson", () => {
       '{"k12345678901234567890": 1}',
       '["a\\"12345678901234567890"]', // an escaped quote does not end the string
       '{"id": "run-12345678901234567"}',
+      "[1e+12345678901234567, 2E-12345678901234567, 3e12345678901234567]",
+      '{"a": 123456789012345}',
     ];
     for (const t of inside) assert.equal(hasLongIntegerToken(t), false, t);
   });

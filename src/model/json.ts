@@ -24,31 +24,45 @@ export class JsonSyntaxError extends Error {
   }
 }
 
-/** An integer literal too long for a double to hold exactly (not a fraction's digits, not an exponent). */
-const LONG_INTEGER = /(?<![\d.eE+-])-?\d{16,}(?![\d.eE])/g;
+function isDigit(c: number): boolean {
+  return c >= 48 && c <= 57;
+}
 
 /**
- * True if `text` may hold an integer token of 16+ digits outside a string (one a double may not hold exactly). Long
- * digit runs inside strings are common (a GraphQL page holds each run's summary as an escaped JSON string, full of
- * 17-digit floats and timestamps) and do not count: each candidate is checked against the string state, tracked by
- * one forward scan of the quotes and backslashes before it.
+ * True if `text` may hold an integer token of 16+ digits outside a string (one a double may not hold exactly): a run of
+ * 16+ digits that is neither a fraction's nor an exponent's and is not followed by one. Long digit runs inside strings
+ * are common (a GraphQL page holds each run's summary and each history row as an escaped JSON string, full of
+ * 17-digit floats) and do not count. One forward pass: strings are skipped with indexOf to their closing quote.
  */
 export function hasLongIntegerToken(text: string): boolean {
-  LONG_INTEGER.lastIndex = 0;
-  let inString = false;
-  let pos = 0;
-  for (let m = LONG_INTEGER.exec(text); m !== null; m = LONG_INTEGER.exec(text)) {
-    let i = pos;
-    for (; i < m.index; i++) {
-      const c = text.charCodeAt(i);
-      if (inString) {
-        if (c === 92) i++;
-        else if (c === 34) inString = false;
-      } else if (c === 34) inString = true;
-    }
-    // An escape just before the match skipped its first character (a digit or '-', never a quote).
-    pos = Math.max(i, m.index);
-    if (!inString) return true;
+  const n = text.length;
+  let i = 0;
+  while (i < n) {
+    const c = text.charCodeAt(i);
+    if (c === 34) {
+      let j = i + 1;
+      for (;;) {
+        j = text.indexOf('"', j);
+        if (j < 0) return false; // unterminated: not JSON, and JSON.parse says so
+        let b = j - 1;
+        while (text.charCodeAt(b) === 92) b--;
+        if ((j - 1 - b) % 2 === 0) break; // an even number of backslashes: this quote ends the string
+        j++;
+      }
+      i = j + 1;
+    } else if (isDigit(c)) {
+      let j = i + 1;
+      while (j < n && isDigit(text.charCodeAt(j))) j++;
+      if (j - i >= 16) {
+        let p = i > 0 ? text.charCodeAt(i - 1) : 0;
+        if ((p === 43 || p === 45) && i > 1)
+          p = text.charCodeAt(i - 2) === 101 || text.charCodeAt(i - 2) === 69 ? 101 : 0;
+        const next = j < n ? text.charCodeAt(j) : 0;
+        const fractionOrExponent = p === 46 || p === 101 || p === 69 || next === 46 || next === 101 || next === 69;
+        if (!fractionOrExponent) return true;
+      }
+      i = j;
+    } else i++;
   }
   return false;
 }
