@@ -2,8 +2,8 @@
  * Combining small per-run reads into one GraphQL document.
  *
  * The official SDK asks for one run per request (`project { run(name: $name) { ... } }`). Reads that several runs
- * need at about the same time (history windows of running runs' tails, `parquetHistory` of new runs) are gathered for
- * a few milliseconds and sent together as aliased run fields: `r0: run(name: $n0) { ... } r1: run(name: $n1) { ... }`.
+ * need at about the same time (history windows of running runs' tails, `parquetHistory` of new runs) are gathered
+ * while they keep arriving (40 ms after the last one, at most 200 ms) and sent together as aliased run fields: `r0: run(name: $n0) { ... } r1: run(name: $n1) { ... }`.
  * That is a shape the SDK never sends, so it is used only while the server accepts it (the `aliases` capability,
  * shared with the multi-run lookup): a shape rejection turns it off (or lowers the batch size) for that server and
  * the affected reads are sent one by one with the SDK's own documents. `compat` never batches.
@@ -34,8 +34,12 @@ export interface BatchKind<A> {
 }
 
 export interface BatcherOptions {
-  /** How long the first read of a batch waits for others. */
+  /**
+   * How long a batch waits for another read after the last one joined it (each read that joins restarts the wait),
+   * at most `maxWaitMs` after its first read.
+   */
   gatherMs?: number;
+  maxWaitMs?: number;
   /** Most reads per document (also bounded by the learned `maxAliases`). */
   maxItems?: number;
   /** Most cost (e.g. history cells) per document. */
@@ -66,9 +70,13 @@ interface Queue<A> {
   items: Pending<A>[];
   cost: number;
   timer: NodeJS.Timeout | undefined;
+  /** When its first read joined (performance.now()). */
+  since: number;
 }
 
-const DEFAULT_GATHER_MS = 25;
+const DEFAULT_GATHER_MS = 40;
+/** The longest a batch's first read waits for others while more keep arriving (a burst of reads). */
+const DEFAULT_MAX_WAIT_MS = 200;
 const DEFAULT_MAX_ITEMS = 50;
 
 export class AliasBatcher<A> {
@@ -77,6 +85,7 @@ export class AliasBatcher<A> {
   batchedReads = 0;
   private readonly queues = new Map<string, Queue<A>>();
   private readonly gatherMs: number;
+  private readonly maxWaitMs: number;
   private readonly maxItems: number;
   private readonly maxCost: number;
 
@@ -87,6 +96,7 @@ export class AliasBatcher<A> {
     private readonly options: BatcherOptions = {},
   ) {
     this.gatherMs = Math.max(0, options.gatherMs ?? DEFAULT_GATHER_MS);
+    this.maxWaitMs = Math.max(this.gatherMs, options.maxWaitMs ?? DEFAULT_MAX_WAIT_MS);
     this.maxItems = Math.max(1, Math.floor(options.maxItems ?? DEFAULT_MAX_ITEMS));
     this.maxCost = options.maxCost ?? Number.POSITIVE_INFINITY;
   }
@@ -123,14 +133,18 @@ export class AliasBatcher<A> {
         q = undefined;
       }
       if (!q) {
-        q = { items: [], cost: 0, timer: undefined };
+        q = { items: [], cost: 0, timer: undefined, since: performance.now() };
         this.queues.set(key, q);
       }
       q.items.push({ entity, project, where, args, cost, signal, resolve, reject });
       q.cost += cost;
       if (q.items.length >= this.limit() || q.cost >= this.maxCost) this.flush(key);
-      else if (q.timer === undefined) {
-        q.timer = setTimeout(() => this.flush(key), this.gatherMs);
+      else {
+        // Reads of a burst (runs planned one after another, each after some local work) arrive tens of ms apart:
+        // the wait restarts with each, so that they share a document, but never beyond maxWaitMs.
+        if (q.timer !== undefined) clearTimeout(q.timer);
+        const wait = Math.min(this.gatherMs, q.since + this.maxWaitMs - performance.now());
+        q.timer = setTimeout(() => this.flush(key), Math.max(0, wait));
       }
     });
   }
