@@ -13,7 +13,8 @@ import { type DuckDBConnection, DuckDBInstance, DuckDBTimestampTZValue } from "@
 import { KindTracker } from "../model/flatten.js";
 import { describeParquet, ParquetReader } from "../model/parquet-reader.js";
 import { toHistoryRecord } from "../model/records.js";
-import { ingestParquet, planParquetFile } from "./parquet-ingest.js";
+import { ingestParquet } from "./parquet-ingest.js";
+import { planParquetFile } from "./parquet-sql.js";
 import { jsonText, kindsToMask, unixToMicros } from "./values.js";
 
 const dir = mkdtempSync(join(tmpdir(), "dr-wandb-ingest-"));
