@@ -175,7 +175,8 @@ async function piecesSelect(
     const ids = p.ids!;
     const lo = quoteLiteral(ids[0]!);
     const hi = quoteLiteral(ids[ids.length - 1]!);
-    return `WHEN ${quoteLiteral(p.path)} THEN run_id >= ${lo} AND run_id <= ${hi} AND run_id IN (${ids.map(quoteLiteral).join(", ")})`;
+    const inList = ids.map(quoteLiteral).join(", ");
+    return `WHEN ${quoteLiteral(p.path)} THEN run_id >= ${lo} AND run_id <= ${hi} AND run_id IN (${inList})`;
   });
   return `SELECT ${list} FROM ${from} WHERE CASE ${quoteIdent(file)} ${whens.join(" ")} ELSE true END`;
 }
@@ -218,7 +219,7 @@ export async function exportHistory(conn: DuckDBConnection, filter: ExportFilter
     // previous file are read from it in place, through a link per piece (the new file is written under a temp name,
     // so the old one stays readable until the rename). The final file is one multi-file scan of the pieces in order
     // (it keeps file order; a UNION ALL would not), each piece filtered to its runs by the scan's file-name column.
-    // Old rows keep their exact values: every column is cast to the type a full export gives it.
+    // Old rows keep their exact values: a column the scan reads with another type is cast to a full export's.
     segmentDir = tempPathFor(join(outputDir, "runs_history"));
     await mkdir(segmentDir, { recursive: true });
     const pieces: { path: string; ids: string[] | null }[] = [];

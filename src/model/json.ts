@@ -54,6 +54,7 @@ export function hasLongIntegerToken(text: string): boolean {
       let j = i + 1;
       while (j < n && isDigit(text.charCodeAt(j))) j++;
       if (j - i >= 16) {
+        // The character before the run ('.' fraction, 'e'/'E' exponent; a sign counts as 'e' after an exponent mark).
         let p = i > 0 ? text.charCodeAt(i - 1) : 0;
         if ((p === 43 || p === 45) && i > 1)
           p = text.charCodeAt(i - 2) === 101 || text.charCodeAt(i - 2) === 69 ? 101 : 0;

@@ -3,7 +3,8 @@
  *
  * The official SDK asks for one run per request (`project { run(name: $name) { ... } }`). Reads that several runs
  * need at about the same time (history windows of running runs' tails, `parquetHistory` of new runs) are gathered
- * while they keep arriving (40 ms after the last one, at most 200 ms) and sent together as aliased run fields: `r0: run(name: $n0) { ... } r1: run(name: $n1) { ... }`.
+ * while they keep arriving (40 ms after the last one, at most 200 ms) and sent together as aliased run fields:
+ * `r0: run(name: $n0) { ... } r1: run(name: $n1) { ... }`.
  * That is a shape the SDK never sends, so it is used only while the server accepts it (the `aliases` capability,
  * shared with the multi-run lookup): a shape rejection turns it off (or lowers the batch size) for that server and
  * the affected reads are sent one by one with the SDK's own documents. `compat` never batches.

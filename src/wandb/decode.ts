@@ -8,12 +8,10 @@ import { NotFoundError, WandbError } from "./errors.js";
 import type { HistoryRow, WandbFile, WandbProject, WandbRun, WandbSweep } from "./types.js";
 
 /**
- * Parses W&B JSON text exactly (model/json.ts): the native JSON.parse path whenever that is lossless (standard JSON,
- * no integer token of 16+ digits outside a string), otherwise the tolerant parser (NaN/±Infinity, exact bigints).
+ * Parses W&B JSON text exactly: model/json.ts's parseWandbJson under the name this module has always exported (the
+ * native JSON.parse whenever that is lossless, otherwise the tolerant parser: NaN/±Infinity, exact bigints).
  */
-export function parseJsonText(text: string): JsonValue {
-  return parseWandbJson(text);
-}
+export const parseJsonText: (text: string) => JsonValue = parseWandbJson;
 
 function str(v: JsonValue | undefined): string | null {
   return typeof v === "string" ? v : null;
