@@ -161,6 +161,11 @@ export class WeightedSemaphore {
 
   constructor(readonly capacity: number) {}
 
+  /** Acquirers waiting for their weight. */
+  get queued(): number {
+    return this.waiting.length;
+  }
+
   async acquire(weight: number): Promise<() => void> {
     const w = Math.min(Math.max(0, weight), this.capacity);
     if (this.waiting.length > 0 || this.used + w > this.capacity) {

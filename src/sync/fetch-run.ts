@@ -15,6 +15,7 @@ import {
 } from "../model/records.js";
 import { WandbError } from "../wandb/errors.js";
 import type { ParquetHistoryFiles, WandbApi, WandbFile, WandbRun } from "../wandb/types.js";
+import type { WeightedSemaphore } from "./concurrency.js";
 import { HistorySpool, SPOOL_MEMORY_CELLS } from "./spool.js";
 
 /** What history to read, shared by every run of a sync (the user's selection). */
@@ -60,6 +61,19 @@ export interface HistoryFetch {
    * unchanged run does not look like it has steps still to read.
    */
   maxStep: number;
+  /** Gives back the memory budget the read reserved (see `budget`); releaseHistory calls it. */
+  release?: () => void;
+}
+
+export interface FetchHistoryOptions {
+  columnar?: boolean;
+  /**
+   * The cells of history held in memory across runs (see HISTORY_CELL_BUDGET): reserved when the read first holds
+   * rows in memory, so that runs whose exports are taken as files never wait for it, and given back by
+   * releaseHistory. Only for callers that write runs in any order (a reader waiting for the budget while the
+   * runs holding it wait to be written in order would never finish).
+   */
+  budget?: WeightedSemaphore;
 }
 
 /** Reads a run's history (from `fromStep`) into batches of records, in step order. */
@@ -69,12 +83,21 @@ export async function fetchHistory(
   fromStep: number,
   sel: HistorySelection,
   signal?: AbortSignal,
-  options: { columnar?: boolean } = {},
+  options: FetchHistoryOptions = {},
 ): Promise<HistoryFetch> {
   const parquet: ParquetHistoryFiles[] = [];
+  const held = { release: () => {} };
+  const reserve = options.budget
+    ? async (steps: number) => {
+        const release = await options.budget!.acquire(cellsFor(run, steps, sel));
+        held.release = release;
+      }
+    : undefined;
   try {
-    return await readHistory(api, run, fromStep, sel, parquet, signal, options.columnar ?? false);
+    const h = await readHistory(api, run, fromStep, sel, parquet, signal, options.columnar ?? false, reserve);
+    return { ...h, release: held.release };
   } catch (e) {
+    held.release();
     await Promise.all(parquet.map((f) => f.release()));
     throw e;
   }
@@ -83,6 +106,7 @@ export async function fetchHistory(
 /** Closes a fetch's spool and removes the parquet files it took. */
 export async function releaseHistory(h: HistoryFetch): Promise<void> {
   h.batches.close();
+  h.release?.();
   await Promise.all(h.parquet.map((f) => f.release()));
 }
 
@@ -94,6 +118,7 @@ async function readHistory(
   parquet: ParquetHistoryFiles[],
   signal: AbortSignal | undefined,
   columnar: boolean,
+  reserve: ((steps: number) => Promise<void>) | undefined,
 ): Promise<HistoryFetch> {
   const batches = new HistorySpool();
   let rows = 0;
@@ -130,6 +155,7 @@ async function readHistory(
   if (minStep >= maxExclusive) return done();
   if (sel.samples !== undefined) {
     // A sample of the whole run; an append (a running run's new steps) keeps only the rows past the stored ones.
+    await reserve?.(sel.samples);
     take(
       await api.sampledHistory(run.entity, run.project, run.name, { keys: sel.keys, samples: sel.samples }),
       minStep,
@@ -151,6 +177,7 @@ async function readHistory(
           return true;
         }
       : undefined,
+    beforeRows: reserve,
     signal,
   })) {
     take(page);
@@ -311,9 +338,12 @@ export async function loadKnownFiles(
 /** An estimate of the cells a run's history read will buffer (for the memory budget). */
 export function estimateCells(run: WandbRun, fromStep: number, sel: HistorySelection): number {
   if (run.lastHistoryStep < 0) return 0;
-  const rows =
-    sel.samples ??
-    Math.max(0, Math.min(run.historyLineCount ?? Number.MAX_SAFE_INTEGER, run.lastHistoryStep + 1 - fromStep));
+  return cellsFor(run, sel.samples ?? run.lastHistoryStep + 1 - fromStep, sel);
+}
+
+/** The cells of at most `steps` rows of the run (at most its row count), capped where the spool goes to disk. */
+function cellsFor(run: WandbRun, steps: number, sel: HistorySelection): number {
+  const rows = Math.max(0, Math.min(run.historyLineCount ?? Number.MAX_SAFE_INTEGER, steps));
   const hk = run.historyKeys as { keys?: Record<string, unknown> } | null;
   const keys = sel.keys?.length ?? Math.max(1, Object.keys(hk?.keys ?? {}).length);
   // Beyond SPOOL_MEMORY_CELLS a run's rows wait on disk, not in memory.

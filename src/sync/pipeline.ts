@@ -17,7 +17,6 @@ import type { WandbApi, WandbRun } from "../wandb/types.js";
 import { forEachLimitAsync, Mutex, readAhead, WeightedSemaphore } from "./concurrency.js";
 import {
   defaultRunConcurrency,
-  estimateCells,
   type FileOptions,
   fetchFiles,
   fetchHistory,
@@ -358,13 +357,7 @@ class ProjectSync {
       return;
     }
     const fromStep = action.history.kind === "append" ? action.history.fromStep : 0;
-    const cells = action.history.kind === "none" ? 0 : estimateCells(run, fromStep, this.historySel);
-    const release = await this.budget.acquire(cells);
-    try {
-      await this.fetchAndWrite(action, record, state, preserve, fromStep);
-    } finally {
-      release();
-    }
+    await this.fetchAndWrite(action, record, state, preserve, fromStep);
   }
 
   /** Reads a run's history, system metrics and files as the action says, then commits it all in one transaction. */
@@ -383,7 +376,10 @@ class ProjectSync {
     let written: { historyRows: number };
     try {
       if (action.history.kind !== "none") {
-        const h = await fetchHistory(api, run, fromStep, this.historySel, opts.signal, { columnar: this.columnar });
+        const h = await fetchHistory(api, run, fromStep, this.historySel, opts.signal, {
+          columnar: this.columnar,
+          budget: this.budget,
+        });
         fetched = h;
         rows = h.rows;
         history = {

@@ -168,7 +168,14 @@ export class HistoryReader {
     const stop = Math.min(options.maxStep ?? Number.POSITIVE_INFINITY, lastStep + 1);
     if (!(stop > minStep)) return;
 
+    let reserved = false;
+    const reserve = async (steps: number) => {
+      if (reserved || !options.beforeRows || steps <= 0) return;
+      reserved = true;
+      await options.beforeRows(steps);
+    };
     if (options.keys && options.keys.length > 0) {
+      await reserve(stop - minStep);
       yield* this.sampledWindows(entity, project, name, options.keys, minStep, stop, pageSize, types, signal);
       return;
     }
@@ -212,6 +219,7 @@ export class HistoryReader {
         } else if (opened) {
           let maxSeen = minStep - 1;
           try {
+            await reserve(stop - minStep);
             for await (const batch of opened.batches) {
               const s = stepOf(batch[batch.length - 1]!);
               if (s !== null && s > maxSeen) maxSeen = s;
@@ -225,6 +233,7 @@ export class HistoryReader {
         }
       }
     }
+    await reserve(stop - liveFrom);
     yield* this.liveWindows(entity, project, name, liveFrom, stop, pageSize, signal, known, Math.max(1, types.size));
   }
 

@@ -158,6 +158,12 @@ export interface ScanHistoryOptions {
    * scan yields their rows as usual.
    */
   takeParquet?: (files: ParquetHistoryFiles) => boolean;
+  /**
+   * Awaited once before the scan first holds rows in memory (history pages, or export rows it decodes), with the
+   * number of steps those rows can span; not called when taken exports cover every step. A caller bounding memory
+   * reserves its budget here, after the export check, instead of for the whole run up front.
+   */
+  beforeRows?: (steps: number) => Promise<void>;
   signal?: AbortSignal;
 }
 
