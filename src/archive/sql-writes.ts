@@ -1,0 +1,194 @@
+/**
+ * The row writes of both backends, each one step of a run's single transaction (base.ts runs them in order inside
+ * inTransaction): runs, sync state, history rows out of step order, metric keys, system metrics, files. DuckDB
+ * overrides insertRows with its bulk path.
+ */
+import type { KindTracker } from "../model/flatten.js";
+import type { FileRecord, HistoryRecord, RunRecord, SystemMetricsRecord } from "../model/records.js";
+import type { HistoryWrite, RunSyncState } from "./archive.js";
+import {
+  type Cast,
+  colList,
+  FILE_COLUMNS,
+  HISTORY_COLUMNS,
+  paramRuns,
+  paramState,
+  q,
+  RUN_COLUMNS,
+  runWeight,
+  STATE_COLUMNS,
+  SYSTEM_COLUMNS,
+} from "./columns.js";
+import { SqlBase } from "./sql-base.js";
+import { kindsToMask, tsText, unixToIso } from "./values.js";
+
+/** The key of a run's rows (what the history writes need of its record). */
+export type RunKey = Pick<RunRecord, "entity" | "project" | "run_id">;
+
+/** The write statements of one run's transaction. */
+export abstract class SqlWrites extends SqlBase {
+  /** Upserts runs rows; `preserve` names columns a stored row keeps (RunWrite.preserve). */
+  protected async upsertRuns(
+    items: { record: RunRecord; state: RunSyncState; source?: string }[],
+    preserve: readonly string[] = [],
+  ): Promise<void> {
+    const dedup = new Map<string, (typeof items)[number]>();
+    for (const it of items) dedup.set(JSON.stringify([it.record.entity, it.record.project, it.record.run_id]), it);
+    const all = [...dedup.values()];
+    const update = RUN_COLUMNS.slice(3)
+      .filter(([c]) => !preserve.includes(c))
+      .map(([c]) =>
+        c === "deleted_at"
+          ? `deleted_at = CASE WHEN excluded.deleted THEN coalesce(runs.deleted_at, excluded.deleted_at) ELSE NULL END`
+          : `${q(c)} = excluded.${q(c)}`,
+      )
+      .join(", ");
+    await this.insertRows(
+      "runs",
+      RUN_COLUMNS,
+      all.map((it) => paramRuns(it.record, it.state, (v) => this.json(v), it.source)),
+      `ON CONFLICT (entity, project, run_id) DO UPDATE SET ${update}`,
+      all.map((it) => runWeight(it.record)),
+    );
+  }
+
+  /**
+   * Inserts rows (each the parameters of `cols`, in order) with `tail` (e.g. an ON CONFLICT clause): here, multi-row
+   * VALUES statements of at most 200 rows and about 4 MB of parameters; DuckDB overrides it with a bulk path.
+   */
+  protected async insertRows(
+    table: string,
+    cols: [string, Cast][],
+    rows: unknown[][],
+    tail: string,
+    weights?: number[],
+  ): Promise<void> {
+    let i = 0;
+    while (i < rows.length) {
+      const start = i;
+      let weight = 0;
+      while (i < rows.length && i - start < 200 && (i === start || weight < 4_000_000)) {
+        weight += weights?.[i] ?? 0;
+        i++;
+      }
+      const chunk = rows.slice(start, i);
+      await this.exec(
+        `INSERT INTO ${q(table)} (${colList(cols)}) VALUES ${this.valuesSql(cols, chunk.length)}\n         ${tail}`,
+        chunk.flat(),
+      );
+    }
+  }
+
+  protected async upsertStates(states: RunSyncState[]): Promise<void> {
+    const dedup = new Map<string, RunSyncState>();
+    for (const s of states) dedup.set(JSON.stringify([s.entity, s.project, s.run_id]), s);
+    const all = [...dedup.values()];
+    const update = STATE_COLUMNS.slice(3)
+      .map(([c]) => `${q(c)} = excluded.${q(c)}`)
+      .join(", ");
+    await this.insertRows(
+      "sync_state",
+      STATE_COLUMNS,
+      all.map(paramState),
+      `ON CONFLICT (entity, project, run_id) DO UPDATE SET ${update}`,
+    );
+  }
+
+  /** Upserts history rows (used for rows that arrive out of step order, which the bulk path cannot take). */
+  protected async upsertHistoryRows(record: RunKey, rows: HistoryRecord[]): Promise<void> {
+    const update = HISTORY_COLUMNS.slice(4)
+      .map(([c]) => `${q(c)} = excluded.${q(c)}`)
+      .join(", ");
+    for (let i = 0; i < rows.length; i += 500) {
+      const chunk = rows.slice(i, i + 500);
+      const params = chunk.flatMap((r) => [
+        record.entity,
+        record.project,
+        record.run_id,
+        Math.trunc(r.step),
+        unixToIso(r.timestamp),
+        r.runtime,
+        this.json(r.wandb_metadata),
+        this.json(r.metrics),
+        this.json(r.extra),
+      ]);
+      await this.exec(
+        `INSERT INTO history (${colList(HISTORY_COLUMNS)}) VALUES ${this.valuesSql(HISTORY_COLUMNS, chunk.length)}
+         ON CONFLICT (entity, project, run_id, step) DO UPDATE SET ${update}`,
+        params,
+      );
+    }
+  }
+
+  protected async deleteHistory(record: RunKey, history: HistoryWrite): Promise<void> {
+    if (history.replace) {
+      await this.exec("DELETE FROM history WHERE entity = $1 AND project = $2 AND run_id = $3", [
+        record.entity,
+        record.project,
+        record.run_id,
+      ]);
+    } else {
+      await this.exec("DELETE FROM history WHERE entity = $1 AND project = $2 AND run_id = $3 AND step >= $4", [
+        record.entity,
+        record.project,
+        record.run_id,
+        Math.trunc(history.fromStep),
+      ]);
+    }
+  }
+
+  protected async mergeMetricKeys(entity: string, project: string, tracker: KindTracker): Promise<void> {
+    const keys = tracker.keys();
+    for (let i = 0; i < keys.length; i += 1000) {
+      const chunk = keys.slice(i, i + 1000);
+      const params = chunk.flatMap((k) => [entity, project, k, kindsToMask(tracker.kinds(k))]);
+      const cols: [string, Cast][] = [
+        ["entity", "text"],
+        ["project", "text"],
+        ["key", "text"],
+        ["kinds", "bigint"],
+      ];
+      await this.exec(
+        `INSERT INTO metric_keys (entity, project, key, kinds) VALUES ${this.valuesSql(cols, chunk.length)}
+         ON CONFLICT (entity, project, key) DO UPDATE SET kinds = metric_keys.kinds | excluded.kinds`,
+        params,
+      );
+    }
+  }
+
+  protected async replaceSystemMetrics(record: RunRecord, rows: SystemMetricsRecord[]): Promise<void> {
+    const key = [record.entity, record.project, record.run_id];
+    await this.exec("DELETE FROM system_metrics WHERE entity = $1 AND project = $2 AND run_id = $3", key);
+    for (let i = 0; i < rows.length; i += 1000) {
+      const chunk = rows.slice(i, i + 1000);
+      const params = chunk.flatMap((r) => [...key, unixToIso(r.timestamp), r.runtime, this.json(r.metrics)]);
+      await this.exec(
+        `INSERT INTO system_metrics (${colList(SYSTEM_COLUMNS)}) VALUES ${this.valuesSql(SYSTEM_COLUMNS, chunk.length)}`,
+        params,
+      );
+    }
+  }
+
+  protected async replaceFiles(record: RunRecord, files: FileRecord[]): Promise<void> {
+    const key = [record.entity, record.project, record.run_id];
+    await this.exec("DELETE FROM files WHERE entity = $1 AND project = $2 AND run_id = $3", key);
+    const dedup = new Map<string, FileRecord>();
+    for (const f of files) dedup.set(f.name, f);
+    const all = [...dedup.values()];
+    for (let i = 0; i < all.length; i += 1000) {
+      const chunk = all.slice(i, i + 1000);
+      const params = chunk.flatMap((f) => [
+        ...key,
+        f.name,
+        Math.trunc(f.size ?? 0),
+        f.md5,
+        tsText(f.updated_at),
+        f.local_path,
+      ]);
+      await this.exec(
+        `INSERT INTO files (${colList(FILE_COLUMNS)}) VALUES ${this.valuesSql(FILE_COLUMNS, chunk.length)}`,
+        params,
+      );
+    }
+  }
+}
