@@ -1,25 +1,14 @@
 /**
  * The DuckDB backend (the embedded default): one file, one read-write process at a time (DuckDB's own file lock,
- * plus a registry for a second open in the same process). History is bulk-loaded with the Appender API; parquet
- * exports (parquet-ingest.ts) and text row files (text-ingest.ts, writeRunStreamed) with SQL.
+ * plus a registry for a second open in the same process). History is bulk-loaded with the Appender API
+ * (duckdb-append.ts); parquet exports (parquet-ingest.ts) and text row files (text-ingest.ts, writeRunStreamed) with
+ * SQL. Values read back: duckdb-values.ts.
  */
-import { closeSync, existsSync, mkdirSync, openSync, readSync, statSync } from "node:fs";
+import { existsSync, mkdirSync, statSync } from "node:fs";
 import { dirname, resolve } from "node:path";
-import {
-  DuckDBArrayValue,
-  DuckDBBlobValue,
-  type DuckDBConnection,
-  DuckDBDecimalValue,
-  DuckDBInstance,
-  DuckDBListValue,
-  DuckDBStructValue,
-  DuckDBTimestampTZValue,
-  DuckDBTimestampValue,
-  type DuckDBValue,
-} from "@duckdb/node-api";
+import { type DuckDBConnection, DuckDBInstance, type DuckDBValue } from "@duckdb/node-api";
 import {
   duckdbMemoryLimit,
-  duckdbThreads,
   LARGE_VALUE_CHARS,
   largestStoredValue,
   largeValueBytes,
@@ -39,57 +28,18 @@ import {
 } from "./archive.js";
 import { type RunKey, SqlArchive } from "./base.js";
 import type { Cast } from "./columns.js";
+import { appendError, appendHistory, closeQuietly, type Planner, upsertHistoryStaged } from "./duckdb-append.js";
+import { duckdbResourceSettings, isDuckDBFile, plainDuckDBValue } from "./duckdb-values.js";
 import { ArchiveError, firstLine } from "./errors.js";
 import { ingestParquet, withDecodedSources } from "./parquet-ingest.js";
 import { DUCKDB_DIALECT } from "./schema.js";
 import { insertTextRows } from "./text-ingest.js";
-import { jsonText, maskToKinds, normaliseInt, type Row, unixToMicros } from "./values.js";
+import { maskToKinds, type Row } from "./values.js";
+
+export { duckdbResourceSettings, microsToIso, plainDuckDBValue } from "./duckdb-values.js";
 
 /** Files opened by this process: path -> number of readers, or -1 for the writer. */
 const openInProcess = new Map<string, number>();
-
-/** Microseconds since the epoch to ISO-8601 UTC (milliseconds, or microseconds when they are not zero). */
-export function microsToIso(micros: bigint): string {
-  const ms = micros / 1000n;
-  let rest = micros % 1000n;
-  let msn = Number(ms);
-  if (rest < 0n) {
-    rest += 1000n;
-    msn -= 1;
-  }
-  const d = new Date(msn);
-  if (Number.isNaN(d.getTime())) return micros > 0n ? "infinity" : "-infinity";
-  const iso = d.toISOString();
-  return rest === 0n ? iso : `${iso.slice(0, -1)}${rest.toString().padStart(3, "0")}Z`;
-}
-
-/** A DuckDB value as plain JS: safe integers as numbers, timestamps as ISO strings, lists as arrays, JSON as text. */
-export function plainDuckDBValue(v: DuckDBValue): unknown {
-  if (v === null || typeof v !== "object") return typeof v === "bigint" ? normaliseInt(v) : v;
-  if (v instanceof DuckDBTimestampTZValue || v instanceof DuckDBTimestampValue) {
-    return v.isFinite ? microsToIso(v.micros) : v.toString();
-  }
-  if (v instanceof DuckDBListValue || v instanceof DuckDBArrayValue) return v.items.map(plainDuckDBValue);
-  if (v instanceof DuckDBStructValue) {
-    const out: Record<string, unknown> = {};
-    for (const [k, x] of Object.entries(v.entries)) out[k] = plainDuckDBValue(x);
-    return out;
-  }
-  if (v instanceof DuckDBDecimalValue) return v.scale === 0 ? normaliseInt(v.value) : v.toDouble();
-  if (v instanceof DuckDBBlobValue) return v.bytes;
-  return v.toString();
-}
-
-function isDuckDBFile(path: string): boolean {
-  const fd = openSync(path, "r");
-  try {
-    const buf = Buffer.alloc(16);
-    const n = readSync(fd, buf, 0, 16, 0);
-    return n >= 12 && buf.toString("latin1", 8, 12) === "DUCK";
-  } finally {
-    closeSync(fd);
-  }
-}
 
 export class DuckDBArchive extends SqlArchive implements DuckDBExportSource {
   readonly kind = "duckdb" as const;
@@ -103,6 +53,11 @@ export class DuckDBArchive extends SqlArchive implements DuckDBExportSource {
    * the checkpoints that rewrite the value's blocks later, and it never goes down while the archive is open.
    */
   private largestValueBytes = 0;
+  /** The budget planning handed to the history appends (duckdb-append.ts). */
+  private readonly planner: Planner = {
+    unplanned: (texts) => this.unplanned(texts),
+    planValue: (bytes) => this.planValue(bytes),
+  };
 
   private constructor(
     readonly location: string,
@@ -318,58 +273,10 @@ export class DuckDBArchive extends SqlArchive implements DuckDBExportSource {
     }
     this.parquetIngest.decoded += decode.length;
     const batches = decode.length > 0 ? withDecodedSources(decode, record.run_id, history.batches) : history.batches;
-    const appender = await this.conn.createAppender("history");
-    const outOfOrder = new Map<number, HistoryRecord>();
-    const flushOutOfOrder = async () => {
-      if (outOfOrder.size === 0) return;
-      appender.flushSync();
-      await this.upsertHistoryRows(record, [...outOfOrder.values()]);
-      outOfOrder.clear();
-    };
-    try {
-      for await (const batch of batches) {
-        for (const row of batch) {
-          const step = Math.trunc(row.step);
-          tracker.observe(row.metrics ?? {});
-          n++;
-          if (step > max) {
-            max = step;
-            appender.appendVarchar(record.entity);
-            appender.appendVarchar(record.project);
-            appender.appendVarchar(record.run_id);
-            appender.appendBigInt(BigInt(step));
-            const micros = unixToMicros(row.timestamp);
-            if (micros === null) appender.appendNull();
-            else appender.appendTimestampTZ(new DuckDBTimestampTZValue(BigInt(micros)));
-            if (row.runtime === null || row.runtime === undefined) appender.appendNull();
-            else appender.appendDouble(Number(row.runtime));
-            const texts = historyTexts(row);
-            const big = this.unplanned(texts); // the usual row: three length checks, no await
-            if (big > 0) await this.planValue(big);
-            for (const t of texts) appender.appendVarchar(t);
-            appender.endRow();
-          } else {
-            outOfOrder.set(step, { ...row, step });
-            if (outOfOrder.size >= 1000) await flushOutOfOrder();
-          }
-        }
-      }
-      appender.flushSync();
-      await flushOutOfOrder();
-      appender.closeSync();
-    } catch (e) {
-      try {
-        appender.clear();
-      } catch {
-        // the transaction is rolled back by the caller either way
-      }
-      closeQuietly(appender);
-      if (e instanceof Error && /Constraint|Conversion|Invalid Input/i.test(e.message)) {
-        throw new ArchiveError("WRITE", `DuckDB: ${firstLine(e)}`, { cause: e });
-      }
-      throw appendError(e);
-    }
-    return n;
+    const appended = await appendHistory(this.conn, record, batches, max, tracker, this.planner, (rows) =>
+      this.upsertHistoryRows(record, rows),
+    );
+    return n + appended;
   }
 
   /**
@@ -378,41 +285,7 @@ export class DuckDBArchive extends SqlArchive implements DuckDBExportSource {
    * JSON, which refuses a lone surrogate's \udXXX escape that stringifyStrict writes).
    */
   protected override async upsertHistoryRows(record: RunKey, rows: HistoryRecord[]): Promise<void> {
-    if (rows.length === 0) return;
-    const stage = "dr_wandb_stage_history_upsert";
-    await this.exec(
-      `CREATE TEMP TABLE IF NOT EXISTS ${stage} (step BIGINT, "timestamp" TIMESTAMPTZ, runtime DOUBLE, wandb_metadata JSON, metrics JSON, extra JSON)`,
-    );
-    const appender = await this.conn.createAppender(stage, "main", "temp");
-    try {
-      for (const row of rows) {
-        const texts = historyTexts(row);
-        const big = this.unplanned(texts);
-        if (big > 0) await this.planValue(big);
-        appender.appendBigInt(BigInt(Math.trunc(row.step)));
-        const micros = unixToMicros(row.timestamp);
-        if (micros === null) appender.appendNull();
-        else appender.appendTimestampTZ(new DuckDBTimestampTZValue(BigInt(micros)));
-        if (row.runtime === null || row.runtime === undefined) appender.appendNull();
-        else appender.appendDouble(Number(row.runtime));
-        for (const t of texts) appender.appendVarchar(t);
-        appender.endRow();
-      }
-      appender.flushSync();
-      appender.closeSync();
-    } catch (e) {
-      closeQuietly(appender);
-      throw appendError(e);
-    }
-    await this.exec(
-      `INSERT INTO history (entity, project, run_id, step, "timestamp", runtime, wandb_metadata, metrics, extra)
-         SELECT ${quoteLiteral(record.entity)}, ${quoteLiteral(record.project)}, ${quoteLiteral(record.run_id)}, step,
-                "timestamp", runtime, wandb_metadata, metrics, extra FROM ${stage}
-         ON CONFLICT (entity, project, run_id, step) DO UPDATE SET "timestamp" = excluded."timestamp",
-           runtime = excluded.runtime, wandb_metadata = excluded.wandb_metadata, metrics = excluded.metrics,
-           extra = excluded.extra`,
-    );
-    await this.exec(`DELETE FROM ${stage}`);
+    await upsertHistoryStaged(this.conn, (sql) => this.exec(sql), record, rows, this.planner);
   }
 
   /** Archive.writeRunStreamed: the history first (text rows included: src/archive/text-ingest.ts). */
@@ -448,34 +321,4 @@ export class DuckDBArchive extends SqlArchive implements DuckDBExportSource {
       else openInProcess.set(this.location, held - 1);
     }
   }
-}
-
-function historyTexts(row: HistoryRecord): string[] {
-  return [jsonText(row.wandb_metadata), jsonText(row.metrics), jsonText(row.extra)];
-}
-
-function closeQuietly(appender: { closeSync(): void }): void {
-  try {
-    appender.closeSync();
-  } catch {
-    // the appender's transaction failed: the caller rolls it back and reports the first error
-  }
-}
-
-/** An Appender's error as an ArchiveError (WRITE: e.g. DuckDB out of memory), ArchiveErrors as they are. */
-function appendError(e: unknown): unknown {
-  if (e instanceof ArchiveError || !(e instanceof Error)) return e;
-  return new ArchiveError("WRITE", `DuckDB: ${firstLine(e)}`, { cause: e });
-}
-
-/** Resource settings of the archive's DuckDB instance (see src/model/duckdb-resources.ts). */
-export function duckdbResourceSettings(env: NodeJS.ProcessEnv = process.env): Record<string, string> {
-  return {
-    memory_limit: duckdbMemoryLimit("write", env),
-    threads: duckdbThreads(env),
-    preserve_insertion_order: "false",
-    // DuckDB's default is 16MB of WAL between checkpoints. Larger values save some CPU on big syncs (about 8% at
-    // 256MB on an 800k-row sync) but keep more written data unflushed in memory; off by default.
-    ...(env.DR_WANDB_DUCKDB_CHECKPOINT ? { checkpoint_threshold: env.DR_WANDB_DUCKDB_CHECKPOINT } : {}),
-  };
 }
