@@ -1,27 +1,37 @@
 /**
  * `dr-wandb import`: local `.wandb` files into the archive, beside what a sync mirrors from W&B.
  *   1. find the files and read each one's RunRecord (run id, entity, project, start);
- *   2. group the files by run (a resumed run has one folder per segment), oldest segment first;
+ *   2. group the files by run (a resumed run has one folder per segment), oldest segment first (plan.ts);
  *   3. per run: skip it when the archive has it from W&B (W&B wins) or when its files have not changed since the
  *      last import; otherwise read every record, and write the run, its new history rows, system metrics, files
  *      and state in one transaction (Archive.writeRun), as a sync writes a run.
+ * Options, events and the result: types.ts.
  */
-import { createHash } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import type { Archive, RunSyncState, RunWrite } from "../archive/index.js";
-import { quoteLiteral } from "../model/flatten.js";
 import { LOCAL_IMPORT_SELECTION, parseStoredSelection } from "../sync/plan.js";
 import { buildRunRecord, runState } from "./build.js";
-import { findLogFiles, folderKey, type LogHead, readHead } from "./discover.js";
-import { ImportError } from "./errors.js";
 import { readMetadataFile, writeRunFiles } from "./files.js";
+import {
+  canAppend,
+  fingerprintOf,
+  type ImportedSelection,
+  type ImportPlan,
+  planImport,
+  type RunGroup,
+  SOURCE_WANDB,
+  storedSources,
+} from "./plan.js";
 import { readRun, readRunText } from "./read-run.js";
 import { RunLog } from "./run-log.js";
 import { TextRows } from "./text-rows.js";
+import type { ImportOptions, ImportResult, RunAction } from "./types.js";
 
+export { type ImportPlan, planImport } from "./plan.js";
 export { readRun } from "./read-run.js";
+export type { ImportEvent, ImportOptions, ImportResult, RunAction } from "./types.js";
 
 /** The text-row path (archives with writeRunStreamed) is on unless DR_WANDB_IMPORT_FAST=0. */
 export function textRowsEnabled(env: NodeJS.ProcessEnv = process.env): boolean {
@@ -30,148 +40,6 @@ export function textRowsEnabled(env: NodeJS.ProcessEnv = process.env): boolean {
 
 /** Thrown from writeRunStreamed's finish() when the log had no readable run record (rolls the write back). */
 class NoRunRecord extends Error {}
-
-export interface ImportOptions {
-  /** Overrides the entity of every run (else the RunRecord's, else `defaultEntity`). */
-  entity?: string;
-  /** Overrides the project of every run (else the RunRecord's, else "uncategorized" as W&B does). */
-  project?: string;
-  /** Used for runs whose log names no entity (offline runs usually do not), when `entity` is not given. */
-  defaultEntity?: string;
-  /** Where run files go (`<outputDir>/files/...`); no files are copied without it. */
-  outputDir?: string;
-  /** Re-import runs whose files have not changed. */
-  force?: boolean;
-  /**
-   * false: every history row as an object (the path PostgreSQL takes) even where the archive takes text rows
-   * (comparisons). Default: on unless DR_WANDB_IMPORT_FAST=0.
-   */
-  textRows?: boolean;
-  /** History rows kept in memory per run before spooling to disk (tests). */
-  memoryCells?: number;
-  onEvent?: (e: ImportEvent) => void;
-}
-
-export type ImportEvent =
-  | { type: "found"; files: number; runs: number }
-  | { type: "run"; run: string; entity: string; project: string; action: RunAction; historyRows: number }
-  | { type: "warning"; message: string };
-
-export type RunAction = "new" | "updated" | "appended" | "unchanged" | "kept-wandb";
-
-export interface ImportResult {
-  files: number;
-  runs: number;
-  runsWritten: number;
-  runsUnchanged: number;
-  /** Runs the archive has from W&B: left as they are. */
-  runsKeptFromWandb: number;
-  historyRows: number;
-  warnings: string[];
-  /** The projects the runs went to. */
-  projects: { entity: string; project: string }[];
-}
-
-/** runs.source of a run a sync wrote. */
-const SOURCE_WANDB = "wandb-server";
-
-export interface RunGroup {
-  entity: string;
-  project: string;
-  runId: string;
-  heads: LogHead[];
-}
-
-/** What sync_state.selection records for an imported run: the marker, and the files with their sizes. */
-interface ImportedSelection {
-  history: string;
-  extras: string;
-  files: { path: string; size: number; mtimeMs: number }[];
-}
-
-function fingerprintOf(heads: LogHead[]): string {
-  const h = createHash("sha256");
-  h.update(JSON.stringify(heads.map((x) => [x.path, x.size, x.mtimeMs])));
-  return h.digest("hex").slice(0, 32);
-}
-
-function storedFiles(state: RunSyncState): ImportedSelection["files"] | null {
-  try {
-    const o = JSON.parse(state.selection) as Partial<ImportedSelection>;
-    return Array.isArray(o.files) ? o.files : null;
-  } catch {
-    return null;
-  }
-}
-
-/**
- * An import may append when every file read last time is still there, in the same order, at least as long (an
- * offline run still writing grows its log; a resumed run adds a segment after them).
- */
-function canAppend(state: RunSyncState, heads: LogHead[]): boolean {
-  const prev = storedFiles(state);
-  if (!prev || prev.length > heads.length || state.last_step < 0) return false;
-  return prev.every((f, i) => heads[i]!.path === f.path && heads[i]!.size >= f.size);
-}
-
-function groupRuns(heads: LogHead[], opts: ImportOptions): RunGroup[] {
-  const groups = new Map<string, RunGroup>();
-  for (const head of heads) {
-    const entity = opts.entity || head.entity || opts.defaultEntity || "";
-    const project = opts.project || head.project || "uncategorized";
-    if (!entity) {
-      throw new ImportError(
-        "USAGE",
-        `${head.path}: the run names no entity (an offline run); pass --entity ENTITY (or set DR_WANDB_ENTITY)`,
-      );
-    }
-    const key = JSON.stringify([entity, project, head.runId]);
-    let g = groups.get(key);
-    if (!g) {
-      g = { entity, project, runId: head.runId, heads: [] };
-      groups.set(key, g);
-    }
-    g.heads.push(head);
-  }
-  for (const g of groups.values()) {
-    g.heads.sort(
-      (a, b) => (a.startTime ?? 0) - (b.startTime ?? 0) || folderKey(a.path).localeCompare(folderKey(b.path)),
-    );
-  }
-  return [...groups.values()];
-}
-
-async function storedSources(archive: Archive, entity: string, project: string): Promise<Map<string, string | null>> {
-  const out = new Map<string, string | null>();
-  const r = await archive.query(
-    `SELECT run_id, source FROM runs WHERE entity = ${quoteLiteral(entity)} AND project = ${quoteLiteral(project)}`,
-  );
-  for (const [id, source] of r.rows) out.set(String(id), source === null ? null : String(source));
-  return out;
-}
-
-/** What an import will read: the files found, their runs, and the warnings of files without a run. */
-export interface ImportPlan {
-  files: string[];
-  groups: RunGroup[];
-  warnings: string[];
-}
-
-/**
- * Finds the files and reads each one's run record; throws ImportError for a PATH that is missing, a file that is not
- * a W&B log or of a newer version, or a run without an entity. Reads nothing else and writes nothing.
- */
-export function planImport(paths: string[], opts: ImportOptions = {}): ImportPlan {
-  const files = findLogFiles(paths);
-  const heads: LogHead[] = [];
-  const warnings: string[] = [];
-  for (const f of files) {
-    const head = readHead(f);
-    if (head) heads.push(head);
-    else warnings.push(`${f}: no run record in the log (nothing to import from it)`);
-  }
-  return { files, groups: groupRuns(heads, opts), warnings };
-}
 
 export async function importPaths(
   archive: Archive,
