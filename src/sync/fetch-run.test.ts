@@ -1,6 +1,6 @@
 /**
- * fetchHistory's memory budget against the real fake-wandb: reserved only once a read holds rows in memory, so that
- * a run whose exports are taken as files never waits behind runs holding the budget, and given back on release.
+ * fetchHistory's history budget against the real fake-wandb: reserved after a run's export check (so that many runs'
+ * checks can share a request), before its downloads and live rows, and given back on release.
  */
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -48,28 +48,46 @@ describe("fetchHistory with a memory budget", () => {
     await fake?.close();
   });
 
-  test("a finished run's exports are taken while the budget is held; a running run waits for it", async () => {
+  test("the export check goes out while the budget is held; the download and the live rows wait for it", async () => {
     const finished = runs.find((r) => r.state === "finished" && r.lastHistoryStep >= 1000);
     const running = runs.find((r) => r.state === "running" && r.lastHistoryStep >= 1000);
     assert.ok(finished && running, "the fake needs a long finished run and a long running run");
     const budget = new WeightedSemaphore(1000);
-    const hold = await budget.acquire(1000);
-
-    const taken = await fetchHistory(client, finished, 0, {}, undefined, { columnar: true, budget });
-    assert.ok(taken.parquet.length > 0, "the finished run's history came as export files");
-    assert.equal(taken.rows, finished.lastHistoryStep + 1);
-    assert.equal(budget.queued, 0, "no reservation for rows held on disk");
-    await releaseHistory(taken);
+    await fetch(`${fake.url}/_fake/stats/reset`, { method: "POST" });
+    let hold = await budget.acquire(1000);
 
     let settled = false;
+    const files = fetchHistory(client, finished, 0, {}, undefined, { columnar: true, budget }).finally(() => {
+      settled = true;
+    });
+    await until(() => budget.queued === 1 || settled, "the finished run's read reached the budget");
+    assert.equal(settled, false, "the download waits while the budget is taken");
+    const stats = async () =>
+      (await (await fetch(`${fake.url}/_fake/stats`)).json()) as {
+        byOperation: Record<string, number>;
+        parquet: number;
+      };
+    const ops = await stats();
+    const checks = (ops.byOperation.RunParquetHistory ?? 0) + (ops.byOperation.RunsParquetHistory ?? 0);
+    assert.equal(checks, 1, `the export check went out first: ${JSON.stringify(ops.byOperation)}`);
+    assert.equal(ops.parquet, 0, "no export downloaded yet");
+    hold();
+    const taken = await files;
+    assert.ok(taken.parquet.length > 0, "the finished run's history came as export files");
+    assert.equal(taken.rows, finished.lastHistoryStep + 1);
+    assert.ok((await stats()).parquet > 0, "its exports were downloaded once the budget was given back");
+    await releaseHistory(taken);
+
+    hold = await budget.acquire(1000);
+    settled = false;
     const live = fetchHistory(client, running, 0, {}, undefined, { columnar: true, budget }).finally(() => {
       settled = true;
     });
     await until(() => budget.queued === 1 || settled, "the running run's read reached the budget");
-    assert.equal(settled, false, "a read holding live rows waits while the budget is taken");
+    assert.equal(settled, false, "a read of live rows waits while the budget is taken");
     hold();
     const h = await live;
-    assert.ok(h.rows > 0, "its live rows were read once the budget was given back");
+    assert.ok(h.rows > 0, "its rows were read once the budget was given back");
     // Its reservation is given back on release: the whole budget can be taken again at once.
     await releaseHistory(h);
     const again = await budget.acquire(1000);

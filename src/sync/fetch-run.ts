@@ -68,10 +68,11 @@ export interface HistoryFetch {
 export interface FetchHistoryOptions {
   columnar?: boolean;
   /**
-   * The cells of history held in memory across runs (see HISTORY_CELL_BUDGET): reserved when the read first holds
-   * rows in memory, so that runs whose exports are taken as files never wait for it, and given back by
-   * releaseHistory. Only for callers that write runs in any order (a reader waiting for the budget while the
-   * runs holding it wait to be written in order would never finish).
+   * The cells of history in flight across runs (see HISTORY_CELL_BUDGET): reserved after the run's export check,
+   * before its exports are downloaded or its rows held in memory (a run whose history is all taken as files still
+   * takes its share until written: that bounds the downloads and writes queued at once), and given back by
+   * releaseHistory. Only for callers that write runs in any order (a reader waiting for the budget while the runs
+   * holding it wait to be written in order would never finish).
    */
   budget?: WeightedSemaphore;
 }

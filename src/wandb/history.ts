@@ -204,6 +204,8 @@ export class HistoryReader {
       if (urls.length > 0 && boundary > minStep) {
         const parquetStop = Math.min(stop, boundary);
         let opened: Awaited<ReturnType<HistoryReader["openParquet"]>> | undefined;
+        // The exports' rows are reserved for before their download (files taken, or rows decoded from them).
+        await reserve(stop - minStep);
         try {
           opened = await this.openParquet(urls, minStep, parquetStop, types, where, signal, options.takeParquet);
         } catch (e) {
@@ -219,7 +221,6 @@ export class HistoryReader {
         } else if (opened) {
           let maxSeen = minStep - 1;
           try {
-            await reserve(stop - minStep);
             for await (const batch of opened.batches) {
               const s = stepOf(batch[batch.length - 1]!);
               if (s !== null && s > maxSeen) maxSeen = s;

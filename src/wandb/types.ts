@@ -159,9 +159,10 @@ export interface ScanHistoryOptions {
    */
   takeParquet?: (files: ParquetHistoryFiles) => boolean;
   /**
-   * Awaited once before the scan first holds rows in memory (history pages, or export rows it decodes), with the
-   * number of steps those rows can span; not called when taken exports cover every step. A caller bounding memory
-   * reserves its budget here, after the export check, instead of for the whole run up front.
+   * Awaited once, before the scan first downloads export files or holds rows in memory (history pages), with the
+   * number of steps the read can still span; never for the export check itself. A caller bounding the history in
+   * flight reserves its budget here, so that the export checks of many runs can go out together (one request)
+   * while their downloads and rows wait for the budget.
    */
   beforeRows?: (steps: number) => Promise<void>;
   signal?: AbortSignal;
