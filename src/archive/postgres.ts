@@ -1,123 +1,40 @@
 /**
  * The PostgreSQL backend: one connection per archive; a writer holds a session advisory lock for as long as the
- * archive is open. History is bulk-loaded with COPY FROM STDIN (text format).
- *
- * Over 400 lines on purpose: the PostgreSQL backend in one file, as duckdb.ts is: connection, advisory lock, COPY
- * loading and the copy into DuckDB for exports share one connection and its error mapping.
+ * archive is open. History is bulk-loaded with COPY FROM STDIN (text format). Connecting (URL forms, type parsers,
+ * a missing database, the NUL rules): postgres-connect.ts; the copy of the rows into DuckDB for the exports:
+ * postgres-export.ts.
  */
-import { createWriteStream } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Transform, type TransformCallback } from "node:stream";
-import { finished, pipeline } from "node:stream/promises";
+import { finished } from "node:stream/promises";
 import type { DuckDBConnection } from "@duckdb/node-api";
-import pg from "pg";
+import type pg from "pg";
 import copyStreams from "pg-copy-streams";
 import { duckdbMemoryLimit, duckdbThreads } from "../model/duckdb-resources.js";
-import { type KindTracker, quoteIdent, quoteLiteral } from "../model/flatten.js";
+import type { KindTracker } from "../model/flatten.js";
 import type { JsonValue } from "../model/json.js";
 import { traceDuckDB, untraceDuckDB } from "../model/memory-trace.js";
 import type { HistoryRecord } from "../model/records.js";
 import type { DuckDBExportSource, ExportFilter, HistoryWrite, QueryResult } from "./archive.js";
 import { type RunKey, SqlArchive } from "./base.js";
 import { ArchiveError, firstLine, redactUrl } from "./errors.js";
-import { DUCKDB_DIALECT, MIGRATIONS, POSTGRES_DIALECT } from "./schema.js";
-import { jsonText, normaliseInt, type Row, unixToIso } from "./values.js";
+import {
+  connectClient,
+  connectError,
+  createDatabase,
+  jsonWithoutNul,
+  noNul,
+  normalisePgUrl,
+  type PgError,
+  pgParams,
+} from "./postgres-connect.js";
+import { copyTablesInto } from "./postgres-export.js";
+import { POSTGRES_DIALECT } from "./schema.js";
+import { jsonText, type Row, unixToIso } from "./values.js";
 
 /** pg_try_advisory_lock key of a dr-wandb archive ("dr_wandb" in ASCII); advisory locks are per database. */
 export const ARCHIVE_LOCK_KEY = "7237112463414878818";
-
-/** PostgreSQL's ISO timestamp output (TimeZone UTC) to the same ISO form the DuckDB backend gives. */
-export function pgTimestampToIso(s: string): string {
-  const m = /^(\d{4,}-\d{2}-\d{2}) (\d{2}:\d{2}:\d{2})(?:\.(\d+))?(\+00(?::00)?)?$/.exec(s);
-  if (!m) return s;
-  let frac = (m[3] ?? "").padEnd(6, "0");
-  if (frac.slice(3) === "000") frac = frac.slice(0, 3);
-  return `${m[1]}T${m[2]}.${frac}Z`;
-}
-
-const typeOverrides = {
-  getTypeParser(oid: number, format?: "text" | "binary") {
-    switch (oid) {
-      case 20: // int8
-        return (s: string) => normaliseInt(BigInt(s));
-      case 114: // json
-      case 3802: // jsonb
-      case 1700: // numeric: exact text
-        return (s: string) => s;
-      case 1114: // timestamp
-      case 1184: // timestamptz
-        return pgTimestampToIso;
-      default:
-        // biome-ignore lint/suspicious/noExplicitAny: pg's overloads do not accept a union format
-        return pg.types.getTypeParser(oid, format as any);
-    }
-  },
-};
-
-/** The URL node-postgres understands (the original's `postgresql+psycopg2://` scheme becomes `postgresql://`). */
-export function normalisePgUrl(url: string): string {
-  return url.replace(/^postgres(?:ql)?\+[a-z0-9_]+:\/\//i, "postgresql://");
-}
-
-interface PgError {
-  code?: string;
-  message?: string;
-}
-
-function connectError(e: unknown, url: string, password: string): ArchiveError {
-  const where = redactUrl(url);
-  const code = (e as PgError)?.code;
-  const msg = firstLine(e, password || undefined);
-  if (code === "28P01" || code === "28000" || /password|SASL|SCRAM|authentication/i.test(msg)) {
-    return new ArchiveError("AUTH", `PostgreSQL rejected the login at ${where}: ${msg}`, { cause: e });
-  }
-  if (code === "ECONNREFUSED") {
-    return new ArchiveError("CONNECT", `cannot connect to PostgreSQL at ${where}: connection refused`, { cause: e });
-  }
-  if (code === "ENOTFOUND" || code === "EAI_AGAIN") {
-    return new ArchiveError("CONNECT", `cannot connect to PostgreSQL at ${where}: unknown host`, { cause: e });
-  }
-  return new ArchiveError("CONNECT", `cannot connect to PostgreSQL at ${where}: ${msg}`, { cause: e });
-}
-
-/** The DuckDB expression turning CSV text column `v` back into the PostgreSQL column's type. */
-function duckdbCast(v: string, pgType: string): string {
-  switch (pgType) {
-    case "ARRAY":
-      return `from_json(${v}, '["VARCHAR"]')`;
-    case "jsonb":
-    case "json":
-      return `CAST(${v} AS JSON)`;
-    case "timestamp with time zone":
-      return `CAST(${v} AS TIMESTAMPTZ)`;
-    case "bigint":
-      return `CAST(${v} AS BIGINT)`;
-    case "integer":
-      return `CAST(${v} AS INTEGER)`;
-    case "double precision":
-      return `CAST(${v} AS DOUBLE)`;
-    case "boolean":
-      return `CAST(${v} AS BOOLEAN)`;
-    default:
-      return v;
-  }
-}
-
-/** PostgreSQL text cannot hold U+0000: it is stored as U+FFFD. */
-export function noNul(s: string): string {
-  return s.includes("\u0000") ? s.replaceAll("\u0000", "\uFFFD") : s;
-}
-
-/** JSONB refuses the escape \u0000 (an odd number of backslashes before u0000): it becomes \ufffd. */
-export function jsonWithoutNul(text: string): string {
-  return text.includes("\\u0000") ? text.replace(/(?<!\\)((?:\\\\)*)\\u0000/g, "$1\\ufffd") : text;
-}
-
-function pgParams(params: unknown[] | undefined): unknown[] | undefined {
-  return params?.map((p) => (typeof p === "string" ? noNul(p) : p));
-}
 
 function escapeCopy(s: string): string {
   return s.replace(/[\\\n\r\t]/g, (c) => (c === "\\" ? "\\\\" : c === "\n" ? "\\n" : c === "\r" ? "\\r" : "\\t"));
@@ -129,45 +46,6 @@ function copyNumber(n: number | null | undefined): string {
   if (n === Number.POSITIVE_INFINITY) return "Infinity";
   if (n === Number.NEGATIVE_INFINITY) return "-Infinity";
   return String(n);
-}
-
-async function connectClient(url: string): Promise<pg.Client> {
-  const client = new pg.Client({ connectionString: url, types: typeOverrides, connectionTimeoutMillis: 15000 });
-  client.on("error", () => {
-    // a lost connection surfaces as an error on the next query; without a listener it would crash the process
-  });
-  await client.connect();
-  await client.query("SET TimeZone = 'UTC'; SET DateStyle = 'ISO'; SET client_min_messages = warning");
-  return client;
-}
-
-/** Creates the database named in `url` through the maintenance database `postgres` on the same server. */
-async function createDatabase(url: string, password: string): Promise<void> {
-  const u = new URL(url);
-  const name = decodeURIComponent(u.pathname.replace(/^\//, ""));
-  if (!name) throw new ArchiveError("BAD_URL", `${redactUrl(url)} names no database`);
-  const maint = new URL(url);
-  maint.pathname = "/postgres";
-  let client: pg.Client;
-  try {
-    client = await connectClient(maint.toString());
-  } catch (e) {
-    throw connectError(e, maint.toString(), password);
-  }
-  try {
-    await client.query(`CREATE DATABASE ${quoteIdent(name)}`);
-  } catch (e) {
-    const code = (e as PgError).code;
-    if (code !== "42P04") {
-      throw new ArchiveError(
-        "CREATE_DB",
-        `database ${quoteIdent(name)} does not exist and could not be created: ${firstLine(e, password || undefined)}`,
-        { cause: e },
-      );
-    }
-  } finally {
-    await client.end().catch(() => undefined);
-  }
 }
 
 export class PostgresArchive extends SqlArchive implements DuckDBExportSource {
@@ -389,7 +267,7 @@ export class PostgresArchive extends SqlArchive implements DuckDBExportSource {
         traceDuckDB(instance);
         conn = await instance.connect();
         await conn.run("SET TimeZone = 'UTC'");
-        await this.copyTablesInto(conn, dir, filter);
+        await copyTablesInto(this.client, (sql) => this.rows(sql), conn, dir, filter);
         return await fn(conn);
       } finally {
         if (instance) await untraceDuckDB(instance);
@@ -400,93 +278,7 @@ export class PostgresArchive extends SqlArchive implements DuckDBExportSource {
     });
   }
 
-  private async copyTablesInto(conn: DuckDBConnection, dir: string, filter: ExportFilter): Promise<void> {
-    const conds: string[] = [];
-    if (filter.entity !== undefined) conds.push(`entity = ${quoteLiteral(filter.entity)}`);
-    if (filter.project !== undefined) conds.push(`project = ${quoteLiteral(filter.project)}`);
-    const where = conds.length ? `WHERE ${conds.join(" AND ")}` : "";
-    const tables: Record<string, "TABLE" | "VIEW"> = {
-      runs: "TABLE",
-      metric_keys: "TABLE",
-      history: "VIEW",
-      system_metrics: "VIEW",
-    };
-    const cols = await this.rows(
-      `SELECT table_name AS t, column_name AS c, data_type AS ty FROM information_schema.columns
-       WHERE table_schema = current_schema() AND table_name IN (${Object.keys(tables).map(quoteLiteral).join(", ")})
-       ORDER BY table_name, ordinal_position`,
-    );
-    const byTable = new Map<string, { c: string; ty: string }[]>();
-    for (const r of cols) {
-      const list = byTable.get(String(r.t)) ?? [];
-      list.push({ c: String(r.c), ty: String(r.ty) });
-      byTable.set(String(r.t), list);
-    }
-    if (byTable.size === 0) {
-      // an archive nothing was written to yet (opened read-only): export empty files
-      for (const m of MIGRATIONS) for (const sql of m.statements(DUCKDB_DIALECT)) await conn.run(sql);
-      return;
-    }
-    for (const [table, list] of byTable) {
-      const file = join(dir, `${table}.csv`);
-      const select = list
-        .map(({ c, ty }) => (ty === "ARRAY" ? `array_to_json(${quoteIdent(c)})::text` : quoteIdent(c)))
-        .join(", ");
-      const longest = new LongestCsvRecord();
-      try {
-        const out = this.client.query(
-          copyStreams.to(`COPY (SELECT ${select} FROM ${quoteIdent(table)} ${where}) TO STDOUT WITH (FORMAT csv)`),
-        );
-        await pipeline(out, longest, createWriteStream(file));
-      } catch (e) {
-        throw new ArchiveError("EXPORT", `reading ${table} from PostgreSQL: ${firstLine(e)}`, { cause: e });
-      }
-      // DuckDB sizes its read buffers from max_line_size (16x): give it the longest record seen, not a fixed 1 GiB.
-      const lineSize = Math.max(2 ** 21, longest.max + 1024);
-      const csvCols = list.map((_, i) => `${quoteLiteral(`c${i}`)}: 'VARCHAR'`).join(", ");
-      const exprs = list.map(({ c, ty }, i) => `${duckdbCast(`c${i}`, ty)} AS ${quoteIdent(c)}`).join(", ");
-      try {
-        await conn.run(
-          `CREATE ${tables[table]} ${quoteIdent(table)} AS SELECT ${exprs}
-           FROM read_csv(${quoteLiteral(file)}, columns = {${csvCols}}, header = false, auto_detect = false,
-             delim = ',', quote = '"', escape = '"', allow_quoted_nulls = false, max_line_size = ${lineSize},
-             buffer_size = ${lineSize * 2})`,
-        );
-      } catch (e) {
-        throw new ArchiveError("EXPORT", `copying ${table} from PostgreSQL: ${firstLine(e)}`, { cause: e });
-      }
-    }
-  }
-
   protected async closeConnection(): Promise<void> {
     await this.client.end().catch(() => undefined);
-  }
-}
-
-/** Passes CSV bytes through and measures the longest record (newlines inside quoted fields do not end a record). */
-class LongestCsvRecord extends Transform {
-  max = 0;
-  private current = 0;
-  private inQuotes = false;
-
-  override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
-    let current = this.current;
-    let inQuotes = this.inQuotes;
-    let max = this.max;
-    for (let i = 0; i < chunk.length; i++) {
-      const b = chunk[i]!;
-      if (b === 34)
-        inQuotes = !inQuotes; // '"' (an escaped "" toggles twice)
-      else if (b === 10 && !inQuotes) {
-        if (current > max) max = current;
-        current = 0;
-        continue;
-      }
-      current++;
-    }
-    this.current = current;
-    this.inQuotes = inQuotes;
-    this.max = Math.max(max, current);
-    done(null, chunk);
   }
 }
