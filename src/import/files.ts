@@ -9,7 +9,7 @@ import { copyFileSync, lstatSync, mkdirSync, readdirSync, readFileSync, renameSy
 import { dirname, join, relative, resolve, sep } from "node:path";
 import { isJsonObject, type JsonObject, parseWandbJson } from "../model/json.js";
 import type { FileRecord } from "../model/records.js";
-import { safeLocalPath } from "../sync/fetch-run.js";
+import { safeLocalPath } from "../sync/fetch-files.js";
 
 const MAX_FILES = 10_000;
 

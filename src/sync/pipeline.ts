@@ -15,10 +15,9 @@ import type { JsonObject } from "../model/json.js";
 import type { FileRecord, RunRecord } from "../model/records.js";
 import type { WandbApi, WandbRun } from "../wandb/types.js";
 import { forEachLimitAsync, Mutex, readAhead, WeightedSemaphore } from "./concurrency.js";
+import { type FileOptions, fetchFiles, loadKnownFiles } from "./fetch-files.js";
 import {
   defaultRunConcurrency,
-  type FileOptions,
-  fetchFiles,
   fetchHistory,
   fetchMetadata,
   fetchSystemMetrics,
@@ -26,7 +25,6 @@ import {
   type HistoryFetch,
   type HistorySelection,
   LIST_RANGES,
-  loadKnownFiles,
   METADATA_FILE,
   releaseHistory,
   selectionKey,
