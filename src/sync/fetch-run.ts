@@ -82,11 +82,11 @@ export async function fetchHistory(
   options: FetchHistoryOptions = {},
 ): Promise<HistoryFetch> {
   const parquet: ParquetHistoryFiles[] = [];
+  const { budget } = options;
   const held = { release: () => {} };
-  const reserve = options.budget
+  const reserve = budget
     ? async (steps: number) => {
-        const release = await options.budget!.acquire(cellsFor(run, steps, sel));
-        held.release = release;
+        held.release = await budget.acquire(cellsFor(run, steps, sel));
       }
     : undefined;
   try {
