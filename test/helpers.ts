@@ -227,6 +227,21 @@ export async function mutate(baseUrl: string, ops: JsonObject | JsonObject[]): P
   if (!res.ok) throw new Error(`mutate: HTTP ${res.status} ${await res.text()}`);
 }
 
+/**
+ * The stored history rows of a DuckDB archive in a form that does not depend on how the rows were split into
+ * keysets (history_rows: numbers in vals by keyset position, other values in rest): per row, its numbers as a list
+ * of (key, value) sorted by key, then rest, wandb_metadata and extra as stored. `where` filters history_rows (`h`).
+ */
+export function canonicalHistorySql(where = "true"): string {
+  return `SELECT h.entity, h.project, h.run_id, h.step, CAST(h."timestamp" AS VARCHAR) AS ts, CAST(h.runtime AS VARCHAR) AS rt,
+      CAST(h.wandb_metadata AS VARCHAR) AS wm,
+      CAST(list_sort(list_filter(list_zip(k.keys, h.vals), lambda p: p[2] IS NOT NULL)) AS VARCHAR) AS nums,
+      CAST(h.rest AS VARCHAR) AS rest, CAST(h.extra AS VARCHAR) AS x
+    FROM history_rows h LEFT JOIN history_keysets k
+      ON k.entity = h.entity AND k.project = h.project AND k.keyset = h.keyset
+    WHERE ${where} ORDER BY h.entity, h.project, h.run_id, h.step`;
+}
+
 /** A canonical text of the archive's contents for one project (runs, history), for equality checks. */
 export async function archiveDigest(
   dbUrl: string | undefined,

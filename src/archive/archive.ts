@@ -44,10 +44,12 @@ export interface ParquetSource {
 }
 
 /**
- * One file of history rows as text (HistoryWrite.textRows): a line per row, four tab-separated fields: the step
+ * One file of history rows as text (HistoryWrite.textRows): a line per row, tab-separated fields: the step
  * (integer), `_timestamp` as integer microseconds since the epoch or `\N`, the runtime (a JS number's text,
- * `NaN`/`Infinity`/`-Infinity`, `-0`) or `\N`, and the metrics as the JSON text `jsonText` writes (never a tab or a
- * line break). wandb_metadata and extra are `{}`.
+ * `NaN`/`Infinity`/`-Infinity`, `-0`) or `\N`, the JSON text of the metrics whose values are not numbers (as
+ * stringifyStrict writes it; never a tab or a line break) or `\N` when there are none, then the numbers: the i-th
+ * further field is the value of `keys[i]` (a number's text as the runtime's, or `\N` when the row does not have
+ * the key); a line may stop before the last keys. wandb_metadata and extra are `{}`.
  */
 export interface TextRowsFile {
   path: string;
@@ -55,6 +57,8 @@ export interface TextRowsFile {
   /** Steps increase strictly from line to line; minStep is the first line's, maxStep the last's. */
   minStep: number;
   maxStep: number;
+  /** The keys of the number fields, in field order (well-formed text: see typedKey in history-split.ts). */
+  keys: readonly string[];
   /** The kinds mask (KIND_BITS) of each metric key over the file's rows. */
   kinds: ReadonlyMap<string, number>;
 }

@@ -230,7 +230,7 @@ export abstract class SqlArchive extends SqlWrites implements Archive {
           if (synced && (!p.lastSyncAt || synced > p.lastSyncAt)) p.lastSyncAt = synced;
         }
         for (const r of await this.rows(
-          "SELECT entity, project, count(*) AS n FROM history GROUP BY entity, project",
+          "SELECT entity, project, count(*) AS n FROM history_rows GROUP BY entity, project",
         )) {
           get(r).historyRows = toNumber(r.n);
         }

@@ -7,7 +7,7 @@ import { RUN_JSON_COMPONENTS, type RunRecord } from "../model/records.js";
 import type { RunSyncState } from "./archive.js";
 import { tsText } from "./values.js";
 
-export type Cast = "text" | "ts" | "json" | "tags" | "bigint" | "bool" | "double";
+export type Cast = "text" | "ts" | "json" | "tags" | "bigint" | "bool" | "double" | "int" | "doubles";
 
 export const RUN_COLUMNS: [string, Cast][] = [
   ["entity", "text"],
@@ -55,6 +55,7 @@ export const STATE_COLUMNS: [string, Cast][] = [
   ["selection", "text"],
 ];
 
+/** The columns of history_rows (src/archive/history-split.ts: what keyset, vals and rest hold). */
 export const HISTORY_COLUMNS: [string, Cast][] = [
   ["entity", "text"],
   ["project", "text"],
@@ -63,8 +64,10 @@ export const HISTORY_COLUMNS: [string, Cast][] = [
   ["timestamp", "ts"],
   ["runtime", "double"],
   ["wandb_metadata", "json"],
-  ["metrics", "json"],
   ["extra", "json"],
+  ["keyset", "int"],
+  ["vals", "doubles"],
+  ["rest", "json"],
 ];
 
 export const SYSTEM_COLUMNS: [string, Cast][] = [

@@ -242,7 +242,14 @@ export class DuckDBArchive extends SqlArchive implements DuckDBExportSource {
     let max = history.replace ? Number.NEGATIVE_INFINITY : Math.trunc(history.fromStep) - 1;
     let n = 0;
     if (history.textRows !== undefined) {
-      const t = await insertTextRows((sql) => this.exec(sql), record, history.textRows, max, tracker);
+      const t = await insertTextRows(
+        (sql, params) => this.exec(sql, params),
+        record,
+        history.textRows,
+        max,
+        tracker,
+        (keys) => this.keysets.id(record.entity, record.project, keys),
+      );
       n += t.rows;
       max = t.max;
     }
@@ -257,7 +264,9 @@ export class DuckDBArchive extends SqlArchive implements DuckDBExportSource {
       }
       let done: Awaited<ReturnType<typeof ingestParquet>>;
       try {
-        done = await ingestParquet(this.conn, record, src);
+        done = await ingestParquet(this.conn, record, src, (keys) =>
+          this.keysets.id(record.entity, record.project, keys),
+        );
       } catch (e) {
         throw new ArchiveError("WRITE", `DuckDB: parquet ingest: ${firstLine(e)}`, { cause: e });
       }
@@ -273,8 +282,16 @@ export class DuckDBArchive extends SqlArchive implements DuckDBExportSource {
     }
     this.parquetIngest.decoded += decode.length;
     const batches = decode.length > 0 ? withDecodedSources(decode, record.run_id, history.batches) : history.batches;
-    const appended = await appendHistory(this.conn, record, batches, max, tracker, this.planner, (rows) =>
-      this.upsertHistoryRows(record, rows),
+    const appended = await appendHistory(
+      this.conn,
+      (sql, params) => this.exec(sql, params),
+      record,
+      batches,
+      max,
+      tracker,
+      this.planner,
+      (rows) => this.splitForStorage(record, rows),
+      (rows) => this.upsertHistoryRows(record, rows),
     );
     return n + appended;
   }
@@ -285,7 +302,14 @@ export class DuckDBArchive extends SqlArchive implements DuckDBExportSource {
    * JSON, which refuses a lone surrogate's \udXXX escape that stringifyStrict writes).
    */
   protected override async upsertHistoryRows(record: RunKey, rows: HistoryRecord[]): Promise<void> {
-    await upsertHistoryStaged(this.conn, (sql) => this.exec(sql), record, rows, this.planner);
+    await upsertHistoryStaged(
+      this.conn,
+      (sql, params) => this.exec(sql, params),
+      record,
+      rows,
+      this.planner,
+      (chunk) => this.splitForStorage(record, chunk),
+    );
   }
 
   /** Archive.writeRunStreamed: the history first (text rows included: src/archive/text-ingest.ts). */

@@ -1,7 +1,8 @@
 /**
- * The columnar ingest (SQL) against the row path (ParquetReader -> toHistoryRecord -> jsonText, KindTracker) on
+ * The columnar ingest (SQL) against the row path (ParquetReader -> toHistoryRecord -> splitRows, KindTracker) on
  * files full of hard values: random doubles from random bits, int64 beyond 2^53, huge VARCHAR literals, control
- * characters, nested structs and lists with NULLs, integer-like keys. Every stored byte must be the same.
+ * characters, nested structs and lists with NULLs, integer-like keys. Every stored value must be the same: each
+ * number in vals under the same key (NaN, -0 and ±Infinity included), every byte of rest, _wandb and extra.
  */
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
@@ -9,13 +10,18 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
-import { type DuckDBConnection, DuckDBInstance, DuckDBTimestampTZValue } from "@duckdb/node-api";
+import { type DuckDBConnection, DuckDBInstance, DuckDBListValue, DuckDBTimestampTZValue } from "@duckdb/node-api";
 import { KindTracker } from "../model/flatten.js";
 import { describeParquet, ParquetReader } from "../model/parquet-reader.js";
 import { toHistoryRecord } from "../model/records.js";
-import { ingestParquet } from "./parquet-ingest.js";
+import { splitRows } from "./history-split.js";
+import { INGEST_COLUMNS, ingestParquet } from "./parquet-ingest.js";
 import { planParquetFile } from "./parquet-sql.js";
 import { jsonText, kindsToMask, unixToMicros } from "./values.js";
+
+const HISTORY_ROWS = `CREATE TABLE history_rows (entity TEXT, project TEXT, run_id TEXT, step BIGINT, "timestamp" TIMESTAMPTZ,
+  runtime DOUBLE, wandb_metadata JSON, extra JSON, keyset INTEGER, vals DOUBLE[], rest JSON,
+  PRIMARY KEY (entity, project, run_id, step))`;
 
 const dir = mkdtempSync(join(tmpdir(), "dr-wandb-ingest-"));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -85,8 +91,18 @@ interface Stored {
   micros: bigint | null;
   runtime: number | null;
   wm: string;
-  metrics: string;
+  /** key -> the number stored in vals */
+  typed: Map<string, number>;
+  rest: string | null;
   extra: string;
+}
+
+function typedMap(keys: readonly string[], vals: readonly (number | null)[]): Map<string, number> {
+  const m = new Map<string, number>();
+  vals.forEach((v, i) => {
+    if (v !== null && v !== undefined) m.set(keys[i]!, v);
+  });
+  return m;
 }
 
 describe("columnar parquet ingest", () => {
@@ -108,12 +124,14 @@ describe("columnar parquet ingest", () => {
         const rec = toHistoryRecord("r", row)!;
         tracker.observe(rec.metrics);
         const micros = unixToMicros(rec.timestamp);
+        const split = splitRows([rec], { allowNul: true });
         expected.push({
           step: rec.step,
           micros: micros === null ? null : BigInt(micros),
           runtime: rec.runtime,
           wm: jsonText(rec.wandb_metadata),
-          metrics: jsonText(rec.metrics),
+          typed: typedMap(split.keys, split.rows[0]!.vals),
+          rest: split.rows[0]!.rest,
           extra: jsonText(rec.extra),
         });
       }
@@ -121,25 +139,33 @@ describe("columnar parquet ingest", () => {
     reader.close();
 
     // Columnar path.
-    await conn.run(`CREATE TABLE history (entity TEXT, project TEXT, run_id TEXT, step BIGINT, "timestamp" TIMESTAMPTZ,
-      runtime DOUBLE, wandb_metadata JSON, metrics JSON, extra JSON, PRIMARY KEY (entity, project, run_id, step))`);
-    const res = await ingestParquet(conn, { entity: "e", project: "p", run_id: "r" }, src);
+    await conn.run(HISTORY_ROWS);
+    const keysets = new Map<number, string[]>();
+    const res = await ingestParquet(conn, { entity: "e", project: "p", run_id: "r" }, src, async (keys) => {
+      keysets.set(keysets.size + 1, keys);
+      return keysets.size;
+    });
     assert.ok(res, "planned");
     assert.equal(res.rows, expected.length);
     assert.equal(res.maxStep, expected[expected.length - 1]!.step);
     const got = (
       await conn.runAndReadAll(
-        "SELECT step, timestamp, runtime, wandb_metadata::VARCHAR, metrics::VARCHAR, extra::VARCHAR FROM history ORDER BY step",
+        `SELECT ${INGEST_COLUMNS.replace("wandb_metadata", "wandb_metadata::VARCHAR").replace("rest", "rest::VARCHAR").replace(" extra", " extra::VARCHAR")}
+         FROM history_rows ORDER BY step`,
       )
     )
       .getRows()
       .map(
-        ([step, ts, rt, wm, m, x]): Stored => ({
+        ([, , , step, ts, rt, wm, x, ks, vals, rest]): Stored => ({
           step: Number(step),
           micros: ts instanceof DuckDBTimestampTZValue ? ts.micros : null,
           runtime: rt as number | null,
           wm: String(wm),
-          metrics: String(m),
+          typed:
+            vals instanceof DuckDBListValue
+              ? typedMap(keysets.get(Number(ks))!, vals.items as (number | null)[])
+              : new Map(),
+          rest: rest === null ? null : String(rest),
           extra: String(x),
         }),
       );
@@ -151,7 +177,10 @@ describe("columnar parquet ingest", () => {
       assert.equal(g.micros, e.micros, `timestamp at step ${e.step}`);
       assert.ok(Object.is(g.runtime, e.runtime) || (g.runtime === 0 && e.runtime === 0), `runtime at ${e.step}`);
       assert.equal(g.wm, e.wm, `_wandb at step ${e.step}`);
-      assert.equal(g.metrics, e.metrics, `metrics at step ${e.step}`);
+      assert.equal(g.rest, e.rest, `rest at step ${e.step}`);
+      assert.deepEqual([...g.typed.keys()].sort(), [...e.typed.keys()].sort(), `numbers' keys at step ${e.step}`);
+      for (const [k, v] of e.typed)
+        assert.ok(Object.is(g.typed.get(k), v), `${k} at step ${e.step}: ${g.typed.get(k)} vs ${v}`);
       assert.equal(g.extra, e.extra, `extra at step ${e.step}`);
     }
     const kinds = new Map([...res.kinds].map(([k, m]) => [k, m]));
@@ -179,12 +208,12 @@ describe("columnar parquet ingest", () => {
     await conn.run(`COPY (SELECT 1.0::DOUBLE AS "_step", 1 AS v) TO ${sqlStr(p)} (FORMAT parquet)`);
     assert.equal(planParquetFile(await describeParquet(conn, p), new Set()), null, "DOUBLE _step");
     await conn.run(`COPY (SELECT 1::BIGINT AS "_step", 1 AS v) TO ${sqlStr(p)} (FORMAT parquet)`);
-    await conn.run(`CREATE TABLE history (entity TEXT, project TEXT, run_id TEXT, step BIGINT, "timestamp" TIMESTAMPTZ,
-      runtime DOUBLE, wandb_metadata JSON, metrics JSON, extra JSON)`);
+    await conn.run(HISTORY_ROWS);
     const dup = await ingestParquet(
       conn,
       { entity: "e", project: "p", run_id: "r" },
       { paths: [p, p], minStep: 0, maxStep: 10, stringKeys: [] },
+      async () => 1,
     );
     assert.equal(dup, null, "a step in two files: decoded instead");
     conn.closeSync();

@@ -1,11 +1,13 @@
 /**
  * Columnar ingest of W&B parquet history exports into the DuckDB archive: DuckDB reads the downloaded files itself
- * and `INSERT INTO history SELECT … FROM read_parquet(…)` builds the stored JSON text in SQL, instead of decoding
- * every row to JS (src/model/parquet-reader.ts) and encoding it again (stringifyStrict). The SQL mirrors the row path
- * exactly, byte for byte:
+ * and `INSERT INTO history_rows SELECT … FROM read_parquet(…)` stores each row in SQL, instead of decoding every row
+ * to JS (src/model/parquet-reader.ts) and splitting it there (history-split.ts). The SQL stores what the row path
+ * stores:
+ *   - numeric columns (DOUBLE, FLOAT widened exactly, integers within ±(2^53 - 1)) go to vals, as doubles, in one
+ *     keyset per file; every other value goes to the JSON text of `rest` (NULL when a row has none);
  *   - a NULL top-level column is a missing key; keys keep the file's column order, except that integer-like keys
  *     ("0", "17") come first in ascending order, as in a JS object; `_step`/`_timestamp`/`_runtime`/`_wandb` are
- *     the fixed columns, other `_` keys go to `extra`, the rest to `metrics`;
+ *     the fixed columns, other `_` keys go to `extra`;
  *   - DOUBLE (and FLOAT, widened exactly) as JS `String(n)` (shortest round trip, integral values without ".0",
  *     exponents as "1e+21"), NaN/±Infinity as the strings "NaN"/"Infinity"/"-Infinity"; integer columns as their
  *     exact digits; BOOLEAN; VARCHAR as `JSON.stringify(s)`, except that a top-level VARCHAR holding an integer
@@ -18,7 +20,7 @@
  * `planParquetFile` or `ingestParquet` refuse: the caller then decodes the rows as before.
  */
 import type { DuckDBConnection } from "@duckdb/node-api";
-import { quoteIdent, quoteLiteral } from "../model/flatten.js";
+import { quoteIdent } from "../model/flatten.js";
 import { describeParquet, ParquetReader, readParquetSql, stepRange, stepStats } from "../model/parquet-reader.js";
 import { type HistoryRecord, toHistoryRecord } from "../model/records.js";
 import type { ParquetSource } from "./archive.js";
@@ -30,18 +32,23 @@ export interface IngestTarget {
   run_id: string;
 }
 
+/** The columns of history_rows selectSql gives, in its order. */
+export const INGEST_COLUMNS = `entity, project, run_id, step, "timestamp", runtime, wandb_metadata, extra, keyset, vals, rest`;
+
 /**
- * The SELECT of one file's history rows in [minStep, maxStep): entity, project, run_id, step, timestamp, runtime,
- * wandb_metadata, metrics, extra (JSON text as VARCHAR).
+ * The SELECT of one file's history rows in [minStep, maxStep): INGEST_COLUMNS (JSON text as VARCHAR), the numbers
+ * in vals following `keyset` (the id of plan.typed's keys; null when there are none). Parameters $1-$3: entity,
+ * project, run_id.
  */
 export function selectSql(
   path: string,
   plan: FilePlan,
-  target: IngestTarget,
   minStep: number,
   maxStep: number,
+  keyset: number | null,
 ): string {
-  return `SELECT ${quoteLiteral(target.entity)}, ${quoteLiteral(target.project)}, ${quoteLiteral(target.run_id)}, CAST("_step" AS BIGINT), ${plan.timestamp}, ${plan.runtime}, ${plan.wandbMetadata}, ${plan.metrics}, ${plan.extra}
+  const vals = keyset === null ? "NULL::DOUBLE[]" : `[${plan.typed.map(([, e]) => e).join(", ")}]`;
+  return `SELECT $1, $2, $3, CAST("_step" AS BIGINT), ${plan.timestamp}, ${plan.runtime}, ${plan.wandbMetadata}, ${plan.extra}, ${keyset === null ? "NULL::INTEGER" : keyset}, ${vals}, ${plan.rest}
  FROM ${readParquetSql(path)} WHERE ${stepRange(minStep, maxStep)}`;
 }
 
@@ -54,6 +61,7 @@ export async function ingestParquet(
   conn: DuckDBConnection,
   target: IngestTarget,
   src: ParquetSource,
+  keysetId: (keys: string[]) => Promise<number>,
 ): Promise<{ rows: number; maxStep: number; kinds: Map<string, number> } | null> {
   const stringKeys = new Set(src.stringKeys);
   const plans: FilePlan[] = [];
@@ -80,7 +88,11 @@ export async function ingestParquet(
         if (m !== null && m !== undefined) kinds.set(k, (kinds.get(k) ?? 0) | Number(m));
       });
     }
-    const res = await conn.run(`INSERT INTO history ${selectSql(path, plan, target, src.minStep, src.maxStep)}`);
+    const keyset = plan.typed.length === 0 ? null : await keysetId(plan.typed.map(([k]) => k));
+    const res = await conn.run(
+      `INSERT INTO history_rows (${INGEST_COLUMNS}) ${selectSql(path, plan, src.minStep, src.maxStep, keyset)}`,
+      [target.entity, target.project, target.run_id],
+    );
     rows += Number(res.rowsChanged);
   }
   return { rows, maxStep: stats.maxStep, kinds };

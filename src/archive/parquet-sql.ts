@@ -6,14 +6,22 @@
 import { type DuckDBType, DuckDBTypeId } from "@duckdb/node-api";
 import { quoteIdent, quoteLiteral } from "../model/flatten.js";
 import { isIntegerType, type ParquetColumn } from "../model/parquet-reader.js";
+import { doubleSql, stringSql } from "../model/sql-json.js";
 
-/** The SQL expressions of one file's history columns, and of each metric key's kinds bit. */
+/**
+ * The SQL expressions of one file's history columns as history_rows stores them (history-split.ts): the metric
+ * columns whose values are numbers go to vals (`typed`, in JS key order: the keyset), the others to `rest`; and
+ * each metric key's kinds bit.
+ */
 export interface FilePlan {
   timestamp: string;
   runtime: string;
   wandbMetadata: string;
-  metrics: string;
   extra: string;
+  /** Keys stored in vals, each with the DOUBLE expression of its value (NULL where the value is not a number). */
+  typed: [key: string, expr: string][];
+  /** The JSON text of the other keys' values, NULL when a row has none. */
+  rest: string;
   kinds: [key: string, expr: string][];
 }
 
@@ -61,33 +69,6 @@ function badName(n: string): boolean {
 
 function uniqueIgnoringCase(names: readonly string[]): boolean {
   return new Set(names.map((n) => n.toLowerCase())).size === names.length;
-}
-
-/** JSON.stringify(s) in SQL, for a non-NULL VARCHAR `x`. */
-function stringSql(x: string): string {
-  const simple = `'"' || replace(replace(${x}, '\\', '\\\\'), '"', '\\"') || '"'`;
-  let full = `replace(replace(${x}, '\\', '\\\\'), '"', '\\"')`;
-  const named: Record<number, string> = { 8: "\\b", 9: "\\t", 10: "\\n", 12: "\\f", 13: "\\r" };
-  for (let c = 0; c < 32; c++) {
-    const esc = named[c] ?? `\\u${c.toString(16).padStart(4, "0")}`;
-    full = `replace(${full}, chr(${c}), '${esc}')`;
-  }
-  return `CASE WHEN regexp_matches(${x}, '[\\x00-\\x1f]') THEN '"' || ${full} || '"' ELSE ${simple} END`;
-}
-
-/**
- * String(n) (with strict NaN/±Infinity) in SQL for a DOUBLE `x` (NULL for NULL). yyjson (to_json) prints the same
- * shortest round-trip digits as JS for every non-integral value (they are below 2^52, so never in positive exponent
- * form), and faster than DuckDB's cast; integral values within 2^53 print as integers; larger integral values
- * (rare) take yyjson's text without its ".0" and with JS's exponent form ("1e+21").
- */
-function doubleSql(x: string): string {
-  return (
-    `CASE WHEN isfinite(${x}) AND ${x} <> trunc(${x}) THEN CAST(to_json(${x}) AS VARCHAR) ` +
-    `WHEN isfinite(${x}) AND abs(${x}) <= 9007199254740992 THEN CAST(CAST(${x} AS BIGINT) AS VARCHAR) ` +
-    `WHEN isfinite(${x}) THEN regexp_replace(regexp_replace(CAST(to_json(${x}) AS VARCHAR), '\\.0$', ''), 'e([0-9])', 'e+\\1') ` +
-    `WHEN isnan(${x}) THEN '"NaN"' WHEN ${x} > 0 THEN '"Infinity"' WHEN ${x} < 0 THEN '"-Infinity"' END`
-  );
 }
 
 /** A VARCHAR integer literal beyond int64 (the parquet form of a huge integer): its digits, leading zeros dropped. */
@@ -211,29 +192,39 @@ export function planParquetFile(columns: readonly ParquetColumn[], stringKeys: R
   const ts = numberSql(columns.find((c) => c.name === "_timestamp"));
   const rt = numberSql(columns.find((c) => c.name === "_runtime"));
   if (ts === null || rt === null) return null;
-  const metrics: { name: string; value: string; nested: boolean }[] = [];
+  const rest: { name: string; value: string; nested: boolean }[] = [];
+  const typed: { name: string; expr: string }[] = [];
   const extra: { name: string; value: string; nested: boolean }[] = [];
   const kinds: [string, string][] = [];
   let wandb = "'{}'";
   for (const c of columns) {
     if (c.name === "_step" || c.name === "_timestamp" || c.name === "_runtime") continue;
     const big = !stringKeys.has(c.name);
-    const v = valueSql(quoteIdent(c.name), c.type, 1, big);
+    const x = quoteIdent(c.name);
+    const v = valueSql(x, c.type, 1, big);
     if (v === null) return null;
     const nested = c.type.typeId === DuckDBTypeId.STRUCT || c.type.typeId === DuckDBTypeId.LIST;
     if (c.name === "_wandb") wandb = `CASE WHEN "_wandb" IS NULL THEN '{}' ELSE ${v} END`;
     else if (c.name.startsWith("_")) extra.push({ name: c.name, value: v, nested });
     else {
-      metrics.push({ name: c.name, value: v, nested });
-      kinds.push([c.name, kindSql(quoteIdent(c.name), c.type, big)]);
+      kinds.push([c.name, kindSql(x, c.type, big)]);
+      const k = baseKind(c.type);
+      if (k === "DOUBLE" || k === "FLOAT") typed.push({ name: c.name, expr: `CAST(${x} AS DOUBLE)` });
+      else if (k !== null && INT_TYPES.has(k)) {
+        // a safe integer is a JS number (vals); beyond 2^53 the row path holds a bigint (rest, exact digits)
+        const safe = `${x} BETWEEN -${MAX_SAFE} AND ${MAX_SAFE}`;
+        typed.push({ name: c.name, expr: `CASE WHEN ${safe} THEN CAST(${x} AS DOUBLE) END` });
+        rest.push({ name: c.name, value: `CASE WHEN NOT (${safe}) THEN ${v} END`, nested: false });
+      } else rest.push({ name: c.name, value: v, nested });
     }
   }
   return {
     timestamp: ts === undefined ? "NULL::TIMESTAMPTZ" : microsSql(ts),
     runtime: rt === undefined ? "NULL::DOUBLE" : rt,
     wandbMetadata: wandb,
-    metrics: objectSql(metrics),
     extra: objectSql(extra),
+    typed: jsKeyOrder(typed, (t) => t.name).map((t) => [t.name, t.expr]),
+    rest: rest.length === 0 ? "NULL" : `nullif(${objectSql(rest)}, '{}')`,
     kinds,
   };
 }

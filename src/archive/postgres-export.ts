@@ -16,8 +16,9 @@ import { DUCKDB_DIALECT, MIGRATIONS } from "./schema.js";
 import type { Row } from "./values.js";
 
 /**
- * Copies runs, metric_keys, history and system_metrics (those of `filter`) out of PostgreSQL into the temporary
- * DuckDB database `conn` (files in `dir`): COPY TO STDOUT as CSV, then tables or typed views over the CSV files.
+ * Copies runs, metric_keys, history_keysets, history_rows and system_metrics (those of `filter`) out of PostgreSQL
+ * into the temporary DuckDB database `conn` (files in `dir`): COPY TO STDOUT as CSV, then tables or typed views over
+ * the CSV files.
  */
 export async function copyTablesInto(
   client: pg.Client,
@@ -33,11 +34,13 @@ export async function copyTablesInto(
   const tables: Record<string, "TABLE" | "VIEW"> = {
     runs: "TABLE",
     metric_keys: "TABLE",
-    history: "VIEW",
+    history_keysets: "TABLE",
+    history_rows: "VIEW",
     system_metrics: "VIEW",
   };
   const cols = await rows(
-    `SELECT table_name AS t, column_name AS c, data_type AS ty FROM information_schema.columns
+    `SELECT table_name AS t, column_name AS c, CASE WHEN data_type = 'ARRAY' THEN udt_name ELSE data_type END AS ty
+     FROM information_schema.columns
      WHERE table_schema = current_schema() AND table_name IN (${Object.keys(tables).map(quoteLiteral).join(", ")})
      ORDER BY table_name, ordinal_position`,
   );
@@ -55,7 +58,13 @@ export async function copyTablesInto(
   for (const [table, list] of byTable) {
     const file = join(dir, `${table}.csv`);
     const select = list
-      .map(({ c, ty }) => (ty === "ARRAY" ? `array_to_json(${quoteIdent(c)})::text` : quoteIdent(c)))
+      .map(({ c, ty }) =>
+        ty === "_text"
+          ? `array_to_json(${quoteIdent(c)})::text`
+          : ty === "_float8"
+            ? `${quoteIdent(c)}::text`
+            : quoteIdent(c),
+      )
       .join(", ");
     const longest = new LongestCsvRecord();
     try {
@@ -86,8 +95,11 @@ export async function copyTablesInto(
 /** The DuckDB expression turning CSV text column `v` back into the PostgreSQL column's type. */
 function duckdbCast(v: string, pgType: string): string {
   switch (pgType) {
-    case "ARRAY":
+    case "_text":
       return `from_json(${v}, '["VARCHAR"]')`;
+    case "_float8":
+      // PostgreSQL's array text {1.5,NaN,-Infinity,NULL} as a DuckDB list text [1.5,NaN,-Infinity,NULL]
+      return `CAST('[' || substr(${v}, 2, length(${v}) - 2) || ']' AS DOUBLE[])`;
     case "jsonb":
     case "json":
       return `CAST(${v} AS JSON)`;

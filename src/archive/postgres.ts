@@ -19,6 +19,7 @@ import type { HistoryRecord } from "../model/records.js";
 import type { DuckDBExportSource, ExportFilter, HistoryWrite, QueryResult } from "./archive.js";
 import { type RunKey, SqlArchive } from "./base.js";
 import { ArchiveError, firstLine, redactUrl } from "./errors.js";
+import { splitRows } from "./history-split.js";
 import {
   connectClient,
   connectError,
@@ -31,7 +32,7 @@ import {
 } from "./postgres-connect.js";
 import { copyTablesInto } from "./postgres-export.js";
 import { POSTGRES_DIALECT } from "./schema.js";
-import { jsonText, type Row, unixToIso } from "./values.js";
+import { doublesText, jsonText, microsToIsoText, type Row } from "./values.js";
 
 /** pg_try_advisory_lock key of a dr-wandb archive ("dr_wandb" in ASCII); advisory locks are per database. */
 export const ARCHIVE_LOCK_KEY = "7237112463414878818";
@@ -143,18 +144,28 @@ export class PostgresArchive extends SqlArchive implements DuckDBExportSource {
     });
   }
 
+  protected override jsonTextOut(text: string): string {
+    return jsonWithoutNul(text);
+  }
+
+  /**
+   * COPY history_rows FROM STDIN (text format) of the rows in step order, split for storage a chunk of up to 2,048
+   * rows at a time; a chunk with a keyset not stored yet ends the COPY first (its row of history_keysets is an
+   * INSERT on the same connection). Rows out of step order are upserted after the rows before them.
+   */
   protected async loadHistory(record: RunKey, history: HistoryWrite, tracker: KindTracker): Promise<number> {
     await this.deleteHistory(record, history);
     const prefix = `${escapeCopy(noNul(record.entity))}\t${escapeCopy(noNul(record.project))}\t${escapeCopy(noNul(record.run_id))}\t`;
     let max = history.replace ? Number.NEGATIVE_INFINITY : Math.trunc(history.fromStep) - 1;
     const outOfOrder = new Map<number, HistoryRecord>();
+    let pending: HistoryRecord[] = [];
     let copy: copyStreams.CopyStreamQuery | null = null;
     let copyError: unknown = null;
     let n = 0;
     const startCopy = () => {
       const s = this.client.query(
         copyStreams.from(
-          `COPY history (entity, project, run_id, step, "timestamp", runtime, wandb_metadata, metrics, extra) FROM STDIN`,
+          `COPY history_rows (entity, project, run_id, step, "timestamp", runtime, wandb_metadata, extra, keyset, vals, rest) FROM STDIN`,
         ),
       );
       s.on("error", (e) => {
@@ -183,45 +194,61 @@ export class PostgresArchive extends SqlArchive implements DuckDBExportSource {
       await finished(s);
       if (copyError) throw copyError;
     };
+    const flushPending = async () => {
+      if (pending.length === 0) return;
+      const chunk = splitRows(pending, { allowNul: false, json: jsonWithoutNul });
+      pending = [];
+      let keyset: number | null = null;
+      if (chunk.keys.length > 0) {
+        const keys = chunk.keys;
+        keyset = this.keysets.peek(record.entity, record.project, keys) ?? null;
+        if (keyset === null) {
+          await endCopy();
+          keyset = await this.keysets.id(record.entity, record.project, keys);
+        }
+      }
+      const ks = keyset === null ? "\\N" : String(keyset);
+      let text = "";
+      for (const r of chunk.rows) {
+        const ts = microsToIsoText(r.micros);
+        const vals = keyset === null ? "\\N" : doublesText(r.vals, true);
+        const rest = r.rest === null ? "\\N" : escapeCopy(r.rest);
+        text += `${prefix}${r.step}\t${ts ?? "\\N"}\t${copyNumber(r.runtime)}\t${escapeCopy(r.wandbMetadata)}\t${escapeCopy(r.extra)}\t${ks}\t${vals}\t${rest}\n`;
+        if (text.length > 1 << 20) {
+          copy ??= startCopy();
+          await write(copy, text);
+          text = "";
+        }
+      }
+      if (text) {
+        copy ??= startCopy();
+        await write(copy, text);
+      }
+    };
     const flushOutOfOrder = async () => {
       if (outOfOrder.size === 0) return;
+      await flushPending();
       await endCopy();
       await this.upsertHistoryRows(record, [...outOfOrder.values()]);
       outOfOrder.clear();
     };
     try {
       for await (const batch of history.batches) {
-        let text = "";
         for (const row of batch) {
           const step = Math.trunc(row.step);
           tracker.observe(row.metrics ?? {});
           n++;
           if (step > max) {
             max = step;
-            const ts = unixToIso(row.timestamp);
-            text += `${prefix}${step}\t${ts ?? "\\N"}\t${copyNumber(row.runtime)}\t${escapeCopy(
-              this.json(row.wandb_metadata),
-            )}\t${escapeCopy(this.json(row.metrics))}\t${escapeCopy(this.json(row.extra))}\n`;
-            if (text.length > 1 << 20) {
-              copy ??= startCopy();
-              await write(copy, text);
-              text = "";
-            }
+            pending.push(step === row.step ? row : { ...row, step });
+            if (pending.length >= 2048) await flushPending();
           } else {
-            if (text) {
-              copy ??= startCopy();
-              await write(copy, text);
-              text = "";
-            }
             outOfOrder.set(step, { ...row, step });
             if (outOfOrder.size >= 1000) await flushOutOfOrder();
           }
         }
-        if (text) {
-          copy ??= startCopy();
-          await write(copy, text);
-        }
       }
+      await flushPending();
       await endCopy();
       await flushOutOfOrder();
     } catch (e) {

@@ -3,6 +3,8 @@
  * order, inside one transaction together with its row in `schema_migrations`. Never edit a released migration: add a
  * new one at the end.
  */
+
+import { doubleSql } from "../model/sql-json.js";
 import type { ArchiveKind } from "./archive.js";
 
 export interface Dialect {
@@ -11,14 +13,23 @@ export interface Dialect {
   json: string;
   double: string;
   textArray: string;
+  /** A list of doubles (DOUBLE[] in DuckDB, DOUBLE PRECISION[] in PostgreSQL). */
+  doubleArray: string;
 }
 
-export const DUCKDB_DIALECT: Dialect = { kind: "duckdb", json: "JSON", double: "DOUBLE", textArray: "VARCHAR[]" };
+export const DUCKDB_DIALECT: Dialect = {
+  kind: "duckdb",
+  json: "JSON",
+  double: "DOUBLE",
+  textArray: "VARCHAR[]",
+  doubleArray: "DOUBLE[]",
+};
 export const POSTGRES_DIALECT: Dialect = {
   kind: "postgres",
   json: "JSONB",
   double: "DOUBLE PRECISION",
   textArray: "TEXT[]",
+  doubleArray: "DOUBLE PRECISION[]",
 };
 
 export interface Migration {
@@ -32,6 +43,8 @@ export const ARCHIVE_TABLES = [
   "schema_migrations",
   "runs",
   "history",
+  "history_rows",
+  "history_keysets",
   "system_metrics",
   "files",
   "sync_state",
@@ -143,7 +156,58 @@ export const MIGRATIONS: Migration[] = [
     description: "runs.source: where a run came from (wandb-server, or the local .wandb file it was imported from)",
     statements: () => [`ALTER TABLE runs ADD COLUMN source TEXT DEFAULT 'wandb-server'`],
   },
+  {
+    version: 3,
+    description:
+      "typed history: history becomes history_rows (metrics renamed rest; numbers in vals, named by history_keysets); history is a view",
+    statements: (d) => [
+      // Renames and added columns only: an archive of millions of rows is upgraded in milliseconds. Its rows keep
+      // every metric in `rest` (keyset and vals NULL), which every reader takes as it takes new rows' rest.
+      `ALTER TABLE history RENAME TO history_rows`,
+      `ALTER TABLE history_rows RENAME COLUMN metrics TO rest`,
+      `ALTER TABLE history_rows ADD COLUMN keyset INTEGER`,
+      `ALTER TABLE history_rows ADD COLUMN vals ${d.doubleArray}`,
+      `CREATE TABLE history_keysets (
+        entity TEXT NOT NULL,
+        project TEXT NOT NULL,
+        keyset INTEGER NOT NULL,
+        keys ${d.textArray} NOT NULL,
+        PRIMARY KEY (entity, project, keyset)
+      )`,
+      historyView(d),
+    ],
+  },
 ];
+
+/**
+ * The view `history` (the table of schema versions 1-2, for queries written against it): each row's metrics as one
+ * strict JSON text again, numbers from vals (NaN/±Infinity as the strings "NaN"/"Infinity"/"-Infinity", integral
+ * values without a fraction, as stringifyStrict writes them) before the keys of rest. Key order is not the logged
+ * order. DuckDB gives it as VARCHAR (a JSON cast would refuse a lone surrogate's escape), PostgreSQL as JSONB.
+ */
+function historyView(d: Dialect): string {
+  const join = `FROM history_rows h LEFT JOIN history_keysets k
+      ON k.entity = h.entity AND k.project = h.project AND k.keyset = h.keyset`;
+  if (d.kind === "postgres") {
+    return `CREATE VIEW history AS
+    SELECT h.entity, h.project, h.run_id, h.step, h."timestamp", h.runtime, h.wandb_metadata,
+      coalesce((SELECT jsonb_object_agg(u.k, CASE WHEN u.v = 'NaN'::float8 THEN to_jsonb('NaN'::text)
+                  WHEN u.v = 'Infinity'::float8 THEN to_jsonb('Infinity'::text)
+                  WHEN u.v = '-Infinity'::float8 THEN to_jsonb('-Infinity'::text) ELSE to_jsonb(u.v) END)
+                FROM unnest(k.keys, h.vals) AS u(k, v) WHERE u.v IS NOT NULL), '{}'::jsonb)
+        || coalesce(h.rest, '{}'::jsonb) AS metrics,
+      h.extra
+    ${join}`;
+  }
+  return `CREATE VIEW history AS
+    SELECT h.entity, h.project, h.run_id, h.step, h."timestamp", h.runtime, h.wandb_metadata,
+      '{' || concat_ws(',',
+        nullif(array_to_string(list_transform(list_filter(list_zip(k.keys, h.vals), lambda p: p[2] IS NOT NULL),
+          lambda p: CAST(to_json(p[1]) AS VARCHAR) || ':' || ${doubleSql("p[2]")}), ','), ''),
+        nullif(substr(CAST(h.rest AS VARCHAR), 2, length(CAST(h.rest AS VARCHAR)) - 2), '')) || '}' AS metrics,
+      h.extra
+    ${join}`;
+}
 
 export const LATEST_SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;
 

@@ -61,6 +61,10 @@ export abstract class SqlBase {
         return `CAST(${p} AS ${this.dialect.json})`;
       case "bigint":
         return `CAST(${p} AS BIGINT)`;
+      case "int":
+        return `CAST(${p} AS INTEGER)`;
+      case "doubles":
+        return `CAST(${p} AS ${this.dialect.doubleArray})`;
       case "bool":
         return `CAST(${p} AS BOOLEAN)`;
       case "double":
@@ -112,15 +116,21 @@ export abstract class SqlBase {
     }
   }
 
+  /** Called once a transaction of inTransaction has ended (committed, or rolled back). */
+  protected transactionEnded(_committed: boolean): void {}
+
   protected async inTransaction<T>(fn: () => Promise<T>): Promise<T> {
     await this.exec("BEGIN");
+    let out: T;
     try {
-      const out = await fn();
+      out = await fn();
       await this.exec("COMMIT");
-      return out;
     } catch (e) {
       await this.rollbackQuietly();
+      this.transactionEnded(false);
       throw e;
     }
+    this.transactionEnded(true);
+    return out;
   }
 }

@@ -19,8 +19,10 @@ import {
   STATE_COLUMNS,
   SYSTEM_COLUMNS,
 } from "./columns.js";
+import { type SplitChunk, splitRows } from "./history-split.js";
+import { KeysetRegistry } from "./keysets.js";
 import { SqlBase } from "./sql-base.js";
-import { kindsToMask, tsText, unixToIso } from "./values.js";
+import { doublesText, kindsToMask, microsToIsoText, tsText, unixToIso } from "./values.js";
 
 /** The key of a run's rows (what the history writes need of its record). */
 export type RunKey = Pick<RunRecord, "entity" | "project" | "run_id">;
@@ -94,26 +96,64 @@ export abstract class SqlWrites extends SqlBase {
     );
   }
 
+  /** The keysets of history_rows.vals (keysets.ts), created inside the run's transaction. */
+  protected readonly keysets = new KeysetRegistry({
+    load: (entity, project) =>
+      this.rows("SELECT keyset, keys FROM history_keysets WHERE entity = $1 AND project = $2", [entity, project]),
+    insert: (entity, project, id, keys) =>
+      this.exec(
+        `INSERT INTO history_keysets (entity, project, keyset, keys) VALUES ($1, $2, ${this.cast("$3", "int")}, ${this.cast("$4", "tags")})`,
+        [entity, project, id, JSON.stringify(keys)],
+      ),
+  });
+
+  protected override transactionEnded(committed: boolean): void {
+    this.keysets.transactionEnded(committed);
+  }
+
+  /** True where text may hold U+0000 (DuckDB); PostgreSQL's text cannot, so such keys keep their values in rest. */
+  protected get textHoldsNul(): boolean {
+    return this.dialect.kind === "duckdb";
+  }
+
+  /** Rows split for history_rows (history-split.ts), with the id of their keyset in the project. */
+  protected async splitForStorage(
+    record: RunKey,
+    rows: readonly HistoryRecord[],
+  ): Promise<SplitChunk & { keyset: number | null }> {
+    const chunk = splitRows(rows, { allowNul: this.textHoldsNul, json: (t) => this.jsonTextOut(t) });
+    const keyset = chunk.keys.length > 0 ? await this.keysets.id(record.entity, record.project, chunk.keys) : null;
+    return { ...chunk, keyset };
+  }
+
+  /** Stored JSON text as the backend writes it (PostgreSQL replaces U+0000). */
+  protected jsonTextOut(text: string): string {
+    return text;
+  }
+
   /** Upserts history rows (used for rows that arrive out of step order, which the bulk path cannot take). */
   protected async upsertHistoryRows(record: RunKey, rows: HistoryRecord[]): Promise<void> {
     const update = HISTORY_COLUMNS.slice(4)
       .map(([c]) => `${q(c)} = excluded.${q(c)}`)
       .join(", ");
+    const pg = this.dialect.kind === "postgres";
     for (let i = 0; i < rows.length; i += 500) {
-      const chunk = rows.slice(i, i + 500);
-      const params = chunk.flatMap((r) => [
+      const chunk = await this.splitForStorage(record, rows.slice(i, i + 500));
+      const params = chunk.rows.flatMap((r) => [
         record.entity,
         record.project,
         record.run_id,
-        Math.trunc(r.step),
-        unixToIso(r.timestamp),
+        r.step,
+        microsToIsoText(r.micros),
         r.runtime,
-        this.json(r.wandb_metadata),
-        this.json(r.metrics),
-        this.json(r.extra),
+        r.wandbMetadata,
+        r.extra,
+        chunk.keyset,
+        chunk.keyset === null ? null : doublesText(r.vals, pg),
+        r.rest,
       ]);
       await this.exec(
-        `INSERT INTO history (${colList(HISTORY_COLUMNS)}) VALUES ${this.valuesSql(HISTORY_COLUMNS, chunk.length)}
+        `INSERT INTO history_rows (${colList(HISTORY_COLUMNS)}) VALUES ${this.valuesSql(HISTORY_COLUMNS, chunk.rows.length)}
          ON CONFLICT (entity, project, run_id, step) DO UPDATE SET ${update}`,
         params,
       );
@@ -122,13 +162,13 @@ export abstract class SqlWrites extends SqlBase {
 
   protected async deleteHistory(record: RunKey, history: HistoryWrite): Promise<void> {
     if (history.replace) {
-      await this.exec("DELETE FROM history WHERE entity = $1 AND project = $2 AND run_id = $3", [
+      await this.exec("DELETE FROM history_rows WHERE entity = $1 AND project = $2 AND run_id = $3", [
         record.entity,
         record.project,
         record.run_id,
       ]);
     } else {
-      await this.exec("DELETE FROM history WHERE entity = $1 AND project = $2 AND run_id = $3 AND step >= $4", [
+      await this.exec("DELETE FROM history_rows WHERE entity = $1 AND project = $2 AND run_id = $3 AND step >= $4", [
         record.entity,
         record.project,
         record.run_id,

@@ -1,7 +1,8 @@
 /**
  * History rows given as text files (HistoryWrite.textRows, made by `dr-wandb import`'s text-row path,
- * src/import/text-rows.ts) inserted into the DuckDB archive with `INSERT INTO history SELECT … FROM read_csv(…)`:
- * DuckDB parses the file and checks the JSON in its own threads, while the caller makes the next file. The next file
+ * src/import/text-rows.ts) inserted into the DuckDB archive with `INSERT INTO history_rows SELECT … FROM
+ * read_csv(…)`: DuckDB parses the file (numbers as doubles, the rest's JSON checked) in its own threads, while the
+ * caller makes the next file. The next file
  * is asked for before the previous insert is awaited: that is the overlap of decoding with the write.
  */
 import { unlinkSync } from "node:fs";
@@ -11,15 +12,23 @@ import type { TextRowsFile } from "./archive.js";
 import type { RunKey } from "./base.js";
 import { ArchiveError } from "./errors.js";
 
-/** The insert of one file's rows (the file's format: TextRowsFile). */
-export function textRowsInsertSql(key: RunKey, path: string): string {
-  const columns = "{'step': 'BIGINT', 'micros': 'BIGINT', 'runtime': 'DOUBLE', 'metrics': 'VARCHAR'}";
-  return `INSERT INTO history (entity, project, run_id, step, "timestamp", runtime, wandb_metadata, metrics, extra)
-    SELECT ${quoteLiteral(key.entity)}, ${quoteLiteral(key.project)}, ${quoteLiteral(key.run_id)}, step,
-           CAST(make_timestamp(micros) AS TIMESTAMPTZ), runtime, CAST('{}' AS JSON), CAST(metrics AS JSON),
-           CAST('{}' AS JSON)
+/**
+ * The insert of one file's rows (the file's format: TextRowsFile), whose number fields are the keys of `keyset`
+ * (null when the file has none): DuckDB parses the numbers as doubles itself (short lines padded with NULL).
+ */
+export function textRowsInsertSql(key: RunKey, path: string, count: number, keyset: number | null): string {
+  const fields = ["'step': 'BIGINT'", "'micros': 'BIGINT'", "'runtime': 'DOUBLE'", "'rest': 'VARCHAR'"];
+  for (let i = 0; i < count; i++) fields.push(`'v${i}': 'DOUBLE'`);
+  const vals =
+    keyset === null || count === 0
+      ? "NULL::DOUBLE[]"
+      : `[${Array.from({ length: count }, (_, i) => `v${i}`).join(", ")}]`;
+  return `INSERT INTO history_rows (entity, project, run_id, step, "timestamp", runtime, wandb_metadata, extra, keyset, vals, rest)
+    SELECT $1, $2, $3, step,
+           CAST(make_timestamp(micros) AS TIMESTAMPTZ), runtime, CAST('{}' AS JSON), CAST('{}' AS JSON),
+           ${keyset === null ? "NULL::INTEGER" : keyset}, ${vals}, CAST(rest AS JSON)
     FROM read_csv(${quoteLiteral(path)}, delim = '\t', quote = '', escape = '', header = false, nullstr = '\\N',
-                  auto_detect = false, max_line_size = 2097152, columns = ${columns})`;
+                  auto_detect = false, null_padding = true, max_line_size = 2097152, columns = {${fields.join(", ")}})`;
 }
 
 /**
@@ -27,11 +36,12 @@ export function textRowsInsertSql(key: RunKey, path: string): string {
  * the rows inserted and the highest step written.
  */
 export async function insertTextRows(
-  exec: (sql: string) => Promise<void>,
+  exec: (sql: string, params?: unknown[]) => Promise<void>,
   key: RunKey,
   files: Iterable<TextRowsFile>,
   max: number,
   tracker: KindTracker,
+  keysetId: (keys: readonly string[]) => Promise<number>,
 ): Promise<{ rows: number; max: number }> {
   let rows = 0;
   let pending: Promise<void> | null = null;
@@ -63,8 +73,9 @@ export async function insertTextRows(
         unlinkQuietly(f.path);
         continue;
       }
+      const keyset = f.keys.length > 0 ? await keysetId(f.keys) : null;
       pendingPath = f.path;
-      pending = exec(textRowsInsertSql(key, f.path));
+      pending = exec(textRowsInsertSql(key, f.path, f.keys.length, keyset), [key.entity, key.project, key.run_id]);
       // an error is awaited by settle(); until then it must not count as unhandled
       pending.catch(() => undefined);
     }

@@ -43,7 +43,11 @@ export function unixToMicros(sec: number | null | undefined): number | null {
 
 /** Unix seconds (float) to an ISO-8601 UTC string with microseconds, or null. */
 export function unixToIso(sec: number | null | undefined): string | null {
-  const micros = unixToMicros(sec);
+  return microsToIsoText(unixToMicros(sec));
+}
+
+/** Integer microseconds since the epoch (within years 0-9999) to an ISO-8601 UTC string with microseconds, or null. */
+export function microsToIsoText(micros: number | null): string | null {
   if (micros === null) return null;
   const ms = Math.floor(micros / 1000);
   const rest = micros - ms * 1000;
@@ -76,4 +80,21 @@ export function toIsoOrNull(v: unknown): string | null {
   if (v === null || v === undefined) return null;
   if (v instanceof Date) return v.toISOString();
   return String(v);
+}
+
+/** A double as text both databases read back exactly (NaN, Infinity, -Infinity and -0 included). */
+export function doubleText(n: number): string {
+  if (Number.isFinite(n)) return Object.is(n, -0) ? "-0" : String(n);
+  return Number.isNaN(n) ? "NaN" : n > 0 ? "Infinity" : "-Infinity";
+}
+
+/** A list of doubles as array text: `{1.5,NULL,NaN}` (PostgreSQL, `pg`) or `[1.5,NULL,NaN]` (DuckDB). */
+export function doublesText(vals: readonly (number | null | undefined)[], pg: boolean): string {
+  let out = pg ? "{" : "[";
+  for (let i = 0; i < vals.length; i++) {
+    const v = vals[i];
+    if (i > 0) out += ",";
+    out += v === null || v === undefined ? "NULL" : doubleText(v);
+  }
+  return out + (pg ? "}" : "]");
 }

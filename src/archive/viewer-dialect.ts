@@ -48,6 +48,13 @@ export class ViewerDialect {
     return this.pg ? `(${col} #> CAST(${p.add(path)} AS TEXT[]))` : `json_extract(${col}, ${p.add(jsonPointer(path))})`;
   }
 
+  /** The number stored in the list `vals` for the key parameter `key` of the keyset `keys` (NULL when absent). */
+  typedValue(vals: string, keys: string, key: string): string {
+    return this.pg
+      ? `${vals}[array_position(${keys}, CAST(${key} AS TEXT))]`
+      : `${vals}[list_position(${keys}, CAST(${key} AS VARCHAR))]`;
+  }
+
   /** The number a JSON value `j` holds (numbers, and the strings NaN/±Infinity), else NULL. */
   jsonNumber(j: string): string {
     if (this.pg) {

@@ -4,8 +4,9 @@
  * (run ids, keys, JSON paths, filters, ranges) is a bound parameter; the only numbers written into the SQL text are
  * integers this file computed itself (bucket counts, limits, offsets).
  *
- * History values are read from the strict JSON of `history.metrics` (src/model/json.ts): numbers, and the strings
- * "NaN", "Infinity" and "-Infinity", are chart values; anything else (strings, booleans, media objects) is not.
+ * History values are read from history_rows: numbers from vals (through the row's keyset), else from the strict
+ * JSON of rest (src/model/json.ts), where numbers and the strings "NaN", "Infinity" and "-Infinity" (rows stored
+ * before schema version 3) are chart values; anything else (strings, booleans, media objects) is not.
  */
 import type { ArchiveKind } from "./archive.js";
 import type {
@@ -214,7 +215,7 @@ export class ViewerSql implements ViewerReads {
               CAST(config AS TEXT) AS config, CAST(summary AS TEXT) AS summary,
               CAST(wandb_metadata AS TEXT) AS wandb_metadata, CAST(sweep_info AS TEXT) AS sweep_info,
               CAST(system_metrics AS TEXT) AS system_metrics,
-              (SELECT count(*) FROM history h WHERE h.entity = $1 AND h.project = $2 AND h.run_id = $3) AS history_rows
+              (SELECT count(*) FROM history_rows h WHERE h.entity = $1 AND h.project = $2 AND h.run_id = $3) AS history_rows
        FROM runs WHERE entity = $1 AND project = $2 AND run_id = $3`,
       key,
     );

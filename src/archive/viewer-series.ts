@@ -11,7 +11,8 @@ export async function readSeries(d: ViewerDialect, rows: RowsFn, q: SeriesQuery)
   const buckets = int(q.buckets, 1000, 20_000) || 1;
   const rawLimit = int(q.rawLimit, buckets * 4, 5_000_000);
   const ids = d.textList(q.runIds, p);
-  const j = d.jsonAt("metrics", [q.key], p);
+  const j = d.jsonAt("h.rest", [q.key], p);
+  const typed = d.typedValue("h.vals", "k.keys", p.add(q.key));
   const x = q.x === "runtime" ? "runtime" : q.x === "wall" ? d.epoch('"timestamp"') : "CAST(step AS DOUBLE PRECISION)";
   const range: string[] = [];
   if (q.x0 !== undefined && Number.isFinite(q.x0)) range.push(`x >= ${p.add(q.x0)}`);
@@ -23,10 +24,11 @@ export async function readSeries(d: ViewerDialect, rows: RowsFn, q: SeriesQuery)
   const with_ = `
     WITH pts AS MATERIALIZED (
       SELECT run_id, step, x, v FROM (
-        SELECT run_id, step, ${x} AS x, ${d.jsonNumber("j")} AS v FROM (
-          SELECT run_id, step, runtime, "timestamp", ${j} AS j FROM history
-          WHERE entity = ${p.add(q.entity)} AND project = ${p.add(q.project)}
-            AND run_id IN (SELECT * FROM unnest(${ids}))
+        SELECT run_id, step, ${x} AS x, coalesce(tv, ${d.jsonNumber("j")}) AS v FROM (
+          SELECT h.run_id, h.step, h.runtime, h."timestamp", ${typed} AS tv, ${j} AS j FROM history_rows h
+          LEFT JOIN history_keysets k ON k.entity = h.entity AND k.project = h.project AND k.keyset = h.keyset
+          WHERE h.entity = ${p.add(q.entity)} AND h.project = ${p.add(q.project)}
+            AND h.run_id IN (SELECT * FROM unnest(${ids}))
         ) h
       ) t WHERE x IS NOT NULL AND v IS NOT NULL ${range.map((c) => `AND ${c}`).join(" ")}
     ),

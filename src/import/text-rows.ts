@@ -31,6 +31,7 @@ const TIMESTAMP = 3;
 const OTHER = 4;
 
 interface KeyInfo {
+  key: string;
   role: number;
   /** `"key":` */
   prefix: string;
@@ -38,6 +39,8 @@ interface KeyInfo {
   stamp: number;
   /** Kinds bits over the current file's rows. */
   mask: number;
+  /** Index of this key's number field in the current file, or -1 (TextRowsFile.keys). */
+  col: number;
 }
 
 const BIT_NULL = KIND_BITS.null;
@@ -139,6 +142,11 @@ export class TextRows {
   private files = 0;
   private readonly rowInfos: KeyInfo[] = [];
   private readonly rowBits: number[] = [];
+  /** Number values of the row being added: their keys and texts. */
+  private readonly numInfos: KeyInfo[] = [];
+  private readonly numTexts: string[] = [];
+  /** Keys of the current file's number fields (TextRowsFile.keys). */
+  private fileKeys: KeyInfo[] = [];
   /** Rows written as text (all files). */
   rows = 0;
 
@@ -155,7 +163,7 @@ export class TextRows {
     else if (key.startsWith("_") || key === "__proto__" || isIndexKey(key)) role = OTHER;
     const prefix = `${JSON.stringify(key)}:`;
     if (prefix.includes("\\ud")) role = OTHER; // a lone surrogate (see add)
-    const info: KeyInfo = { role, prefix, stamp: 0, mask: 0 };
+    const info: KeyInfo = { key, role, prefix, stamp: 0, mask: 0, col: -1 };
     this.keys.set(key, info);
     return info;
   }
@@ -171,6 +179,7 @@ export class TextRows {
     let timeItem: PbHistoryItem | undefined;
     let body = "";
     let count = 0;
+    let nums = 0;
     for (let i = 0; i < items.length; i++) {
       const item = items[i]!;
       const nested = item.nestedKey;
@@ -187,36 +196,39 @@ export class TextRows {
           const s = item.value === undefined ? item.valueJson : undefined;
           let bit = s === undefined || s === "" ? 0 : canonicalKind(s);
           let text: string | null = null;
+          // numbers are fields of their own (vals), other values go to the rest's JSON
+          let isNumber = bit === BIT_INT || bit === BIT_FLOAT;
           if (bit !== 0) text = s!;
-          else if (s !== undefined && s.length < 16) {
+          else if (s !== undefined && (s.length < 16 || s.includes(".") || s.includes("e") || s.includes("E"))) {
             // a number's text that is not JS's own (e.g. Python's 17 digits, "1e-05", "2.0"): parseValueJson's
-            // number branch, then what stringifyStrict writes for a finite number
+            // number branch, then its text (numberText keeps -0)
             const c = s.charCodeAt(0);
             if ((c >= 48 && c <= 57) || c === 45) {
               const n = Number(s);
               if (Number.isFinite(n)) {
-                text = String(n);
+                text = numberText(n);
                 bit = Number.isSafeInteger(n) ? BIT_INT : BIT_FLOAT;
-              }
-            }
-          } else if (s !== undefined && (s.includes(".") || s.includes("e") || s.includes("E"))) {
-            const c = s.charCodeAt(0);
-            if ((c >= 48 && c <= 57) || c === 45) {
-              const n = Number(s);
-              if (Number.isFinite(n)) {
-                text = String(n);
-                bit = Number.isSafeInteger(n) ? BIT_INT : BIT_FLOAT;
+                isNumber = true;
               }
             }
           }
           if (text === null) {
             const v = itemValue(item);
-            text = stringifyStrict(v);
-            // a lone surrogate (JSON.stringify writes it as \udXXX): DuckDB's JSON cast refuses it, its Appender not
-            if (text.includes("\\ud")) return false;
             bit = KIND_BITS[kindOf(v)];
+            if (typeof v === "number") {
+              text = numberText(v);
+              isNumber = true;
+            } else {
+              text = stringifyStrict(v);
+              // a lone surrogate (JSON.stringify writes it as \udXXX): DuckDB's JSON cast refuses it, its Appender not
+              if (text.includes("\\ud")) return false;
+            }
           }
-          body += count === 0 ? info.prefix + text : `,${info.prefix}${text}`;
+          if (isNumber) {
+            this.numInfos[nums] = info;
+            this.numTexts[nums] = text;
+            nums++;
+          } else body += body.length === 0 ? info.prefix + text : `,${info.prefix}${text}`;
           this.rowInfos[count] = info;
           this.rowBits[count] = bit;
           count++;
@@ -245,7 +257,23 @@ export class TextRows {
     if (time !== null) log.seen(time);
     if (step < log.fromStep) return true;
     for (let i = 0; i < count; i++) this.rowInfos[i]!.mask |= this.rowBits[i]!;
-    const line = `${step}\t${microsText(time)}\t${numberText(runtime)}\t{${body}}\n`;
+    let fields = "";
+    if (nums > 0) {
+      let width = 0;
+      for (let i = 0; i < nums; i++) {
+        const info = this.numInfos[i]!;
+        if (info.col < 0) {
+          info.col = this.fileKeys.length;
+          this.fileKeys.push(info);
+        }
+        if (info.col + 1 > width) width = info.col + 1;
+      }
+      const cells: string[] = new Array(width).fill("\\N");
+      for (let i = 0; i < nums; i++) cells[this.numInfos[i]!.col] = this.numTexts[i]!;
+      fields = `\t${cells.join("\t")}`;
+    }
+    const rest = body.length === 0 ? "\\N" : `{${body}}`;
+    const line = `${step}\t${microsText(time)}\t${numberText(runtime)}\t${rest}${fields}\n`;
     if (this.count === 0) this.minStep = step;
     this.maxStep = step;
     // into an off-heap buffer at once: held strings would outlive the young generation (old-space GC)
@@ -278,7 +306,12 @@ export class TextRows {
         info.mask = 0;
       }
     }
-    const file = { path, rows: this.count, minStep: this.minStep, maxStep: this.maxStep, kinds };
+    const keys = this.fileKeys.map((info) => {
+      info.col = -1;
+      return info.key;
+    });
+    this.fileKeys = [];
+    const file = { path, rows: this.count, minStep: this.minStep, maxStep: this.maxStep, keys, kinds };
     this.used = 0;
     this.count = 0;
     return file;

@@ -51,13 +51,13 @@ export function writeMemoryFor(largestValueBytes: number, env: NodeJS.ProcessEnv
  * The bytes of large values (LARGE_VALUE_CHARS and up) that one statement over one of the archive's tables is
  * planned to hold at once: the sum over the table's text columns of each column's longest value, from DuckDB's column
  * statistics (kept per row group, so no data is read: a scan to measure the values would itself need the memory it
- * is meant to plan); the largest over runs, history and system_metrics. It covers one huge value per column (a huge
+ * is meant to plan); the largest over runs, history_rows and system_metrics. It covers one huge value per column (a huge
  * config beside a huge summary), not several in one column. 0 for tables without statistics (the PostgreSQL
  * archive's export reads views over CSV files).
  */
 export async function largestStoredValue(conn: DuckDBConnection): Promise<number> {
   let largest = 0;
-  for (const table of ["runs", "history", "system_metrics"]) {
+  for (const table of ["runs", "history_rows", "system_metrics"]) {
     try {
       const r = await conn.runAndReadAll(
         `SELECT coalesce(sum(m), 0) FROM (

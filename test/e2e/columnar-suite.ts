@@ -16,7 +16,17 @@ import { connect } from "../../src/index.js";
 import { parseStrictJson } from "../../src/model/json.js";
 import { toHistoryRecord } from "../../src/model/records.js";
 import { syncProject } from "../../src/sync/pipeline.js";
-import { fakeStats, firstDiff, mutate, parquetDiff, runCli, tempDir, truthHistory, truthRuns } from "../helpers.js";
+import {
+  canonicalHistorySql,
+  fakeStats,
+  firstDiff,
+  mutate,
+  parquetDiff,
+  runCli,
+  tempDir,
+  truthHistory,
+  truthRuns,
+} from "../helpers.js";
 
 const q = (s: string) => `'${s.replaceAll("'", "''")}'`;
 
@@ -28,9 +38,7 @@ async function dump(outputDir: string): Promise<Record<string, string>> {
         .map((r) => r.map((v) => (typeof v === "bigint" ? `${v}n` : String(v))).join("\u0001"))
         .join("\n");
     return {
-      history: await text(
-        `SELECT run_id, step, "timestamp", runtime, wandb_metadata, metrics, extra FROM history ORDER BY run_id, step`,
-      ),
+      history: await text(canonicalHistorySql()),
       metricKeys: await text("SELECT entity, project, key, kinds FROM metric_keys ORDER BY key"),
       state: await text("SELECT run_id, last_step, history_complete FROM sync_state ORDER BY run_id"),
       runs: await text("SELECT run_id, state, config, summary, last_history_step FROM runs ORDER BY run_id"),

@@ -17,7 +17,13 @@ describe("schema v2 on a v1 archive", () => {
     const path = join(dir.path, "wandb.duckdb");
     const db = await DuckDBInstance.create(path);
     const conn = await db.connect();
-    const dialect = { kind: "duckdb" as const, json: "JSON", double: "DOUBLE", textArray: "VARCHAR[]" };
+    const dialect = {
+      kind: "duckdb" as const,
+      json: "JSON",
+      double: "DOUBLE",
+      textArray: "VARCHAR[]",
+      doubleArray: "DOUBLE[]",
+    };
     await conn.run(
       "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, description TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL)",
     );
@@ -29,7 +35,7 @@ describe("schema v2 on a v1 archive", () => {
 
     const archive = await openArchive({ outputDir: dir.path });
     try {
-      assert.equal((await archive.status()).schemaVersion, 2);
+      assert.equal((await archive.status()).schemaVersion, 3);
       const old = await archive.query("SELECT source FROM runs WHERE run_id = 'old1'");
       assert.deepEqual(old.rows, [["wandb-server"]]);
       await importPaths(archive, [join(FIXTURES, "wandb")], { project: "p", entity: "e" });

@@ -14,7 +14,7 @@ import { mulberry32 as prng } from "../../fake-wandb/random.js";
 import { type Archive, openArchive, type StreamedRunWrite, type TextRowsFile } from "../../src/archive/index.js";
 import { importPaths } from "../../src/import/index.js";
 import { LogWriter } from "../../src/import/log-writer.js";
-import { tempDir } from "../helpers.js";
+import { canonicalHistorySql, tempDir } from "../helpers.js";
 
 const rand = prng(20261203);
 const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)]!;
@@ -137,9 +137,7 @@ function write(file: string, recs: Record<string, unknown>[]): void {
 }
 
 const TABLES: Record<string, string> = {
-  history: `SELECT entity, project, run_id, step, CAST("timestamp" AS VARCHAR) AS ts, CAST(runtime AS VARCHAR) AS rt,
-    CAST(wandb_metadata AS VARCHAR) AS wm, CAST(metrics AS VARCHAR) AS m, CAST(extra AS VARCHAR) AS x
-    FROM history ORDER BY entity, project, run_id, step`,
+  history: canonicalHistorySql(),
   runs: "SELECT * EXCLUDE (synced_at) FROM runs ORDER BY run_id",
   sync_state: "SELECT * EXCLUDE (synced_at) FROM sync_state ORDER BY run_id",
   metric_keys: "SELECT * FROM metric_keys ORDER BY entity, project, key",
