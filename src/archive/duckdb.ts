@@ -1,12 +1,10 @@
 /**
  * The DuckDB backend (the embedded default): one file, one read-write process at a time (DuckDB's own file lock,
- * plus a registry for a second open in the same process). History is bulk-loaded with the Appender API
+ * plus a registry for a second open in the same process: duckdb-open.ts). History is bulk-loaded as data chunks
  * (duckdb-append.ts); parquet exports (parquet-ingest.ts) and text row files (text-ingest.ts, writeRunStreamed) with
  * SQL. Values read back: duckdb-values.ts.
  */
-import { existsSync, mkdirSync, statSync } from "node:fs";
-import { dirname, resolve } from "node:path";
-import { type DuckDBConnection, DuckDBInstance, type DuckDBValue } from "@duckdb/node-api";
+import type { DuckDBConnection, DuckDBInstance, DuckDBValue } from "@duckdb/node-api";
 import {
   duckdbMemoryLimit,
   LARGE_VALUE_CHARS,
@@ -29,7 +27,8 @@ import {
 import { type RunKey, SqlArchive } from "./base.js";
 import type { Cast } from "./columns.js";
 import { appendError, appendHistory, closeQuietly, type Planner, upsertHistoryStaged } from "./duckdb-append.js";
-import { duckdbResourceSettings, isDuckDBFile, plainDuckDBValue } from "./duckdb-values.js";
+import { createInstance, registerOpen, releaseOpen } from "./duckdb-open.js";
+import { plainDuckDBValue } from "./duckdb-values.js";
 import { ArchiveError, firstLine } from "./errors.js";
 import { ingestParquet, withDecodedSources } from "./parquet-ingest.js";
 import { DUCKDB_DIALECT } from "./schema.js";
@@ -37,9 +36,6 @@ import { insertTextRows } from "./text-ingest.js";
 import { maskToKinds, type Row } from "./values.js";
 
 export { duckdbResourceSettings, microsToIso, plainDuckDBValue } from "./duckdb-values.js";
-
-/** Files opened by this process: path -> number of readers, or -1 for the writer. */
-const openInProcess = new Map<string, number>();
 
 export class DuckDBArchive extends SqlArchive implements DuckDBExportSource {
   readonly kind = "duckdb" as const;
@@ -69,57 +65,17 @@ export class DuckDBArchive extends SqlArchive implements DuckDBExportSource {
   }
 
   static async open(pathIn: string, readOnly: boolean): Promise<DuckDBArchive> {
-    const path = resolve(pathIn);
-    const held = openInProcess.get(path);
-    if (held !== undefined && (held === -1 || !readOnly)) {
-      throw new ArchiveError(
-        "LOCKED",
-        `another dr-wandb process holds the archive ${path} (it is already open ${held === -1 ? "for writing" : "for reading"} in this process)`,
-      );
-    }
-    const exists = existsSync(path);
-    if (!exists && readOnly) throw new ArchiveError("NOT_FOUND", `no archive at ${path} (run a sync first)`);
-    if (exists) {
-      if (statSync(path).isDirectory()) throw new ArchiveError("CORRUPT", `${path} is a folder, not a DuckDB archive`);
-      if (statSync(path).size > 0 && !isDuckDBFile(path)) {
-        throw new ArchiveError(
-          "CORRUPT",
-          `${path} is not a DuckDB file (not a dr-wandb archive); refusing to touch it`,
-        );
-      }
-    } else {
-      mkdirSync(dirname(path), { recursive: true });
-    }
-    let instance: DuckDBInstance;
-    try {
-      instance = await DuckDBInstance.create(path, {
-        ...(readOnly ? { access_mode: "READ_ONLY" } : {}),
-        ...duckdbResourceSettings(),
-      });
-    } catch (e) {
-      const msg = firstLine(e);
-      if (/lock/i.test(msg)) {
-        const pid = /PID (\d+)/.exec(msg)?.[1];
-        throw new ArchiveError(
-          "LOCKED",
-          `another dr-wandb process${pid ? ` (PID ${pid})` : ""} holds the archive ${path}; wait for it to finish`,
-          { cause: e },
-        );
-      }
-      if (/not a valid|corrupt|serializ|checksum|version|invalid/i.test(msg)) {
-        throw new ArchiveError("CORRUPT", `${path} is not a readable DuckDB archive: ${msg}`, { cause: e });
-      }
-      throw new ArchiveError("CONNECT", `cannot open DuckDB archive ${path}: ${msg}`, { cause: e });
-    }
+    const { path, instance, held } = await createInstance(pathIn, readOnly);
     traceDuckDB(instance);
     let conn: DuckDBConnection | undefined;
     try {
-      conn = await instance.connect();
-      await conn.run("SET TimeZone = 'UTC'");
-      const a = new DuckDBArchive(path, instance, conn, readOnly);
+      const c = await instance.connect();
+      conn = c;
+      await c.run("SET TimeZone = 'UTC'");
+      const a = new DuckDBArchive(path, instance, c, readOnly);
       await a.migrate();
-      await a.planValue(await largestStoredValue(conn));
-      openInProcess.set(path, readOnly ? (held ?? 0) + 1 : -1);
+      await a.planValue(await largestStoredValue(c));
+      registerOpen(path, readOnly, held);
       return a;
     } catch (e) {
       await untraceDuckDB(instance);
@@ -340,9 +296,7 @@ export class DuckDBArchive extends SqlArchive implements DuckDBExportSource {
       this.conn.closeSync();
       this.instance.closeSync();
     } finally {
-      const held = openInProcess.get(this.location);
-      if (held === undefined || held <= 1) openInProcess.delete(this.location);
-      else openInProcess.set(this.location, held - 1);
+      releaseOpen(this.location);
     }
   }
 }

@@ -7,10 +7,8 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { finished } from "node:stream/promises";
 import type { DuckDBConnection } from "@duckdb/node-api";
 import type pg from "pg";
-import copyStreams from "pg-copy-streams";
 import { duckdbMemoryLimit, duckdbThreads } from "../model/duckdb-resources.js";
 import type { KindTracker } from "../model/flatten.js";
 import type { JsonValue } from "../model/json.js";
@@ -30,24 +28,13 @@ import {
   type PgError,
   pgParams,
 } from "./postgres-connect.js";
+import { CopyIn, copyNumber, escapeCopy } from "./postgres-copy.js";
 import { copyTablesInto } from "./postgres-export.js";
 import { POSTGRES_DIALECT } from "./schema.js";
 import { doublesText, jsonText, microsToIsoText, type Row } from "./values.js";
 
 /** pg_try_advisory_lock key of a dr-wandb archive ("dr_wandb" in ASCII); advisory locks are per database. */
 export const ARCHIVE_LOCK_KEY = "7237112463414878818";
-
-function escapeCopy(s: string): string {
-  return s.replace(/[\\\n\r\t]/g, (c) => (c === "\\" ? "\\\\" : c === "\n" ? "\\n" : c === "\r" ? "\\r" : "\\t"));
-}
-
-function copyNumber(n: number | null | undefined): string {
-  if (n === null || n === undefined) return "\\N";
-  if (Number.isNaN(n)) return "NaN";
-  if (n === Number.POSITIVE_INFINITY) return "Infinity";
-  if (n === Number.NEGATIVE_INFINITY) return "-Infinity";
-  return String(n);
-}
 
 export class PostgresArchive extends SqlArchive implements DuckDBExportSource {
   readonly kind = "postgres" as const;
@@ -159,41 +146,11 @@ export class PostgresArchive extends SqlArchive implements DuckDBExportSource {
     let max = history.replace ? Number.NEGATIVE_INFINITY : Math.trunc(history.fromStep) - 1;
     const outOfOrder = new Map<number, HistoryRecord>();
     let pending: HistoryRecord[] = [];
-    let copy: copyStreams.CopyStreamQuery | null = null;
-    let copyError: unknown = null;
+    const copy = new CopyIn(
+      this.client,
+      `COPY history_rows (entity, project, run_id, step, "timestamp", runtime, wandb_metadata, extra, keyset, vals, rest) FROM STDIN`,
+    );
     let n = 0;
-    const startCopy = () => {
-      const s = this.client.query(
-        copyStreams.from(
-          `COPY history_rows (entity, project, run_id, step, "timestamp", runtime, wandb_metadata, extra, keyset, vals, rest) FROM STDIN`,
-        ),
-      );
-      s.on("error", (e) => {
-        copyError ??= e;
-      });
-      return s;
-    };
-    const write = async (s: copyStreams.CopyStreamQuery, chunk: string) => {
-      if (copyError) throw copyError;
-      if (!s.write(chunk)) {
-        await new Promise<void>((res, rej) => {
-          const onErr = (e: unknown) => rej(e);
-          s.once("error", onErr);
-          s.once("drain", () => {
-            s.off("error", onErr);
-            res();
-          });
-        });
-      }
-    };
-    const endCopy = async () => {
-      if (!copy) return;
-      const s = copy;
-      copy = null;
-      s.end();
-      await finished(s);
-      if (copyError) throw copyError;
-    };
     const flushPending = async () => {
       if (pending.length === 0) return;
       const chunk = splitRows(pending, { allowNul: false, json: jsonWithoutNul });
@@ -203,7 +160,7 @@ export class PostgresArchive extends SqlArchive implements DuckDBExportSource {
         const keys = chunk.keys;
         keyset = this.keysets.peek(record.entity, record.project, keys) ?? null;
         if (keyset === null) {
-          await endCopy();
+          await copy.end();
           keyset = await this.keysets.id(record.entity, record.project, keys);
         }
       }
@@ -215,20 +172,16 @@ export class PostgresArchive extends SqlArchive implements DuckDBExportSource {
         const rest = r.rest === null ? "\\N" : escapeCopy(r.rest);
         text += `${prefix}${r.step}\t${ts ?? "\\N"}\t${copyNumber(r.runtime)}\t${escapeCopy(r.wandbMetadata)}\t${escapeCopy(r.extra)}\t${ks}\t${vals}\t${rest}\n`;
         if (text.length > 1 << 20) {
-          copy ??= startCopy();
-          await write(copy, text);
+          await copy.write(text);
           text = "";
         }
       }
-      if (text) {
-        copy ??= startCopy();
-        await write(copy, text);
-      }
+      if (text) await copy.write(text);
     };
     const flushOutOfOrder = async () => {
       if (outOfOrder.size === 0) return;
       await flushPending();
-      await endCopy();
+      await copy.end();
       await this.upsertHistoryRows(record, [...outOfOrder.values()]);
       outOfOrder.clear();
     };
@@ -249,16 +202,10 @@ export class PostgresArchive extends SqlArchive implements DuckDBExportSource {
         }
       }
       await flushPending();
-      await endCopy();
+      await copy.end();
       await flushOutOfOrder();
     } catch (e) {
-      const s = copy as copyStreams.CopyStreamQuery | null;
-      if (s && !s.destroyed) {
-        await new Promise<void>((res) => {
-          s.once("close", () => res());
-          s.destroy(e instanceof Error ? e : new Error(String(e)));
-        });
-      }
+      await copy.destroy(e);
       if (e instanceof ArchiveError) throw e;
       if (
         (e as PgError)?.code &&

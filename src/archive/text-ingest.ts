@@ -13,10 +13,11 @@ import type { RunKey } from "./base.js";
 import { ArchiveError } from "./errors.js";
 
 /**
- * The insert of one file's rows (the file's format: TextRowsFile), whose number fields are the keys of `keyset`
- * (null when the file has none): DuckDB parses the numbers as doubles itself (short lines padded with NULL).
+ * The insert of one file's rows (the file's format: TextRowsFile), whose `count` number fields are the keys of
+ * `keyset` (null when the file has none): DuckDB parses the numbers as doubles itself (short lines padded with
+ * NULL). Parameters $1-$3: entity, project, run_id.
  */
-export function textRowsInsertSql(key: RunKey, path: string, count: number, keyset: number | null): string {
+export function textRowsInsertSql(path: string, count: number, keyset: number | null): string {
   const fields = ["'step': 'BIGINT'", "'micros': 'BIGINT'", "'runtime': 'DOUBLE'", "'rest': 'VARCHAR'"];
   for (let i = 0; i < count; i++) fields.push(`'v${i}': 'DOUBLE'`);
   const vals =
@@ -75,7 +76,7 @@ export async function insertTextRows(
       }
       const keyset = f.keys.length > 0 ? await keysetId(f.keys) : null;
       pendingPath = f.path;
-      pending = exec(textRowsInsertSql(key, f.path, f.keys.length, keyset), [key.entity, key.project, key.run_id]);
+      pending = exec(textRowsInsertSql(f.path, f.keys.length, keyset), [key.entity, key.project, key.run_id]);
       // an error is awaited by settle(); until then it must not count as unhandled
       pending.catch(() => undefined);
     }

@@ -7,7 +7,7 @@ import { describe, it } from "node:test";
 import { mulberry32 as prng } from "../../fake-wandb/random.js";
 import { KIND_BITS, kindOf } from "../model/flatten.js";
 import { stringifyStrict } from "../model/json.js";
-import { canonicalKind } from "./text-rows.js";
+import { canonicalKind } from "./value-text.js";
 import { parseValueJson } from "./values.js";
 
 function randomText(rand: () => number): string {

@@ -2,13 +2,18 @@
  * The text-row path of `dr-wandb import` (archives with writeRunStreamed: DuckDB). A history record whose row is
  * plain (every item one top-level key, each key once, `_step` an item, no other `_` key than `_step`, `_runtime`,
  * `_timestamp`, no integer-like key, a step above every step read so far) is written as one line of a text row file
- * (TextRowsFile, src/archive/archive.ts) instead of a HistoryRecord object: step, microseconds, runtime and the
- * metrics JSON, built from each item's `value_json` text. Any other row takes the object path (RunLog.add), after
- * the text rows. The stored result is the same as the object path's:
- *   - the metrics JSON is what jsonText(toHistoryRecord(historyRow(items)).metrics) writes: keys in item order
- *     (integer-like keys, which a JS object would list first, take the object path), each value either its own
- *     `value_json` text where that text is already what stringifyStrict writes for the parsed value (canonicalKind),
- *     or stringifyStrict(itemValue(item)); the kinds bits are kindOf's of the same values;
+ * (TextRowsFile, src/archive/archive.ts) instead of a HistoryRecord object: step, microseconds, runtime, the JSON of
+ * the values that are not numbers, then one field per number, built from each item's `value_json` text. Any other
+ * row takes the object path (RunLog.add), after the text rows. The stored result is the same as the object path's
+ * (history-split.ts):
+ *   - a value that parses to a JS number (NaN, ±Infinity and -0 included) is a number field, under the file's key
+ *     list (TextRowsFile.keys, keys in the order the file first has them): its own `value_json` text where that
+ *     text is JS's own for the number (canonicalKind), else numberText of the parsed number; DuckDB reads the same
+ *     double from either;
+ *   - the rest's JSON is what the object path writes for the other values: keys in item order (integer-like keys,
+ *     which a JS object would list first, take the object path), each value either its own `value_json` text where
+ *     that text is already what stringifyStrict writes (canonicalKind: true, false, null), or
+ *     stringifyStrict(itemValue(item)); the kinds bits are kindOf's of the same values;
  *   - `_timestamp`/`_runtime` as asNumber(itemValue(item)), the step as normaliseStep(itemValue(item));
  *   - a text row's step is above every step read before it, so it is the first row of its step; every later row of
  *     that step (an object row) is written after it and overwrites it, as the object path's later row does.
@@ -21,6 +26,7 @@ import { stringifyStrict } from "../model/json.js";
 import { asNumber, normaliseStep } from "../model/records.js";
 import type { PbHistoryItem } from "./proto.js";
 import type { RunLog } from "./run-log.js";
+import { canonicalKind, isIndexKey, microsText, numberText } from "./value-text.js";
 import { itemValue } from "./values.js";
 
 const METRIC = 0;
@@ -43,92 +49,11 @@ interface KeyInfo {
   col: number;
 }
 
-const BIT_NULL = KIND_BITS.null;
-const BIT_BOOL = KIND_BITS.bool;
 const BIT_INT = KIND_BITS.int;
 const BIT_FLOAT = KIND_BITS.float;
 
 /** A metrics JSON text longer than this takes the object path (the reader's line limit: 2 MiB of UTF-8). */
 const MAX_BODY = 600_000;
-
-/**
- * The kinds bit of a `value_json` text that is exactly what stringifyStrict(parseValueJson(text)) writes, else 0:
- * true/false/null, an integer of at most 15 digits (not -0), or a decimal of at most 15 significant digits with a
- * fraction not ending in 0, no exponent, and a magnitude of at least 1e-6 (below it JS writes an exponent). Such a
- * decimal is the shortest text of its double (two decimals of at most 15 digits never share a double), which is
- * what String(n) gives.
- */
-export function canonicalKind(s: string): number {
-  const n = s.length;
-  if (n === 0) return 0;
-  let i = 0;
-  let c = s.charCodeAt(0);
-  if (c === 45) {
-    if (n === 1) return 0;
-    i = 1;
-    c = s.charCodeAt(1);
-  }
-  if (c < 48 || c > 57) {
-    if (i === 0) {
-      if (s === "true" || s === "false") return BIT_BOOL;
-      if (s === "null") return BIT_NULL;
-    }
-    return 0;
-  }
-  if (c === 48) {
-    if (i + 1 === n) return i === 0 ? BIT_INT : 0; // "0"; "-0" is written "0"
-    if (s.charCodeAt(i + 1) !== 46) return 0;
-    let j = i + 2;
-    let zeros = 0;
-    while (j < n && s.charCodeAt(j) === 48) {
-      zeros++;
-      j++;
-    }
-    if (j === n || zeros > 5) return 0;
-    const sig = n - j;
-    if (sig > 15 || s.charCodeAt(n - 1) === 48) return 0;
-    for (; j < n; j++) {
-      c = s.charCodeAt(j);
-      if (c < 48 || c > 57) return 0;
-    }
-    return BIT_FLOAT;
-  }
-  let digits = 0;
-  let dot = -1;
-  for (let j = i; j < n; j++) {
-    c = s.charCodeAt(j);
-    if (c === 46) {
-      if (dot >= 0) return 0;
-      dot = j;
-    } else if (c < 48 || c > 57) return 0;
-    else digits++;
-  }
-  if (digits > 15) return 0;
-  if (dot < 0) return BIT_INT;
-  if (dot === n - 1 || s.charCodeAt(n - 1) === 48) return 0;
-  return BIT_FLOAT;
-}
-
-function isIndexKey(k: string): boolean {
-  return /^(0|[1-9][0-9]*)$/.test(k) && Number(k) <= 4294967294;
-}
-
-function numberText(n: number | null): string {
-  if (n === null) return "\\N";
-  if (Number.isNaN(n)) return "NaN";
-  if (n === Number.POSITIVE_INFINITY) return "Infinity";
-  if (n === Number.NEGATIVE_INFINITY) return "-Infinity";
-  if (Object.is(n, -0)) return "-0";
-  return String(n);
-}
-
-const MAX_UNIX_SECONDS = 253402300799; // as unixToMicros (src/archive/values.ts)
-
-function microsText(sec: number | null): string {
-  if (sec === null || !Number.isFinite(sec) || Math.abs(sec) > MAX_UNIX_SECONDS) return "\\N";
-  const micros = Math.round(sec * 1e6);
-  return Number.isSafeInteger(micros) ? String(micros) : BigInt(micros).toString();
-}
 
 /** Text row files of one run, made in `dir` (which the caller removes). */
 export class TextRows {

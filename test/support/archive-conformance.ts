@@ -142,7 +142,7 @@ async function count(a: Archive, sql: string): Promise<number> {
 /** Everything stored, as comparable text (for "the archive equals its state before"). */
 async function snapshot(a: Archive): Promise<string> {
   const parts: string[] = [];
-  for (const t of ["runs", "history", "system_metrics", "files", "sync_state", "metric_keys"]) {
+  for (const t of ["runs", "history", "history_keysets", "system_metrics", "files", "sync_state", "metric_keys"]) {
     const r = await a.query(`SELECT * FROM ${t} ORDER BY 1, 2, 3, 4`);
     parts.push(
       `${t}:${stringifyStrict(r.rows.map((row) => row.map((v) => (typeof v === "bigint" ? String(v) : (v as JsonValue)))) as JsonValue)}`,
@@ -463,6 +463,75 @@ export function runArchiveTests(name: string, makeArchive: MakeArchiveFixture): 
           history: { replace: false, fromStep: 10, batches: [rows("r1", 10, 11)] },
         });
         assert.equal(await count(a, "SELECT count(*) FROM history"), 12);
+      });
+    });
+
+    it("typed history: numbers in vals by keyset, other values in rest, -0 kept; a rolled-back keyset is made again", async () => {
+      await withArchive(async (a, fx) => {
+        const negZero = (s: number): JsonObject => ({
+          z: s === 1 ? -0 : s + 0.5,
+          s: s === 2 ? "two" : s,
+          b: 2n ** 60n,
+        });
+        await a.writeRun({
+          record: makeRecord("r1"),
+          state: makeState("r1"),
+          history: { replace: true, fromStep: 0, batches: [rows("r1", 0, 3, negZero)] },
+        });
+        const stored = await queryObjects(
+          a,
+          `SELECT h.step, k.keys, CAST(h.vals[1] AS VARCHAR) AS first, CAST(h.rest AS VARCHAR) AS rest
+           FROM history_rows h JOIN history_keysets k ON k.entity = h.entity AND k.project = h.project AND k.keyset = h.keyset
+           ORDER BY h.step`,
+        );
+        assert.equal(stored.length, 4);
+        assert.deepEqual(stored[0]!.keys, ["loss", "acc", "z", "s"], "one keyset for the chunk, in first-seen order");
+        const restOf = (i: number) => parseWandbJson(String(stored[i]!.rest)) as JsonObject;
+        assert.equal(restOf(0).b, 2n ** 60n, "a bigint stays exact, in rest");
+        assert.equal(restOf(2).s, "two", "a string in rest, beside the same key's numbers in vals");
+        assert.equal(restOf(2).z, undefined);
+        // -0 keeps its sign in vals and in the export
+        const z = await queryObjects(a, `SELECT CAST(h.vals[3] AS TEXT) AS z FROM history_rows h WHERE h.step = 1`);
+        assert.match(String(z[0]!.z), /^-0(\.0)?$/);
+        const out = join(fx.outputDir, "export");
+        await exportArchive(a, { outputDir: out, entity: E, project: P });
+        const h = await readParquet(join(out, "runs_history.parquet"), "SELECT z, s, b FROM t ORDER BY step");
+        assert.ok(Object.is(h.rows[1]![0], -0), "-0 exported as -0");
+        assert.deepEqual(
+          h.rows.map((r) => r[1]),
+          ["0", "1", '"two"', "3"],
+          "a key of numbers and strings: JSON",
+        );
+        // a write that fails after its rows made a new keyset takes the keyset with it; the next write makes it again
+        const keysets = () => count(a, "SELECT count(*) FROM history_keysets");
+        const before = await keysets();
+        await assert.rejects(
+          a.writeRun({
+            record: makeRecord("r2"),
+            state: makeState("r2"),
+            history: {
+              replace: true,
+              fromStep: 0,
+              batches: failingBatches(rows("r2", 0, 2500, (st) => ({ fresh: st }))),
+            },
+          }),
+          /network went away/,
+        );
+        assert.equal(await keysets(), before, "rolled back");
+        await a.writeRun({
+          record: makeRecord("r2"),
+          state: makeState("r2"),
+          history: { replace: true, fromStep: 0, batches: [rows("r2", 0, 2, (st) => ({ fresh: st }))] },
+        });
+        assert.equal(await keysets(), before + 1);
+        await a.writeRun({
+          record: makeRecord("r3"),
+          state: makeState("r3"),
+          history: { replace: true, fromStep: 0, batches: [rows("r3", 0, 2, (st) => ({ fresh: st }))] },
+        });
+        assert.equal(await keysets(), before + 1, "the same keys reuse their keyset");
+        const fresh = await queryObjects(a, "SELECT metrics FROM history WHERE run_id = 'r3' AND step = 2");
+        assert.equal((parseWandbJson(String(fresh[0]!.metrics)) as JsonObject).fresh, 2);
       });
     });
 

@@ -1,0 +1,157 @@
+/**
+ * Schema v3 (typed history) on an archive a v2 dr-wandb wrote: history's JSON rows are kept as they are (every metric
+ * in rest), read through the `history` view and exported exactly as before, and new rows of the same run are stored
+ * typed beside them.
+ */
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, describe, it } from "node:test";
+import { DuckDBInstance } from "@duckdb/node-api";
+import { exportArchive } from "../export/archive-export.js";
+import { type JsonObject, parseWandbJson } from "../model/json.js";
+import type { HistoryRecord } from "../model/records.js";
+import { plainDuckDBValue } from "./duckdb-values.js";
+import { openArchive } from "./open.js";
+import { DUCKDB_DIALECT, MIGRATIONS } from "./schema.js";
+
+const dir = mkdtempSync(join(tmpdir(), "dr-wandb-migration-"));
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+async function parquetRows(file: string, sql: string): Promise<unknown[][]> {
+  const inst = await DuckDBInstance.create(":memory:");
+  const conn = await inst.connect();
+  try {
+    await conn.run(`CREATE VIEW t AS SELECT * FROM read_parquet('${file}')`);
+    return (await conn.runAndReadAll(sql)).getRows().map((r) => r.map(plainDuckDBValue));
+  } finally {
+    conn.closeSync();
+    inst.closeSync();
+  }
+}
+
+describe("schema v3 on a v2 archive", () => {
+  it("keeps the JSON history rows, reads and exports them exactly, and stores new rows typed beside them", async () => {
+    const path = join(dir, "v2.duckdb");
+    const db = await DuckDBInstance.create(path);
+    const conn = await db.connect();
+    await conn.run(
+      "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, description TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL)",
+    );
+    for (const m of MIGRATIONS.slice(0, 2)) {
+      for (const sql of m.statements(DUCKDB_DIALECT)) await conn.run(sql);
+      await conn.run(`INSERT INTO schema_migrations VALUES (${m.version}, 'v${m.version}', now())`);
+    }
+    await conn.run("INSERT INTO runs (entity, project, run_id, state) VALUES ('e', 'p', 'r1', 'running')");
+    // what a v2 sync stored: strict JSON text, NaN as the string "NaN", a bigint's exact digits
+    for (const [step, m] of [
+      [0, '{"loss":0.5,"nan":"NaN","big":12345678901234567890,"s":"x","acc":1}'],
+      [1, '{"loss":1e-7,"nan":1.5,"big":-12345678901234567890,"s":"y","acc":2}'],
+    ] as const) {
+      await conn.run(
+        `INSERT INTO history VALUES ('e', 'p', 'r1', ${step}, NULL, ${step}.5, '{}', '${m}', '{"_custom":${step}}')`,
+      );
+    }
+    for (const [k, kinds] of [
+      ["loss", 16],
+      ["nan", 16],
+      ["big", 8],
+      ["s", 32],
+      ["acc", 4],
+    ] as const) {
+      await conn.run(`INSERT INTO metric_keys VALUES ('e', 'p', '${k}', ${kinds})`);
+    }
+    conn.closeSync();
+    db.closeSync();
+
+    const archive = await openArchive({ dbUrl: path, outputDir: dir });
+    try {
+      assert.equal((await archive.status()).schemaVersion, 3);
+      const legacy = await archive.query("SELECT count(*) FROM history_rows WHERE keyset IS NULL AND rest IS NOT NULL");
+      assert.equal(Number(legacy.rows[0]![0]), 2, "the old rows keep every metric in rest");
+      const next: HistoryRecord[] = [2, 3].map((step) => ({
+        run_id: "r1",
+        step,
+        timestamp: null,
+        runtime: step + 0.5,
+        wandb_metadata: {},
+        metrics: { loss: step / 8, nan: Number.NaN, big: 12345678901234567890n + BigInt(step), s: "z", acc: step + 1 },
+        extra: {},
+      }));
+      await archive.writeRun({
+        record: {
+          entity: "e",
+          project: "p",
+          run_id: "r1",
+          run_name: null,
+          state: "finished",
+          created_at: "2026-12-06T00:00:00Z",
+          heartbeat_at: null,
+          config: {},
+          summary: {},
+          wandb_metadata: {},
+          system_metrics: {},
+          system_attrs: {},
+          sweep_info: {},
+          tags: [],
+          group: null,
+          job_type: null,
+          user: null,
+          notes: null,
+          commit: null,
+          history_keys: null,
+          last_history_step: 3,
+          storage_id: "sid",
+        },
+        state: {
+          entity: "e",
+          project: "p",
+          run_id: "r1",
+          state: "finished",
+          heartbeat_at: null,
+          last_step: 3,
+          history_complete: true,
+          fingerprint: "f",
+          deleted: false,
+          synced_at: "2026-12-06T00:00:00Z",
+          selection: "{}",
+        },
+        history: { replace: false, fromStep: 2, batches: [next] },
+      });
+      const view = await archive.query("SELECT step, metrics FROM history ORDER BY step");
+      const metrics = view.rows.map((r) => parseWandbJson(String(r[1])) as JsonObject);
+      assert.equal(metrics[0]!.big, 12345678901234567890n);
+      assert.equal(metrics[0]!.nan, "NaN", "an old row's NaN is the strict JSON string, as v2 stored it");
+      assert.equal(metrics[3]!.big, 12345678901234567893n);
+      assert.equal(metrics[3]!.nan, "NaN");
+      assert.equal(metrics[2]!.loss, 0.25);
+
+      const out = join(dir, "export");
+      await exportArchive(archive, { outputDir: out, entity: "e", project: "p" });
+      const rows = await parquetRows(
+        join(out, "runs_history.parquet"),
+        "SELECT step, loss, nan, CAST(big AS VARCHAR), s, acc, typeof(big), typeof(acc), extra FROM t ORDER BY step",
+      );
+      assert.equal(rows.length, 4);
+      assert.deepEqual(
+        rows.map((r) => [r[0], r[1], r[3], r[4], r[5]]),
+        [
+          [0, 0.5, "12345678901234567890", "x", 1],
+          [1, 1e-7, "-12345678901234567890", "y", 2],
+          [2, 0.25, "12345678901234567892", "z", 3],
+          [3, 0.375, "12345678901234567893", "z", 4],
+        ],
+      );
+      assert.ok(
+        Number.isNaN(rows[0]![2]) && rows[1]![2] === 1.5 && Number.isNaN(rows[2]![2]),
+        "NaN from old and new rows",
+      );
+      assert.equal(rows[0]![6], "DECIMAL(38,0)");
+      assert.equal(rows[0]![7], "BIGINT");
+      assert.equal(rows[1]![8], '{"_custom":1}');
+    } finally {
+      await archive.close();
+    }
+  });
+});

@@ -1,0 +1,144 @@
+/**
+ * The SELECT of runs_history.parquet (historySelect): the stored history (history_rows: numbers in vals by keyset,
+ * other values in rest) flattened into one typed column per metric key.
+ */
+import type { DuckDBConnection } from "@duckdb/node-api";
+import { type ExportFilter, maskToKinds } from "../archive/index.js";
+import {
+  type ColumnType,
+  columnTypeFor,
+  KIND_BITS,
+  metricColumnNames,
+  quoteIdent,
+  quoteLiteral,
+} from "../model/flatten.js";
+import { HISTORY_FIXED_COLUMNS } from "../model/records.js";
+import { doubleSql } from "../model/sql-json.js";
+import { whereClause } from "./copy.js";
+
+/** The JSON type each metric column is read as by json_transform (HUGEINT as text, cast afterwards). */
+function transformType(type: ColumnType): string {
+  return type === "HUGEINT" ? "VARCHAR" : type;
+}
+
+/** Kind bits of values stored in vals (history-split.ts): numbers; a null value reads as a missing one. */
+const NUMBER_BITS = KIND_BITS.int | KIND_BITS.float | KIND_BITS.null;
+
+/** The temporary table of each keyset's positions of the export's metric keys (built by historySelect). */
+const KEYSET_MAP = "dr_wandb$keyset_map";
+
+/**
+ * The SELECT for runs_history.parquet: fixed columns, then one typed column per metric key, in the order of
+ * (entity, project, run_id, step).
+ *
+ * Numbers are read from vals by position: a temporary table gives each keyset of the exported projects the list of
+ * positions of the export's keys in it (NULL where it lacks one), joined to the rows before the sort; a key's value
+ * is `vals[pm[j]]`, cast to the key's column type. Values in `rest` (strings, booleans, objects, big integers, and
+ * every metric of rows stored before schema version 3) are parsed ONCE per row by json_transform into a typed
+ * STRUCT whose fields are read by position (any key: dots, quotes, case variants, the empty key), only for the keys
+ * that can be there, and only when some row has a rest. Memory is bounded by the width of one chunk of rows, not by
+ * the table: the narrow stored rows are sorted first (spilling beyond the budget); DuckDB keeps the sorted order
+ * through the projections above it (preserve_insertion_order, on by default), which test/e2e checks on the files.
+ */
+export async function historySelect(
+  conn: DuckDBConnection,
+  filter: ExportFilter,
+  opts: { partitionColumns?: boolean; runIds?: readonly string[] } = {},
+): Promise<string> {
+  const reader = await conn.runAndReadAll(
+    `SELECT key, bit_or(kinds)::INTEGER AS kinds FROM metric_keys ${whereClause(filter)} GROUP BY key ORDER BY key`,
+  );
+  const keys: { key: string; type: ColumnType; mask: number }[] = reader.getRows().map((r) => ({
+    key: String(r[0]),
+    type: columnTypeFor(maskToKinds(Number(r[1]))),
+    mask: Number(r[1]),
+  }));
+  const names = metricColumnNames(
+    keys.map((k) => k.key),
+    HISTORY_FIXED_COLUMNS,
+  );
+  const fixed = [
+    ...(opts.partitionColumns ? ["entity", "project"] : []),
+    ...HISTORY_FIXED_COLUMNS.map((c) => quoteIdent(c)),
+  ].join(", ");
+  let where = whereClause(filter);
+  if (opts.runIds !== undefined) {
+    const list = opts.runIds.length > 0 ? opts.runIds.map(quoteLiteral).join(", ") : "NULL";
+    where = `${where ? `${where} AND` : "WHERE"} run_id IN (${list})`;
+  }
+  const rowsFrom = `SELECT * FROM history_rows ${where}`;
+  if (keys.length === 0) return `SELECT ${fixed} FROM (${rowsFrom} ORDER BY entity, project, run_id, step)`;
+  // Which keys can have values in vals (some keyset has them) and in rest (legacy rows: every key).
+  const keyList = `[${keys.map((k) => quoteLiteral(k.key)).join(", ")}]::VARCHAR[]`;
+  await conn.run(
+    `CREATE OR REPLACE TEMP TABLE ${quoteIdent(KEYSET_MAP)} AS
+     SELECT entity, project, keyset, list_transform(${keyList}, lambda k: list_position(keys, k)) AS pm
+     FROM history_keysets ${whereClause(filter)}`,
+  );
+  const inKeysets = new Set(
+    (await conn.runAndReadAll(`SELECT DISTINCT unnest(keys) FROM history_keysets ${whereClause(filter)}`))
+      .getRows()
+      .map((r) => String(r[0])),
+  );
+  const restRows = (
+    await conn.runAndReadAll(
+      `SELECT count(*) FILTER (WHERE rest IS NOT NULL), count(*) FILTER (WHERE rest IS NOT NULL AND keyset IS NULL)
+       FROM history_rows ${where}`,
+    )
+  ).getRows()[0] ?? [0, 0];
+  const legacy = Number(restRows[1]) > 0;
+  const inRest = (k: { mask: number }) => Number(restRows[0]) > 0 && (legacy || (k.mask & ~NUMBER_BITS) !== 0);
+  const restKeys = keys.filter(inRest);
+  const S = quoteIdent("dr_wandb$s");
+  const restField = new Map(restKeys.map((k, i) => [k.key, `struct_extract_at(${S}, ${i + 1})`]));
+  const exprs = keys.map((k, j) => {
+    const alias = quoteIdent(names.get(k.key)!);
+    const v = inKeysets.has(k.key) ? `vals[pm[${j + 1}]]` : null;
+    const r = restField.get(k.key) ?? null;
+    let typed: string | null = null;
+    let rest: string | null = r;
+    switch (k.type) {
+      case "DOUBLE":
+        typed = v;
+        break;
+      case "BIGINT":
+        typed = v === null ? null : `CAST(${v} AS BIGINT)`;
+        break;
+      case "HUGEINT":
+        // Parquet has no 128-bit integer (DuckDB would write DOUBLE): DECIMAL(38,0) keeps every digit.
+        typed = v === null ? null : `CAST(${v} AS DECIMAL(38,0))`;
+        rest = r === null ? null : `TRY_CAST(${r} AS DECIMAL(38,0))`;
+        break;
+      case "JSON":
+        // a number as the JSON text the stored strict JSON of the row path gives (json_transform's own printing)
+        typed = v === null ? null : `json_transform('{"v":' || (${doubleSql(v)}) || '}', '{"v":"JSON"}').v`;
+        break;
+      default:
+        // BOOLEAN, VARCHAR: no number is ever among its values
+        typed = null;
+    }
+    const parts = [typed, rest].filter((x): x is string => x !== null);
+    const expr =
+      parts.length === 0
+        ? `CAST(NULL AS ${k.type === "HUGEINT" ? "DECIMAL(38,0)" : k.type})`
+        : parts.length === 1
+          ? parts[0]!
+          : `coalesce(${parts.join(", ")})`;
+    return `${expr} AS ${alias}`;
+  });
+  // Built as text, not with JSON.stringify of an object: that would move integer-like keys ("0", "10") to the
+  // front and treat "__proto__" specially, and the fields are read by position.
+  const structure = `{${restKeys.map((k) => `${JSON.stringify(k.key)}:${JSON.stringify(transformType(k.type))}`).join(",")}}`;
+  const inner = [
+    "entity",
+    "project",
+    ...HISTORY_FIXED_COLUMNS.map((c) => quoteIdent(c)),
+    "vals",
+    "pm",
+    ...(restKeys.length > 0 ? [`json_transform(rest, ${quoteLiteral(structure)}) AS ${S}`] : []),
+  ].join(", ");
+  const sorted = `SELECT h.*, m.pm FROM (${rowsFrom}) h LEFT JOIN ${quoteIdent(KEYSET_MAP)} m
+    ON m.entity = h.entity AND m.project = h.project AND m.keyset = h.keyset
+    ORDER BY h.entity, h.project, h.run_id, h.step`;
+  return `SELECT ${fixed}, ${exprs.join(", ")} FROM (SELECT ${inner} FROM (${sorted}))`;
+}
