@@ -9,6 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { DuckDBInstance } from "@duckdb/node-api";
+import { makeRecord, makeState } from "../../test/support/archive-conformance.js";
 import { exportArchive } from "../export/archive-export.js";
 import { type JsonObject, parseWandbJson } from "../model/json.js";
 import type { HistoryRecord } from "../model/records.js";
@@ -80,43 +81,8 @@ describe("schema v3 on a v2 archive", () => {
         extra: {},
       }));
       await archive.writeRun({
-        record: {
-          entity: "e",
-          project: "p",
-          run_id: "r1",
-          run_name: null,
-          state: "finished",
-          created_at: "2026-12-06T00:00:00Z",
-          heartbeat_at: null,
-          config: {},
-          summary: {},
-          wandb_metadata: {},
-          system_metrics: {},
-          system_attrs: {},
-          sweep_info: {},
-          tags: [],
-          group: null,
-          job_type: null,
-          user: null,
-          notes: null,
-          commit: null,
-          history_keys: null,
-          last_history_step: 3,
-          storage_id: "sid",
-        },
-        state: {
-          entity: "e",
-          project: "p",
-          run_id: "r1",
-          state: "finished",
-          heartbeat_at: null,
-          last_step: 3,
-          history_complete: true,
-          fingerprint: "f",
-          deleted: false,
-          synced_at: "2026-12-06T00:00:00Z",
-          selection: "{}",
-        },
+        record: makeRecord("r1", { entity: "e", project: "p", last_history_step: 3 }),
+        state: makeState("r1", { entity: "e", project: "p", last_step: 3 }),
         history: { replace: false, fromStep: 2, batches: [next] },
       });
       const view = await archive.query("SELECT step, metrics FROM history ORDER BY step");
