@@ -1,7 +1,7 @@
 /** Helpers for end-to-end tests: the CLI as a real child process, the fake's truth, Parquet read back by DuckDB. */
 import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { DuckDBInstance } from "@duckdb/node-api";
@@ -242,6 +242,22 @@ export function canonicalHistorySql(where = "true"): string {
     WHERE ${where} ORDER BY h.entity, h.project, h.run_id, h.step`;
 }
 
+/**
+ * What breaks the row order runs_history.parquet promises (a folder of part files): rows of a part out of (run_id,
+ * step) order, and runs whose rows are split over parts. 0 and 0 for a good export.
+ */
+export async function historyOrderFaults(path: string): Promise<{ unordered: number; split: number }> {
+  const lit = (s: string) => `'${s.replaceAll("'", "''")}'`;
+  const [r] = await duckObjects(
+    `SELECT (SELECT count(*) FILTER (WHERE NOT ok) FROM (
+               SELECT (run_id, step) >= lag((run_id, step)) OVER (PARTITION BY filename ORDER BY file_row_number) AS ok
+               FROM read_parquet(${lit(path)}, filename = true, file_row_number = true)))::INTEGER AS unordered,
+            (SELECT count(*) FROM (SELECT run_id FROM read_parquet(${lit(path)}, filename = true)
+               GROUP BY run_id HAVING count(DISTINCT filename) > 1))::INTEGER AS split`,
+  );
+  return { unordered: Number(r!.unordered), split: Number(r!.split) };
+}
+
 /** A canonical text of the archive's contents for one project (runs, history), for equality checks. */
 export async function archiveDigest(
   dbUrl: string | undefined,
@@ -322,19 +338,29 @@ export async function parquetDiff(
   a: string,
   b: string,
 ): Promise<{ onlyA: number; onlyB: number; sameSchema: boolean; moved: number }> {
-  const digest = async (f: string) =>
-    createHash("sha256")
-      .update(await readFile(f))
-      .digest("hex");
+  // A folder (the runs_history.parquet dataset) is its files' bytes, and its rows in (run_id, step) order: the
+  // order of the parts is not part of what an export promises (each run's rows together and in step order is; see
+  // historyOrderFaults).
+  const folder = (await stat(a)).isDirectory() || (await stat(b)).isDirectory();
+  const digest = async (f: string) => {
+    const h = createHash("sha256");
+    if ((await stat(f)).isDirectory()) {
+      for (const name of (await readdir(f)).sort()) h.update(name).update(await readFile(join(f, name)));
+    } else h.update(await readFile(f));
+    return h.digest("hex");
+  };
   if ((await digest(a)) === (await digest(b))) {
     if (process.env.DR_WANDB_TEST_DEBUG_DIFF) console.error(`parquetDiff: same bytes ${a}`);
     return { onlyA: 0, onlyB: 0, sameSchema: true, moved: 0 };
   }
   if (process.env.DR_WANDB_TEST_DEBUG_DIFF) console.error(`parquetDiff: bytes differ ${a} ${b}`);
   const lit = (s: string) => `'${s.replaceAll("'", "''")}'`;
-  const [A, B] = [`read_parquet(${lit(a)})`, `read_parquet(${lit(b)})`];
   const schema = async (f: string) => JSON.stringify(await duckObjects(`DESCRIBE SELECT * FROM ${f}`));
-  const [sa, sb] = [await schema(A), await schema(B)];
+  const [sa, sb] = [await schema(`read_parquet(${lit(a)})`), await schema(`read_parquet(${lit(b)})`)];
+  const sorted = folder && sa.includes('"run_id"') && sa.includes('"step"');
+  const rel = (f: string) =>
+    sorted ? `(SELECT * FROM read_parquet(${lit(f)}) ORDER BY run_id, step)` : `read_parquet(${lit(f)})`;
+  const [A, B] = [rel(a), rel(b)];
   if (sa === sb) {
     // The usual case, exactly and in one pass: as many rows, and row i of a equal to row i of b (a whole-row
     // comparison, NULL-safe, NaN equal to NaN): the same rows in the same order. Else the counts below say how.
@@ -350,7 +376,7 @@ export async function parquetDiff(
             (SELECT count(*) FROM (SELECT * FROM ${B} EXCEPT ALL SELECT * FROM ${A}))::INTEGER AS onlyB`,
   );
   let moved = 0;
-  if (sa.includes('"run_id"') && sa.includes('"step"')) {
+  if (!folder && sa.includes('"run_id"') && sa.includes('"step"')) {
     const [m] = await duckObjects(
       `SELECT count(*)::INTEGER AS moved FROM read_parquet(${lit(a)}, file_row_number = true) x
        JOIN read_parquet(${lit(b)}, file_row_number = true) y USING (file_row_number)

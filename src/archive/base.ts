@@ -34,7 +34,7 @@ export type { RunKey } from "./sql-writes.js";
 export abstract class SqlArchive extends SqlWrites implements Archive {
   /** True when loadHistory takes `history.parquetSources` itself; otherwise writeRun decodes them to batches. */
   protected readonly ingestsParquet: boolean = false;
-  /** Deletes (per `history`) and bulk-inserts one run's history inside the open transaction. */
+  /** Bulk-inserts one run's history inside the open transaction (deleteHistory ran first); returns the rows taken. */
   protected abstract loadHistory(record: RunKey, history: HistoryWrite, tracker: KindTracker): Promise<number>;
   abstract query(sql: string): Promise<QueryResult>;
   abstract withDuckDBTables<T>(filter: ExportFilter, fn: (conn: DuckDBConnection) => Promise<T>): Promise<T>;
@@ -60,8 +60,10 @@ export abstract class SqlArchive extends SqlWrites implements Archive {
               batches: withDecodedSources(sources, record.run_id, history.batches),
             };
           }
+          const deleted = await this.deleteHistory(record, history);
           historyRows = await this.loadHistory(record, history, tracker);
           await this.mergeMetricKeys(record.entity, record.project, tracker);
+          if (deleted > 0 || historyRows > 0) await this.bumpHistoryVersion(record);
         }
         if (write.systemMetrics) await this.replaceSystemMetrics(record, write.systemMetrics);
         if (write.files) await this.replaceFiles(record, write.files);
@@ -84,8 +86,10 @@ export abstract class SqlArchive extends SqlWrites implements Archive {
       return this.inTransaction(async () => {
         const tracker = new KindTracker();
         const key = { entity: write.entity, project: write.project, run_id: write.run_id };
+        const deleted = await this.deleteHistory(key, write.history);
         const historyRows = await this.loadHistory(key, write.history, tracker);
         await this.mergeMetricKeys(key.entity, key.project, tracker);
+        if (deleted > 0 || historyRows > 0) await this.bumpHistoryVersion(key);
         const rest = write.finish();
         const { record } = rest;
         if (record.entity !== key.entity || record.project !== key.project || record.run_id !== key.run_id) {

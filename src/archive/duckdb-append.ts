@@ -57,7 +57,7 @@ class Stage {
 
   constructor(
     private readonly conn: DuckDBConnection,
-    private readonly exec: (sql: string, params?: unknown[]) => Promise<void>,
+    private readonly exec: (sql: string, params?: unknown[]) => Promise<unknown>,
     private readonly name: string,
     private readonly record: RunKey,
     private readonly planner: Planner,
@@ -164,7 +164,7 @@ class Stage {
  */
 export async function appendHistory(
   conn: DuckDBConnection,
-  exec: (sql: string, params?: unknown[]) => Promise<void>,
+  exec: (sql: string, params?: unknown[]) => Promise<unknown>,
   record: RunKey,
   batches: AsyncIterable<HistoryRecord[]> | Iterable<HistoryRecord[]>,
   maxIn: number,
@@ -229,7 +229,7 @@ export async function appendHistory(
  */
 export async function upsertHistoryStaged(
   conn: DuckDBConnection,
-  exec: (sql: string, params?: unknown[]) => Promise<void>,
+  exec: (sql: string, params?: unknown[]) => Promise<unknown>,
   record: RunKey,
   rows: HistoryRecord[],
   planner: Planner,

@@ -65,8 +65,12 @@ export function duckdbResourceSettings(env: NodeJS.ProcessEnv = process.env): Re
     memory_limit: duckdbMemoryLimit("write", env),
     threads: duckdbThreads(env),
     preserve_insertion_order: "false",
-    // DuckDB's default is 16MB of WAL between checkpoints. Larger values save some CPU on big syncs (about 8% at
-    // 256MB on an 800k-row sync) but keep more written data unflushed in memory; off by default.
-    ...(env.DR_WANDB_DUCKDB_CHECKPOINT ? { checkpoint_threshold: env.DR_WANDB_DUCKDB_CHECKPOINT } : {}),
+    // Commits go to the WAL and a checkpoint runs once 64 MiB of it have gathered (DuckDB's defaults: 16 MiB, and a
+    // commit of more than ~100 kB checkpoints at once). Each checkpoint compresses the table's last, partly filled
+    // row group again, so a checkpoint per run's commit (20,000-row runs) compressed the same rows about six times:
+    // writing 500,000 rows of 30 metrics took 7.2 CPU s with the defaults, 5.2 with these, same peak RSS
+    // (measured 2026-12-07). DR_WANDB_DUCKDB_CHECKPOINT overrides the threshold.
+    checkpoint_threshold: env.DR_WANDB_DUCKDB_CHECKPOINT ?? "64MiB",
+    auto_checkpoint_skip_wal_threshold: "1000000000000",
   };
 }

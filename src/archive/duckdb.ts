@@ -101,9 +101,9 @@ export class DuckDBArchive extends SqlArchive implements DuckDBExportSource {
     return big > this.largestValueBytes ? big : 0;
   }
 
-  protected async exec(sql: string, params?: unknown[]): Promise<void> {
+  protected async exec(sql: string, params?: unknown[]): Promise<number> {
     try {
-      await this.conn.run(sql, params as DuckDBValue[] | undefined);
+      return Number((await this.conn.run(sql, params as DuckDBValue[] | undefined)).rowsChanged);
     } catch (e) {
       throw new ArchiveError("QUERY", `DuckDB: ${firstLine(e)}`, { cause: e });
     }
@@ -194,7 +194,6 @@ export class DuckDBArchive extends SqlArchive implements DuckDBExportSource {
   }
 
   protected async loadHistory(record: RunKey, history: HistoryWrite, tracker: KindTracker): Promise<number> {
-    await this.deleteHistory(record, history);
     let max = history.replace ? Number.NEGATIVE_INFINITY : Math.trunc(history.fromStep) - 1;
     let n = 0;
     if (history.textRows !== undefined) {

@@ -10,7 +10,7 @@ export interface KeysetStore {
   /** Every keyset of a project: id and keys. */
   load(entity: string, project: string): Promise<Row[]>;
   /** Inserts one keyset (inside the open transaction). */
-  insert(entity: string, project: string, id: number, keys: readonly string[]): Promise<void>;
+  insert(entity: string, project: string, id: number, keys: readonly string[]): Promise<unknown>;
 }
 
 interface ProjectKeysets {

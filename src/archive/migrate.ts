@@ -12,7 +12,7 @@ export interface MigrationTarget {
   location: string;
   readOnly: boolean;
   dialect: Dialect;
-  exec(sql: string, params?: unknown[]): Promise<void>;
+  exec(sql: string, params?: unknown[]): Promise<unknown>;
   rows(sql: string, params?: unknown[]): Promise<Row[]>;
   tableNames(): Promise<string[]>;
   rollbackQuietly(): Promise<void>;

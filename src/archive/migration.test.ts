@@ -1,5 +1,5 @@
 /**
- * Schema v3 (typed history) on an archive a v2 dr-wandb wrote: history's JSON rows are kept as they are (every metric
+ * Schema v3 and later (typed history) on an archive a v2 dr-wandb wrote: history's JSON rows are kept as they are (every metric
  * in rest), read through the `history` view and exported exactly as before, and new rows of the same run are stored
  * typed beside them.
  */
@@ -15,7 +15,7 @@ import { type JsonObject, parseWandbJson } from "../model/json.js";
 import type { HistoryRecord } from "../model/records.js";
 import { plainDuckDBValue } from "./duckdb-values.js";
 import { openArchive } from "./open.js";
-import { DUCKDB_DIALECT, MIGRATIONS } from "./schema.js";
+import { DUCKDB_DIALECT, LATEST_SCHEMA_VERSION, MIGRATIONS } from "./schema.js";
 
 const dir = mkdtempSync(join(tmpdir(), "dr-wandb-migration-"));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -68,7 +68,7 @@ describe("schema v3 on a v2 archive", () => {
 
     const archive = await openArchive({ dbUrl: path, outputDir: dir });
     try {
-      assert.equal((await archive.status()).schemaVersion, 3);
+      assert.equal((await archive.status()).schemaVersion, LATEST_SCHEMA_VERSION);
       const legacy = await archive.query("SELECT count(*) FROM history_rows WHERE keyset IS NULL AND rest IS NOT NULL");
       assert.equal(Number(legacy.rows[0]![0]), 2, "the old rows keep every metric in rest");
       const next: HistoryRecord[] = [2, 3].map((step) => ({

@@ -16,7 +16,7 @@ import { DUCKDB_DIALECT, MIGRATIONS } from "./schema.js";
 import type { Row } from "./values.js";
 
 /**
- * Copies runs, metric_keys, history_keysets, history_rows and system_metrics (those of `filter`) out of PostgreSQL
+ * Copies runs, metric_keys, history_keysets, history_versions, history_rows and system_metrics (those of `filter`) out of PostgreSQL
  * into the temporary DuckDB database `conn` (files in `dir`): COPY TO STDOUT as CSV, then tables or typed views over
  * the CSV files.
  */
@@ -35,6 +35,7 @@ export async function copyTablesInto(
     runs: "TABLE",
     metric_keys: "TABLE",
     history_keysets: "TABLE",
+    history_versions: "TABLE",
     history_rows: "VIEW",
     system_metrics: "VIEW",
   };

@@ -97,9 +97,9 @@ export class PostgresArchive extends SqlArchive implements DuckDBExportSource {
     return jsonWithoutNul(jsonText(v));
   }
 
-  protected async exec(sql: string, params?: unknown[]): Promise<void> {
+  protected async exec(sql: string, params?: unknown[]): Promise<number> {
     try {
-      await this.client.query(sql, pgParams(params));
+      return (await this.client.query(sql, pgParams(params))).rowCount ?? 0;
     } catch (e) {
       throw new ArchiveError("QUERY", `PostgreSQL: ${firstLine(e)}`, { cause: e });
     }
@@ -141,7 +141,6 @@ export class PostgresArchive extends SqlArchive implements DuckDBExportSource {
    * INSERT on the same connection). Rows out of step order are upserted after the rows before them.
    */
   protected async loadHistory(record: RunKey, history: HistoryWrite, tracker: KindTracker): Promise<number> {
-    await this.deleteHistory(record, history);
     const prefix = `${escapeCopy(noNul(record.entity))}\t${escapeCopy(noNul(record.project))}\t${escapeCopy(noNul(record.run_id))}\t`;
     let max = history.replace ? Number.NEGATIVE_INFINITY : Math.trunc(history.fromStep) - 1;
     const outOfOrder = new Map<number, HistoryRecord>();

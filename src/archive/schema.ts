@@ -45,6 +45,7 @@ export const ARCHIVE_TABLES = [
   "history",
   "history_rows",
   "history_keysets",
+  "history_versions",
   "system_metrics",
   "files",
   "sync_state",
@@ -175,6 +176,19 @@ export const MIGRATIONS: Migration[] = [
         PRIMARY KEY (entity, project, keyset)
       )`,
       historyView(d),
+    ],
+  },
+  {
+    version: 4,
+    description: "history_versions: a token per run, changed by every write of its history (what an export rewrites)",
+    statements: () => [
+      `CREATE TABLE history_versions (
+        entity TEXT NOT NULL,
+        project TEXT NOT NULL,
+        run_id TEXT NOT NULL,
+        version TEXT NOT NULL,
+        PRIMARY KEY (entity, project, run_id)
+      )`,
     ],
   },
 ];

@@ -38,8 +38,8 @@ export abstract class SqlBase {
     protected readonly readOnly: boolean,
   ) {}
 
-  /** Runs a statement (the driver's error becomes a one-line ArchiveError). */
-  protected abstract exec(sql: string, params?: unknown[]): Promise<void>;
+  /** Runs a statement and returns the rows it changed (the driver's error becomes a one-line ArchiveError). */
+  protected abstract exec(sql: string, params?: unknown[]): Promise<number>;
   /** Runs a query; values are plain JS (numbers, bigints beyond 2^53, ISO strings for timestamps, JSON as text). */
   protected abstract rows(sql: string, params?: unknown[]): Promise<Row[]>;
   protected abstract closeConnection(): Promise<void>;

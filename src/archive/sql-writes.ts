@@ -3,6 +3,7 @@
  * inTransaction): runs, sync state, history rows out of step order, metric keys, system metrics, files. DuckDB
  * overrides insertRows with its bulk path.
  */
+import { randomBytes } from "node:crypto";
 import type { KindTracker } from "../model/flatten.js";
 import type { FileRecord, HistoryRecord, RunRecord, SystemMetricsRecord } from "../model/records.js";
 import type { HistoryWrite, RunSyncState } from "./archive.js";
@@ -160,15 +161,25 @@ export abstract class SqlWrites extends SqlBase {
     }
   }
 
-  protected async deleteHistory(record: RunKey, history: HistoryWrite): Promise<void> {
+  /** Marks the run's history as changed (history_versions): a new random token, so the next export rewrites it. */
+  protected async bumpHistoryVersion(record: RunKey): Promise<void> {
+    await this.exec(
+      `INSERT INTO history_versions (entity, project, run_id, version) VALUES ($1, $2, $3, $4)
+       ON CONFLICT (entity, project, run_id) DO UPDATE SET version = excluded.version`,
+      [record.entity, record.project, record.run_id, randomBytes(8).toString("hex")],
+    );
+  }
+
+  /** Deletes the stored history `history` replaces (all of the run's, or its steps from fromStep); returns the rows. */
+  protected async deleteHistory(record: RunKey, history: HistoryWrite): Promise<number> {
     if (history.replace) {
-      await this.exec("DELETE FROM history_rows WHERE entity = $1 AND project = $2 AND run_id = $3", [
+      return this.exec("DELETE FROM history_rows WHERE entity = $1 AND project = $2 AND run_id = $3", [
         record.entity,
         record.project,
         record.run_id,
       ]);
     } else {
-      await this.exec("DELETE FROM history_rows WHERE entity = $1 AND project = $2 AND run_id = $3 AND step >= $4", [
+      return this.exec("DELETE FROM history_rows WHERE entity = $1 AND project = $2 AND run_id = $3 AND step >= $4", [
         record.entity,
         record.project,
         record.run_id,

@@ -37,7 +37,7 @@ export function textRowsInsertSql(path: string, count: number, keyset: number | 
  * the rows inserted and the highest step written.
  */
 export async function insertTextRows(
-  exec: (sql: string, params?: unknown[]) => Promise<void>,
+  exec: (sql: string, params?: unknown[]) => Promise<unknown>,
   key: RunKey,
   files: Iterable<TextRowsFile>,
   max: number,
@@ -45,7 +45,7 @@ export async function insertTextRows(
   keysetId: (keys: readonly string[]) => Promise<number>,
 ): Promise<{ rows: number; max: number }> {
   let rows = 0;
-  let pending: Promise<void> | null = null;
+  let pending: Promise<unknown> | null = null;
   let pendingPath = "";
   const settle = async () => {
     if (pending === null) return;
@@ -83,7 +83,7 @@ export async function insertTextRows(
     await settle();
   } finally {
     if (pending !== null) {
-      await (pending as Promise<void>).catch(() => undefined);
+      await (pending as Promise<unknown>).catch(() => undefined);
       unlinkQuietly(pendingPath);
     }
   }

@@ -49,7 +49,7 @@ async function removeStaleExportTemps(outputDir: string): Promise<void> {
     return;
   }
   for (const n of names) {
-    const m = /^\.runs_history\.(?:tmp|old)-(\d+)-[0-9a-f]+$/.exec(n);
+    const m = /^\.runs_history(?:\.parquet)?\.(?:tmp|old)-(\d+)-[0-9a-f]+$/.exec(n);
     if (m && !isProcessAlive(Number(m[1]))) await rm(join(outputDir, n), { recursive: true, force: true });
   }
 }

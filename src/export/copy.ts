@@ -86,7 +86,7 @@ export async function copyToParquet(
 export async function copyToPartitioned(conn: DuckDBConnection, select: string, outputDir: string): Promise<string> {
   const final = join(outputDir, "runs_history");
   const tmp = tempPathFor(final);
-  const old = tempPathFor(final).replace(/\.tmp-(\d+-[0-9a-f]+)$/, ".old-$1");
+  const old = tempPathFor(final, "old");
   try {
     await rm(tmp, { recursive: true, force: true });
     const columns = (await conn.runAndReadAll(`DESCRIBE ${select}`)).currentRowCount;

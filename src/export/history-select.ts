@@ -1,6 +1,8 @@
 /**
- * The SELECT of runs_history.parquet (historySelect): the stored history (history_rows: numbers in vals by keyset,
- * other values in rest) flattened into one typed column per metric key.
+ * The SELECT of runs_history.parquet: the stored history (history_rows: numbers in vals by keyset, other values in
+ * rest) flattened into one typed column per metric key. planHistory reads what every SELECT of one export shares
+ * (metric keys and types, which keys can be in vals or rest, a temporary table of keyset positions); selectHistory
+ * writes the SELECT of some runs or all.
  */
 import type { DuckDBConnection } from "@duckdb/node-api";
 import { type ExportFilter, maskToKinds } from "../archive/index.js";
@@ -24,59 +26,46 @@ function transformType(type: ColumnType): string {
 /** Kind bits of values stored in vals (history-split.ts): numbers; a null value reads as a missing one. */
 const NUMBER_BITS = KIND_BITS.int | KIND_BITS.float | KIND_BITS.null;
 
-/** The temporary table of each keyset's positions of the export's metric keys (built by historySelect). */
+/** The temporary table of each keyset's positions of the export's metric keys (built by planHistory). */
 const KEYSET_MAP = "dr_wandb$keyset_map";
 
+/** What the SELECTs of one export share (planHistory). */
+export interface HistoryPlan {
+  filter: ExportFilter;
+  /** The metric columns: SQL expression and alias, in key order. */
+  exprs: string[];
+  /** json_transform's structure of the keys read from rest (empty: rest is not read). */
+  restStructure: string;
+}
+
 /**
- * The SELECT for runs_history.parquet: fixed columns, then one typed column per metric key, in the order of
- * (entity, project, run_id, step).
- *
- * Numbers are read from vals by position: a temporary table gives each keyset of the exported projects the list of
- * positions of the export's keys in it (NULL where it lacks one), joined to the rows before the sort; a key's value
- * is `vals[pm[j]]`, cast to the key's column type. Values in `rest` (strings, booleans, objects, big integers, and
- * every metric of rows stored before schema version 3) are parsed ONCE per row by json_transform into a typed
- * STRUCT whose fields are read by position (any key: dots, quotes, case variants, the empty key), only for the keys
- * that can be there, and only when some row has a rest. Memory is bounded by the width of one chunk of rows, not by
- * the table: the narrow stored rows are sorted first (spilling beyond the budget); DuckDB keeps the sorted order
- * through the projections above it (preserve_insertion_order, on by default), which test/e2e checks on the files.
+ * Reads the metric keys of `filter` and their column types (metric_keys), which keys some keyset has (read from
+ * vals) and which can have values in rest (keys with a non-number kind, or every key while rows stored before
+ * schema version 3 remain; none when no row has a rest), and makes the temporary table of keyset positions.
  */
-export async function historySelect(
-  conn: DuckDBConnection,
-  filter: ExportFilter,
-  opts: { partitionColumns?: boolean; runIds?: readonly string[] } = {},
-): Promise<string> {
+export async function planHistory(conn: DuckDBConnection, filter: ExportFilter): Promise<HistoryPlan> {
+  const where = whereClause(filter);
   const reader = await conn.runAndReadAll(
-    `SELECT key, bit_or(kinds)::INTEGER AS kinds FROM metric_keys ${whereClause(filter)} GROUP BY key ORDER BY key`,
+    `SELECT key, bit_or(kinds)::INTEGER AS kinds FROM metric_keys ${where} GROUP BY key ORDER BY key`,
   );
   const keys: { key: string; type: ColumnType; mask: number }[] = reader.getRows().map((r) => ({
     key: String(r[0]),
     type: columnTypeFor(maskToKinds(Number(r[1]))),
     mask: Number(r[1]),
   }));
+  if (keys.length === 0) return { filter, exprs: [], restStructure: "" };
   const names = metricColumnNames(
     keys.map((k) => k.key),
     HISTORY_FIXED_COLUMNS,
   );
-  const fixed = [
-    ...(opts.partitionColumns ? ["entity", "project"] : []),
-    ...HISTORY_FIXED_COLUMNS.map((c) => quoteIdent(c)),
-  ].join(", ");
-  let where = whereClause(filter);
-  if (opts.runIds !== undefined) {
-    const list = opts.runIds.length > 0 ? opts.runIds.map(quoteLiteral).join(", ") : "NULL";
-    where = `${where ? `${where} AND` : "WHERE"} run_id IN (${list})`;
-  }
-  const rowsFrom = `SELECT * FROM history_rows ${where}`;
-  if (keys.length === 0) return `SELECT ${fixed} FROM (${rowsFrom} ORDER BY entity, project, run_id, step)`;
-  // Which keys can have values in vals (some keyset has them) and in rest (legacy rows: every key).
   const keyList = `[${keys.map((k) => quoteLiteral(k.key)).join(", ")}]::VARCHAR[]`;
   await conn.run(
     `CREATE OR REPLACE TEMP TABLE ${quoteIdent(KEYSET_MAP)} AS
      SELECT entity, project, keyset, list_transform(${keyList}, lambda k: list_position(keys, k)) AS pm
-     FROM history_keysets ${whereClause(filter)}`,
+     FROM history_keysets ${where}`,
   );
   const inKeysets = new Set(
-    (await conn.runAndReadAll(`SELECT DISTINCT unnest(keys) FROM history_keysets ${whereClause(filter)}`))
+    (await conn.runAndReadAll(`SELECT DISTINCT unnest(keys) FROM history_keysets ${where}`))
       .getRows()
       .map((r) => String(r[0])),
   );
@@ -86,9 +75,9 @@ export async function historySelect(
        FROM history_rows ${where}`,
     )
   ).getRows()[0] ?? [0, 0];
+  const anyRest = Number(restRows[0]) > 0;
   const legacy = Number(restRows[1]) > 0;
-  const inRest = (k: { mask: number }) => Number(restRows[0]) > 0 && (legacy || (k.mask & ~NUMBER_BITS) !== 0);
-  const restKeys = keys.filter(inRest);
+  const restKeys = keys.filter((k) => anyRest && (legacy || (k.mask & ~NUMBER_BITS) !== 0));
   const S = quoteIdent("dr_wandb$s");
   const restField = new Map(restKeys.map((k, i) => [k.key, `struct_extract_at(${S}, ${i + 1})`]));
   const exprs = keys.map((k, j) => {
@@ -128,17 +117,60 @@ export async function historySelect(
   });
   // Built as text, not with JSON.stringify of an object: that would move integer-like keys ("0", "10") to the
   // front and treat "__proto__" specially, and the fields are read by position.
-  const structure = `{${restKeys.map((k) => `${JSON.stringify(k.key)}:${JSON.stringify(transformType(k.type))}`).join(",")}}`;
+  const restStructure =
+    restKeys.length === 0
+      ? ""
+      : `{${restKeys.map((k) => `${JSON.stringify(k.key)}:${JSON.stringify(transformType(k.type))}`).join(",")}}`;
+  return { filter, exprs, restStructure };
+}
+
+/**
+ * The SELECT for runs_history.parquet of the plan's filter (or of `runIds` in it): fixed columns, then one typed
+ * column per metric key, in the order of (entity, project, run_id, step).
+ *
+ * Numbers are read from vals by position: the plan's temporary table gives each keyset the positions of the export's
+ * keys in it (NULL where it lacks one), joined to the rows before the sort; a key's value is `vals[pm[j]]`, cast to
+ * the key's column type. Values in `rest` are parsed ONCE per row by json_transform into a typed STRUCT whose fields
+ * are read by position (any key: dots, quotes, case variants, the empty key). Memory is bounded by the width of one
+ * chunk of rows, not by the table: the narrow stored rows are sorted first (spilling beyond the budget); DuckDB
+ * keeps the sorted order through the projections above it (preserve_insertion_order, on by default), which test/e2e
+ * checks on the files.
+ */
+export function selectHistory(
+  plan: HistoryPlan,
+  opts: { partitionColumns?: boolean; runIds?: readonly string[] } = {},
+): string {
+  const fixed = [
+    ...(opts.partitionColumns ? ["entity", "project"] : []),
+    ...HISTORY_FIXED_COLUMNS.map((c) => quoteIdent(c)),
+  ].join(", ");
+  let where = whereClause(plan.filter);
+  if (opts.runIds !== undefined) {
+    const list = opts.runIds.length > 0 ? opts.runIds.map(quoteLiteral).join(", ") : "NULL";
+    where = `${where ? `${where} AND` : "WHERE"} run_id IN (${list})`;
+  }
+  const rowsFrom = `SELECT * FROM history_rows ${where}`;
+  if (plan.exprs.length === 0) return `SELECT ${fixed} FROM (${rowsFrom} ORDER BY entity, project, run_id, step)`;
+  const S = quoteIdent("dr_wandb$s");
   const inner = [
     "entity",
     "project",
     ...HISTORY_FIXED_COLUMNS.map((c) => quoteIdent(c)),
     "vals",
     "pm",
-    ...(restKeys.length > 0 ? [`json_transform(rest, ${quoteLiteral(structure)}) AS ${S}`] : []),
+    ...(plan.restStructure ? [`json_transform(rest, ${quoteLiteral(plan.restStructure)}) AS ${S}`] : []),
   ].join(", ");
   const sorted = `SELECT h.*, m.pm FROM (${rowsFrom}) h LEFT JOIN ${quoteIdent(KEYSET_MAP)} m
     ON m.entity = h.entity AND m.project = h.project AND m.keyset = h.keyset
     ORDER BY h.entity, h.project, h.run_id, h.step`;
-  return `SELECT ${fixed}, ${exprs.join(", ")} FROM (SELECT ${inner} FROM (${sorted}))`;
+  return `SELECT ${fixed}, ${plan.exprs.join(", ")} FROM (SELECT ${inner} FROM (${sorted}))`;
+}
+
+/** planHistory and selectHistory in one (one SELECT per export). */
+export async function historySelect(
+  conn: DuckDBConnection,
+  filter: ExportFilter,
+  opts: { partitionColumns?: boolean; runIds?: readonly string[] } = {},
+): Promise<string> {
+  return selectHistory(await planHistory(conn, filter), opts);
 }

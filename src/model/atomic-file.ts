@@ -14,8 +14,8 @@ import { basename, dirname, join } from "node:path";
 /** Writes are gathered up to this many bytes before they go to the file. */
 const FLUSH_BYTES = 1 << 20;
 
-/** The temp name tags this module uses; anything else in the folder is never touched. */
-export type TempTag = "tmp" | "spool";
+/** The temp name tags dr-wandb uses ("old": a folder being replaced); anything else in the folder is never touched. */
+export type TempTag = "tmp" | "spool" | "old";
 
 export function tempPathFor(finalPath: string, tag: TempTag = "tmp"): string {
   const rnd = randomBytes(6).toString("hex");

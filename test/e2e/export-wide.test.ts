@@ -1,17 +1,26 @@
 /**
  * The archive's Parquet export of a wide history (the edge profile: a run of 1,000+ keys beside thousands of rows of
  * other runs) fits the DuckDB budget it sets itself, with no retry: a few thousand rows of 1,126 columns once ran
- * out of memory at 512 MiB (one sorted wide pivot and a list of every key's text per row). The rows come out in
- * (run_id, step) order, and an incremental export (unchanged runs copied from the previous file) is the same file
- * as a full export of the same archive, as is an export cut into segments of a few runs each; with no run changed,
- * the file is not rewritten at all.
+ * out of memory at 512 MiB (one sorted wide pivot and a list of every key's text per row). runs_history.parquet is
+ * a folder of part files: each run's rows in one part, in step order; an incremental export rewrites only the parts
+ * of changed runs (the others keep their files: same inode) and holds the same table as a full export of the same
+ * archive, as does an export cut into parts of a few runs each; with no run changed, no part is rewritten.
  */
 import assert from "node:assert/strict";
-import { copyFile, mkdir, stat } from "node:fs/promises";
+import { copyFile, mkdir, readdir, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { type FakeWandb, startFakeWandb } from "../../fake-wandb/index.js";
-import { duckObjects, mutate, parquetDiff, runCli, tempDir, truthHistory, truthRuns } from "../helpers.js";
+import {
+  duckObjects,
+  historyOrderFaults,
+  mutate,
+  parquetDiff,
+  runCli,
+  tempDir,
+  truthHistory,
+  truthRuns,
+} from "../helpers.js";
 
 let fake: FakeWandb;
 let env: NodeJS.ProcessEnv;
@@ -25,17 +34,17 @@ after(async () => {
 
 const lit = (s: string) => `'${s.replaceAll("'", "''")}'`;
 
-async function rowsOutOfOrder(file: string): Promise<number> {
-  const [r] = await duckObjects(
-    `SELECT count(*) FILTER (WHERE NOT ok)::INTEGER AS bad FROM (
-       SELECT (run_id, step) >= lag((run_id, step)) OVER (ORDER BY file_row_number) AS ok
-       FROM read_parquet(${lit(file)}, file_row_number = true))`,
-  );
-  return Number(r!.bad);
+/** Each part file's name and inode. */
+async function partInodes(folder: string): Promise<Map<string, number>> {
+  const out = new Map<string, number>();
+  for (const name of await readdir(folder)) out.set(name, (await stat(join(folder, name))).ino);
+  return out;
 }
 
+const GOOD_ORDER = { unordered: 0, split: 0 };
+
 describe("export of a wide history", () => {
-  it("fits its own memory budget, keeps (run_id, step) order, and an incremental export equals a full one", async () => {
+  it("fits its own memory budget, keeps each run's rows together in step order, and an incremental export equals a full one", async () => {
     await using dir = await tempDir();
     const args = ["sync", `${fake.entity}/${fake.project}`, "--output-dir", dir.path];
     const first = await runCli([...args, "-q"], { env });
@@ -48,9 +57,11 @@ describe("export of a wide history", () => {
     assert.ok(truthRows > 2 * 2048, `${truthRows} rows: more than one chunk of rows per thread`);
     const [n] = await duckObjects(`SELECT count(*)::INTEGER AS n FROM read_parquet(${lit(file)})`);
     assert.equal(Number(n!.n), truthRows);
-    assert.equal(await rowsOutOfOrder(file), 0, "rows out of (run_id, step) order");
+    assert.deepEqual(await historyOrderFaults(file), GOOD_ORDER, "each run's rows together, in step order");
+    assert.ok((await stat(file)).isDirectory(), "runs_history.parquet is a folder of part files");
 
-    // Changed runs between unchanged ones: the next export copies the unchanged runs' rows from this file.
+    // Changed runs between unchanged ones: the next export keeps the parts of unchanged runs as they are.
+    const before = await partInodes(file);
     const names = (await truthRuns(fake.url)).map((t) => t.name as string).sort();
     await mutate(fake.url, [
       { op: "appendSteps", run: names[3]!, steps: 50 },
@@ -60,14 +71,16 @@ describe("export of a wide history", () => {
     const second = await runCli(args, { env });
     assert.equal(second.code, 0, second.stderr);
     assert.match(second.stderr, /unchanged [1-9]/, `some runs were unchanged: ${second.stderr}`);
-    assert.equal(await rowsOutOfOrder(file), 0, "incremental export: rows out of order");
+    assert.deepEqual(await historyOrderFaults(file), GOOD_ORDER, "incremental export: order");
+    const afterSecond = await partInodes(file);
+    const keptParts = [...afterSecond].filter(([name, ino]) => before.get(name) === ino);
+    assert.ok(keptParts.length > 0, "some parts of unchanged runs kept as they were");
+    assert.ok(keptParts.length < afterSecond.size, "the parts of changed runs written again");
 
-    // No run changed since: the next export keeps the file as it is (same inode, same mtime), not a rewrite.
-    const kept = await stat(file);
+    // No run changed since: the next export keeps every part as it is (same inodes), not a rewrite.
     const third = await runCli([...args, "-q"], { env });
     assert.equal(third.code, 0, third.stderr);
-    const after3 = await stat(file);
-    assert.deepEqual([after3.ino, after3.mtimeMs], [kept.ino, kept.mtimeMs], "runs_history.parquet was rewritten");
+    assert.deepEqual(await partInodes(file), afterSecond, "runs_history.parquet was rewritten");
 
     // The same archive exported from scratch (no previous file, no manifest) gives the same table.
     await using full = await tempDir();
@@ -78,8 +91,7 @@ describe("export of a wide history", () => {
     const fullFile = join(full.path, "runs_history.parquet");
     assert.deepEqual(await parquetDiff(file, fullFile), { onlyA: 0, onlyB: 0, sameSchema: true, moved: 0 });
 
-    // A history larger than one segment is flattened a few runs at a time (each piece sorted in the budget) and the
-    // pieces read back in order: the same table as the one-piece export.
+    // Parts of a few runs each (each part sorted in the budget): the same table.
     await using pieces = await tempDir();
     await copyFile(join(dir.path, "wandb.duckdb"), join(pieces.path, "wandb.duckdb"));
     const cut = await runCli(["export", "--output-dir", pieces.path, "-q"], {
@@ -87,7 +99,8 @@ describe("export of a wide history", () => {
     });
     assert.equal(cut.code, 0, cut.stderr);
     const cutFile = join(pieces.path, "runs_history.parquet");
-    assert.equal(await rowsOutOfOrder(cutFile), 0, "segmented export: rows out of order");
+    assert.deepEqual(await historyOrderFaults(cutFile), GOOD_ORDER, "export in many parts: order");
+    assert.ok((await readdir(cutFile)).length > (await readdir(fullFile)).length, "cut into more parts");
     assert.deepEqual(await parquetDiff(cutFile, fullFile), { onlyA: 0, onlyB: 0, sameSchema: true, moved: 0 });
   });
 });

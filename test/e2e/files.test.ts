@@ -134,7 +134,12 @@ describe("sync --files", () => {
     assert.deepEqual(onDisk, expected.sort());
     const others = all.filter((p) => !p.startsWith("files/"));
     assert.ok(
-      others.every((p) => /^[\w.]+\.(parquet|duckdb|duckdb\.wal)$/.test(p) || p === ".runs_history.manifest.json"),
+      others.every(
+        (p) =>
+          /^[\w.]+\.(parquet|duckdb|duckdb\.wal)$/.test(p) ||
+          /^runs_history\.parquet\/part-\d{8}\.parquet$/.test(p) ||
+          p === ".runs_history.manifest.json",
+      ),
       `unexpected files: ${others.join(", ")}`,
     );
     assert.equal(await mtimeOrNull("/abs/path.txt"), absBefore, "/abs/path.txt written");

@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { DuckDBInstance } from "@duckdb/node-api";
-import { MIGRATIONS, openArchive } from "../../src/archive/index.js";
+import { LATEST_SCHEMA_VERSION, MIGRATIONS, openArchive } from "../../src/archive/index.js";
 import { importPaths } from "../../src/import/index.js";
 import { tempDir } from "../helpers.js";
 import { FIXTURES } from "./expected.js";
@@ -35,7 +35,7 @@ describe("schema v2 on a v1 archive", () => {
 
     const archive = await openArchive({ outputDir: dir.path });
     try {
-      assert.equal((await archive.status()).schemaVersion, 3);
+      assert.equal((await archive.status()).schemaVersion, LATEST_SCHEMA_VERSION);
       const old = await archive.query("SELECT source FROM runs WHERE run_id = 'old1'");
       assert.deepEqual(old.rows, [["wandb-server"]]);
       await importPaths(archive, [join(FIXTURES, "wandb")], { project: "p", entity: "e" });
