@@ -82,12 +82,12 @@ async function runPrints(conn: DuckDBConnection, filter: ExportFilter): Promise<
 
 /**
  * Cells (rows x columns) of one part file: runs are grouped into parts of about this size (a single larger run is a
- * part of its own), each sorted by (run_id, step) within DuckDB's export budget (a sort of 4M stored rows spilled 2.6
- * GB and still ran out of 160 MiB). DR_WANDB_EXPORT_SEGMENT_CELLS, read at each export.
+ * part of its own), each sorted by (run_id, step) within DuckDB's export budget (parts of 4M cells ran out of 64
+ * MiB; 2M fit it). DR_WANDB_EXPORT_SEGMENT_CELLS, read at each export.
  */
 export function segmentCells(env: NodeJS.ProcessEnv = process.env): number {
-  const n = Number(env.DR_WANDB_EXPORT_SEGMENT_CELLS ?? 4_000_000);
-  return Number.isFinite(n) && n > 0 ? n : 4_000_000;
+  const n = Number(env.DR_WANDB_EXPORT_SEGMENT_CELLS ?? 2_000_000);
+  return Number.isFinite(n) && n > 0 ? n : 2_000_000;
 }
 
 /** Small parts (below a quarter of a part's size) kept before they are merged into new parts. */
@@ -157,7 +157,7 @@ export async function exportHistory(conn: DuckDBConnection, filter: ExportFilter
   const byKey = new Map(prints.map((p) => [p.key, p]));
   const plan = await planHistory(conn, filter);
   const columns = await describe(conn, selectHistory(plan, { runIds: [] }));
-  const partRows = Math.max(2048, Math.floor(segmentCells() / Math.max(1, columns.length)));
+  const partRows = Math.max(1, Math.floor(segmentCells() / Math.max(1, columns.length)));
   const st = await stat(final).catch(() => null);
   const kept = st?.isDirectory() ? await keptParts(prev, final, filter, columns, byKey, partRows) : [];
   const keptRuns = new Set(kept.flatMap((p) => p.runs));

@@ -54,6 +54,11 @@ const BIT_FLOAT = KIND_BITS.float;
 
 /** A metrics JSON text longer than this takes the object path (the reader's line limit: 2 MiB of UTF-8). */
 const MAX_BODY = 600_000;
+/**
+ * Number fields of one file at most: a row that would make more takes the object path. DuckDB's CSV reader holds a
+ * chunk per column: 1,000 of them ran out of the 64 MiB write budget; rows as objects need no column per key.
+ */
+const MAX_FIELDS = 256;
 
 /** Text row files of one run, made in `dir` (which the caller removes). */
 export class TextRows {
@@ -173,6 +178,9 @@ export class TextRows {
       }
     }
     if (stepItem === undefined || body.length > MAX_BODY) return false;
+    let added = 0;
+    for (let i = 0; i < nums; i++) if (this.numInfos[i]!.col < 0) added++;
+    if (this.fileKeys.length + added > MAX_FIELDS) return false;
     const step = normaliseStep(itemValue(stepItem));
     if (step === null || !Number.isSafeInteger(step) || step <= log.maxStep) return false;
     const time = timeItem === undefined ? null : asNumber(itemValue(timeItem));
