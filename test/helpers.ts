@@ -361,6 +361,7 @@ export async function parquetDiff(
   const rel = (f: string) =>
     sorted ? `(SELECT * FROM read_parquet(${lit(f)}) ORDER BY run_id, step)` : `read_parquet(${lit(f)})`;
   const [A, B] = [rel(a), rel(b)];
+  let differ = 0;
   if (sa === sb) {
     // The usual case, exactly and in one pass: as many rows, and row i of a equal to row i of b (a whole-row
     // comparison, NULL-safe, NaN equal to NaN): the same rows in the same order. Else the counts below say how.
@@ -370,13 +371,15 @@ export async function parquetDiff(
     );
     if (Number(p!.na) === Number(p!.nb) && Number(p!.differ) === 0)
       return { onlyA: 0, onlyB: 0, sameSchema: true, moved: 0 };
+    if (Number(p!.na) === Number(p!.nb)) differ = Number(p!.differ);
   }
   const [r] = await duckObjects(
     `SELECT (SELECT count(*) FROM (SELECT * FROM ${A} EXCEPT ALL SELECT * FROM ${B}))::INTEGER AS onlyA,
             (SELECT count(*) FROM (SELECT * FROM ${B} EXCEPT ALL SELECT * FROM ${A}))::INTEGER AS onlyB`,
   );
-  let moved = 0;
-  if (!folder && sa.includes('"run_id"') && sa.includes('"step"')) {
+  // The same rows at other positions: how many positions differ (any file, not only history files).
+  let moved = Number(r!.onlyA) === 0 && Number(r!.onlyB) === 0 ? differ : 0;
+  if (moved === 0 && !folder && sa.includes('"run_id"') && sa.includes('"step"')) {
     const [m] = await duckObjects(
       `SELECT count(*)::INTEGER AS moved FROM read_parquet(${lit(a)}, file_row_number = true) x
        JOIN read_parquet(${lit(b)}, file_row_number = true) y USING (file_row_number)

@@ -9,9 +9,9 @@ import { join, resolve } from "node:path";
 import type { DuckDBConnection } from "@duckdb/node-api";
 import { type Archive, ArchiveError, type ExportFilter, isDuckDBExportSource } from "../archive/index.js";
 import { isProcessAlive, removeStaleTempFiles } from "../model/atomic-file.js";
-import { quoteIdent } from "../model/flatten.js";
+import { quoteIdent, quoteLiteral } from "../model/flatten.js";
 import { RUN_JSON_COMPONENTS, RUN_SCALAR_COLUMNS } from "../model/records.js";
-import { copyToParquet, copyToPartitioned, RUN_ROW_GROUP, whereClause } from "./copy.js";
+import { copyOrderedToParquet, copyToParquet, copyToPartitioned, RUN_ROW_GROUP, whereClause } from "./copy.js";
 import { exportHistory, historySelect, MANIFEST_NAME } from "./history-export.js";
 
 export interface ArchiveExportOptions {
@@ -92,27 +92,40 @@ async function exportTables(
 ): Promise<{ files: string[] }> {
   const files: string[] = [];
   const where = whereClause(filter);
-  const runOrder = "ORDER BY entity, project, created_at, run_id";
   const standard = RUN_STANDARD_COLUMNS.map((c) => quoteIdent(c));
   const otherScalars = RUN_SCALAR_COLUMNS.filter((c) => !(RUN_STANDARD_COLUMNS as readonly string[]).includes(c)).map(
     (c) => quoteIdent(c),
   );
   const components = RUN_JSON_COMPONENTS.map((c) => quoteIdent(c));
   const metaCols = [...standard, ...otherScalars, "tags", "deleted", ...components].join(", ");
-  files.push(
-    await copyToParquet(
-      conn,
-      `SELECT ${metaCols} FROM runs ${where} ${runOrder}`,
-      outputDir,
-      "runs_metadata.parquet",
-      RUN_ROW_GROUP,
-    ),
+  // The runs in order once (chunk by chunk when their JSON cells are large); each component's file is read from it
+  // in that order, with no sort of its own.
+  const size = (
+    await conn.runAndReadAll(
+      `SELECT count(*), coalesce(sum(${RUN_JSON_COMPONENTS.map((c) => `coalesce(length(CAST(${quoteIdent(c)} AS VARCHAR)), 0)`).join(" + ")}), 0)
+       FROM runs ${where}`,
+    )
+  ).getRows()[0]!;
+  const metadata = await copyOrderedToParquet(
+    conn,
+    {
+      cols: metaCols,
+      table: "runs",
+      where,
+      orderBy: "entity, project, created_at, run_id",
+      rows: Number(size[0]),
+      payloadBytes: Number(size[1]),
+    },
+    outputDir,
+    "runs_metadata.parquet",
+    RUN_ROW_GROUP,
   );
+  files.push(metadata);
   for (const c of RUN_JSON_COMPONENTS) {
     files.push(
       await copyToParquet(
         conn,
-        `SELECT ${[...standard, quoteIdent(c)].join(", ")} FROM runs ${where} ${runOrder}`,
+        `SELECT ${[...standard, quoteIdent(c)].join(", ")} FROM read_parquet(${quoteLiteral(metadata)})`,
         outputDir,
         `runs_metadata_${c}.parquet`,
         RUN_ROW_GROUP,

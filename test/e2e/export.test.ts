@@ -1,10 +1,10 @@
 /** `dr-wandb export`: the archive's Parquet export on demand, and the Hive-partitioned history dataset. */
 import assert from "node:assert/strict";
-import { mkdir, readdir, writeFile } from "node:fs/promises";
+import { mkdir, readdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { type FakeWandb, startFakeWandb } from "../../fake-wandb/index.js";
-import { duckObjects, runCli, tempDir, truthHistory, truthRuns } from "../helpers.js";
+import { duckObjects, parquetDiff, runCli, tempDir, truthHistory, truthRuns } from "../helpers.js";
 
 let fake: FakeWandb;
 before(async () => {
@@ -48,6 +48,33 @@ describe("dr-wandb export", () => {
       assert.deepEqual(leftovers, []);
     }
     assert.ok((await readdir(dir.path)).includes("runs_metadata.parquet"));
+  });
+
+  it("writes the runs files in order chunk by chunk when their JSON is large: the same files as one sort", async () => {
+    await using dir = await tempDir();
+    const env = { WANDB_BASE_URL: fake.url, WANDB_API_KEY: fake.apiKey };
+    const sync = await runCli(["sync", `${fake.entity}/${fake.project}`, "--output-dir", dir.path, "-q"], { env });
+    assert.equal(sync.code, 0, sync.stderr);
+    await using chunked = await tempDir();
+    await mkdir(chunked.path, { recursive: true });
+    await writeFile(join(chunked.path, "wandb.duckdb"), await readFile(join(dir.path, "wandb.duckdb")));
+    // a chunk of one byte: every run sorted alone, the file read back from six chunk files
+    const r = await runCli(["export", "--output-dir", chunked.path, "-q"], {
+      env: { DR_WANDB_EXPORT_CHUNK_BYTES: "1" },
+    });
+    assert.equal(r.code, 0, r.stderr);
+    const names = (await readdir(dir.path)).filter((n) => /^runs_metadata.*\.parquet$/.test(n)).sort();
+    assert.equal(names.length, 7);
+    for (const n of names) {
+      assert.deepEqual(await parquetDiff(join(dir.path, n), join(chunked.path, n)), {
+        onlyA: 0,
+        onlyB: 0,
+        sameSchema: true,
+        moved: 0,
+      });
+    }
+    const leftovers = (await readdir(chunked.path)).filter((n) => n.includes(".tmp"));
+    assert.deepEqual(leftovers, []);
   });
 
   it("removes what a killed earlier export left (temp files and dataset folders of dead processes)", async () => {
