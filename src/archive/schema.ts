@@ -189,6 +189,9 @@ export const MIGRATIONS: Migration[] = [
         version TEXT NOT NULL,
         PRIMARY KEY (entity, project, run_id)
       )`,
+      // every run with history rows has a version (a run without one has none: its delete is skipped)
+      `INSERT INTO history_versions (entity, project, run_id, version)
+       SELECT DISTINCT entity, project, run_id, '-' FROM history_rows`,
     ],
   },
 ];

@@ -170,8 +170,16 @@ export abstract class SqlWrites extends SqlBase {
     );
   }
 
-  /** Deletes the stored history `history` replaces (all of the run's, or its steps from fromStep); returns the rows. */
+  /**
+   * Deletes the stored history `history` replaces (all of the run's, or its steps from fromStep); returns the rows.
+   * A run without a history version has no rows: nothing to scan for (a new run of a large archive).
+   */
   protected async deleteHistory(record: RunKey, history: HistoryWrite): Promise<number> {
+    const known = await this.rows(
+      "SELECT 1 AS x FROM history_versions WHERE entity = $1 AND project = $2 AND run_id = $3",
+      [record.entity, record.project, record.run_id],
+    );
+    if (known.length === 0) return 0;
     if (history.replace) {
       return this.exec("DELETE FROM history_rows WHERE entity = $1 AND project = $2 AND run_id = $3", [
         record.entity,

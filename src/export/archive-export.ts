@@ -11,7 +11,14 @@ import { type Archive, ArchiveError, type ExportFilter, isDuckDBExportSource } f
 import { isProcessAlive, removeStaleTempFiles } from "../model/atomic-file.js";
 import { quoteIdent, quoteLiteral } from "../model/flatten.js";
 import { RUN_JSON_COMPONENTS, RUN_SCALAR_COLUMNS } from "../model/records.js";
-import { copyOrderedToParquet, copyToParquet, copyToPartitioned, RUN_ROW_GROUP, whereClause } from "./copy.js";
+import {
+  copyOrderedToParquet,
+  copyToParquet,
+  copyToPartitioned,
+  RUN_ROW_GROUP,
+  startExport,
+  whereClause,
+} from "./copy.js";
 import { exportHistory, historySelect, MANIFEST_NAME } from "./history-export.js";
 
 export interface ArchiveExportOptions {
@@ -70,6 +77,7 @@ export async function exportArchive(archive: Archive, opts: ArchiveExportOptions
   if (opts.entity !== undefined) filter.entity = opts.entity;
   if (opts.project !== undefined) filter.project = opts.project;
   return archive.withDuckDBTables(filter, async (conn) => {
+    startExport(conn);
     // Row order is part of the files' contract (runs by creation, history by run and step, segments in file
     // order): the archive turns insertion order off for its writes; the export turns it back on.
     const order = String(

@@ -19,6 +19,14 @@ export function whereClause(filter: ExportFilter, alias?: string): string {
   return conds.length ? `WHERE ${conds.join(" AND ")}` : "";
 }
 
+/** largestStoredValue of each export's connection, read once per export (its tables do not change during it). */
+const storedValueBytes = new WeakMap<DuckDBConnection, Promise<number>>();
+
+/** Starts an export on `conn`: what withCopyBudget read of the tables before is forgotten (they may have changed). */
+export function startExport(conn: DuckDBConnection): void {
+  storedValueBytes.delete(conn);
+}
+
 /**
  * Runs one COPY with the memory and threads its width calls for (see exportMemoryFor: one thread and a budget
  * planned from the column count for wide tables, and from the largest values the archive holds: largestStoredValue),
@@ -30,7 +38,12 @@ export async function withCopyBudget(
   copy: () => Promise<unknown>,
 ): Promise<void> {
   const threads = columns > 256 ? 1 : Number(duckdbThreads());
-  const largestValueBytes = await largestStoredValue(conn);
+  let stored = storedValueBytes.get(conn);
+  if (stored === undefined) {
+    stored = largestStoredValue(conn);
+    storedValueBytes.set(conn, stored);
+  }
+  const largestValueBytes = await stored;
   const memory = exportMemoryFor({ readerBufferBytes: 0, columns, threads, largestValueBytes });
   const before = (await conn.runAndReadAll("SELECT current_setting('memory_limit'), current_setting('threads')"))
     .getRows()[0]!

@@ -146,8 +146,10 @@ export function selectHistory(
   ].join(", ");
   let where = whereClause(plan.filter);
   if (opts.runIds !== undefined) {
-    const list = opts.runIds.length > 0 ? opts.runIds.map(quoteLiteral).join(", ") : "NULL";
-    where = `${where ? `${where} AND` : "WHERE"} run_id IN (${list})`;
+    // list_contains, not IN: DuckDB 1.5 scans every column of the table for an IN list (0.7 s per part of an
+    // archive of 4M rows) but filters the run_id column first for this (30 ms)
+    const list = `[${opts.runIds.map(quoteLiteral).join(", ")}]::VARCHAR[]`;
+    where = `${where ? `${where} AND` : "WHERE"} list_contains(${list}, run_id)`;
   }
   const rowsFrom = `SELECT * FROM history_rows ${where}`;
   if (plan.exprs.length === 0) return `SELECT ${fixed} FROM (${rowsFrom} ORDER BY entity, project, run_id, step)`;
