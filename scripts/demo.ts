@@ -55,7 +55,7 @@ try {
     `  ${out}/archive/wandb.duckdb   the archive (open it with DuckDB, or: npm run dr-wandb -- query --output-dir ${out}/archive "SQL")`,
   );
   console.log(
-    `  ${out}/archive/*.parquet      the archive's Parquet export (runs_metadata.parquet, runs_history.parquet, ...)`,
+    `  ${out}/archive/*.parquet      the archive's Parquet export (runs_metadata.parquet, ...; runs_history.parquet is a folder that pandas, polars and DuckDB read as one table)`,
   );
 } catch (e) {
   console.error(`demo failed: ${(e as Error).message}`);

@@ -1,4 +1,4 @@
-/** The issue #6 targets (and S5's of issue #13), evaluated on a results file. */
+/** The issue #6 targets and issue #13's (S2 against the SDK and per row, S3's wall time, S5), on a results file. */
 import { TARGETS } from "./scenarios.js";
 import type { Measurement, Results, ScenarioResult, TargetCheck } from "./types.js";
 
@@ -136,6 +136,25 @@ export function evaluateTargets(r: Results): TargetCheck[] {
       if (original) out.push(speedupCheck(s2, ours, original, TARGETS.s2SpeedupVsOriginal));
       if (sdk) out.push(speedupCheck(s2, ours, sdk, TARGETS.s2SpeedupVsSdk));
       out.push(completeCheck(s2, ours));
+      const name = `${id}: CPU per history row <= ${TARGETS.s2MaxCpuUsPerRow} us`;
+      if (ours.status === "ok" && ours.cpuS && ours.historyRows) {
+        const us = (ours.cpuS * 1e6) / ours.historyRows;
+        out.push({
+          scenario: "S2",
+          name,
+          target: `<= ${TARGETS.s2MaxCpuUsPerRow} us`,
+          measured: `${us.toFixed(1)} us (${ours.cpuS.toFixed(1)} CPU s / ${ours.historyRows} rows)`,
+          met: us <= TARGETS.s2MaxCpuUsPerRow,
+        });
+      } else {
+        out.push({
+          scenario: "S2",
+          name,
+          target: `<= ${TARGETS.s2MaxCpuUsPerRow} us`,
+          measured: ours.status,
+          met: null,
+        });
+      }
     }
     out.push(...rssChecks(s2));
   }
@@ -161,6 +180,17 @@ export function evaluateTargets(r: Results): TargetCheck[] {
         measured: `incremental ${inc?.status ?? "not run"}, full ${full?.status ?? "not run"}`,
         met: null,
         note: inc?.error ?? full?.error,
+      });
+    }
+    const wallName = `second sync's wall time <= ${TARGETS.s3MaxWallFraction * 100}% of a full sync's`;
+    if (inc?.status === "ok" && inc.wallS && full?.status === "ok" && full.wallS) {
+      const f = inc.wallS / full.wallS;
+      out.push({
+        scenario: "S3",
+        name: wallName,
+        target: `<= ${TARGETS.s3MaxWallFraction * 100}%`,
+        measured: `${(f * 100).toFixed(1)}% (${inc.wallS.toFixed(1)} s / ${full.wallS.toFixed(1)} s)`,
+        met: f <= TARGETS.s3MaxWallFraction,
       });
     }
     out.push(...rssChecks(s3));
@@ -192,6 +222,15 @@ export function evaluateTargets(r: Results): TargetCheck[] {
         });
       }
       out.push(completeCheck(s4, ours));
+      if (ours.status === "ok" && ours.requests && id !== "ours-sync-compat") {
+        out.push({
+          scenario: "S4",
+          name: `${id}: zero 429 answers`,
+          target: "0",
+          measured: String(ours.requests.rateLimited),
+          met: ours.requests.rateLimited === 0,
+        });
+      }
     }
     out.push(...rssChecks(s4));
   }

@@ -89,6 +89,14 @@ export class ViewerDialect {
       : `from_json(CAST(${j} AS VARCHAR), '["VARCHAR"]')`;
   }
 
+  /**
+   * `col` is one of the list `list` (textList): DuckDB's list_contains, which filters the column first (an IN over
+   * the unnested list read every column of a large table), PostgreSQL's IN.
+   */
+  inList(col: string, list: string): string {
+    return this.pg ? `${col} IN (SELECT * FROM unnest(${list}))` : `list_contains(${list}, ${col})`;
+  }
+
   runtimeExpr(): string {
     return `(${this.epoch("heartbeat_at")} - ${this.epoch("created_at")})`;
   }

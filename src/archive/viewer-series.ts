@@ -28,7 +28,7 @@ export async function readSeries(d: ViewerDialect, rows: RowsFn, q: SeriesQuery)
           SELECT h.run_id, h.step, h.runtime, h."timestamp", ${typed} AS tv, ${j} AS j FROM history_rows h
           LEFT JOIN history_keysets k ON k.entity = h.entity AND k.project = h.project AND k.keyset = h.keyset
           WHERE h.entity = ${p.add(q.entity)} AND h.project = ${p.add(q.project)}
-            AND h.run_id IN (SELECT * FROM unnest(${ids}))
+            AND ${d.inList("h.run_id", ids)}
         ) h
       ) t WHERE x IS NOT NULL AND v IS NOT NULL ${range.map((c) => `AND ${c}`).join(" ")}
     ),

@@ -6,7 +6,7 @@
  * copied); the manifest beside the folder says which runs each part holds. Runs still running are kept in parts of
  * their own, so that the runs that change from sync to sync are rewritten without the finished ones.
  */
-import { link, mkdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
+import { copyFile, link, mkdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { DuckDBConnection } from "@duckdb/node-api";
 import { ArchiveError, type ExportFilter, firstLine } from "../archive/index.js";
@@ -171,7 +171,10 @@ export async function exportHistory(conn: DuckDBConnection, filter: ExportFilter
   const parts: PartEntry[] = [...kept];
   try {
     await mkdir(tmp, { recursive: true });
-    for (const p of kept) await link(join(final, p.name), join(tmp, p.name));
+    // a hard link (no bytes copied); a copy where the file system has none
+    for (const p of kept) {
+      await link(join(final, p.name), join(tmp, p.name)).catch(() => copyFile(join(final, p.name), join(tmp, p.name)));
+    }
     const groups = groupRuns(todo, partRows);
     // An export without history still has one (empty) part: the dataset's columns.
     if (groups.length === 0 && kept.length === 0) groups.push([]);
