@@ -7,7 +7,7 @@
 import { mkdir, readdir, rm } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import type { DuckDBConnection } from "@duckdb/node-api";
-import { type Archive, ArchiveError, type ExportFilter, isDuckDBExportSource } from "../archive/index.js";
+import { type Archive, ArchiveError, type ExportFilter, firstLine, isDuckDBExportSource } from "../archive/index.js";
 import { isProcessAlive, removeStaleTempFiles } from "../model/atomic-file.js";
 import { quoteIdent, quoteLiteral } from "../model/flatten.js";
 import { RUN_JSON_COMPONENTS, RUN_SCALAR_COLUMNS } from "../model/records.js";
@@ -18,6 +18,7 @@ import {
   RUN_ROW_GROUP,
   startExport,
   whereClause,
+  withCopyBudget,
 } from "./copy.js";
 import { exportHistory, historySelect, MANIFEST_NAME } from "./history-export.js";
 
@@ -108,12 +109,18 @@ async function exportTables(
   const metaCols = [...standard, ...otherScalars, "tags", "deleted", ...components].join(", ");
   // The runs in order once (chunk by chunk when their JSON cells are large); each component's file is read from it
   // in that order, with no sort of its own.
-  const size = (
-    await conn.runAndReadAll(
-      `SELECT count(*), coalesce(sum(${RUN_JSON_COMPONENTS.map((c) => `coalesce(length(CAST(${quoteIdent(c)} AS VARCHAR)), 0)`).join(" + ")}), 0)
-       FROM runs ${where}`,
-    )
-  ).getRows()[0]!;
+  // Measured under the export's budget: a single value of hundreds of MB is read whole to take its length.
+  let size: unknown[] = [];
+  await withCopyBudget(conn, RUN_JSON_COMPONENTS.length, async () => {
+    const sizes = RUN_JSON_COMPONENTS.map((c) => `coalesce(length(CAST(${quoteIdent(c)} AS VARCHAR)), 0)`);
+    try {
+      size = (
+        await conn.runAndReadAll(`SELECT count(*), coalesce(sum(${sizes.join(" + ")}), 0) FROM runs ${where}`)
+      ).getRows()[0]!;
+    } catch (e) {
+      throw new ArchiveError("EXPORT", `measuring the runs to export: ${firstLine(e)}`, { cause: e });
+    }
+  });
   const metadata = await copyOrderedToParquet(
     conn,
     {
