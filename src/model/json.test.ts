@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import {
   hasLongIntegerToken,
+  type JsonValue,
   jsonEquals,
   parseJsonStringField,
   parseWandbJson,
@@ -106,6 +107,56 @@ describe("stringify", () => {
 
   it("round-trips through the W&B encoding", () => {
     assert.ok(jsonEquals(parseWandbJson(stringifyWandb(v)), v));
+  });
+
+  it("finds a non-finite number or a big integer however deep it is (the native fast path must not take it)", () => {
+    assert.equal(stringifyStrict({ a: [{ b: [1, Number.NaN] }] }), '{"a":[{"b":[1,"NaN"]}]}');
+    assert.equal(stringifyStrict([{ c: { d: 2n ** 64n } }]), '[{"c":{"d":18446744073709551616}}]');
+    assert.equal(stringifyWandb({ x: { y: [Number.NEGATIVE_INFINITY] } }), '{"x":{"y":[-Infinity]}}');
+    assert.equal(stringifyStrict({ x: { y: Number.POSITIVE_INFINITY } }), '{"x":{"y":"Infinity"}}');
+  });
+
+  it("writes every value exactly as the general encoder does (seeded random values, some with NaN, ±Infinity, bigints)", () => {
+    let seed = 20261207;
+    const rand = () => {
+      seed = (seed + 0x6d2b79f5) | 0;
+      let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+      t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    };
+    const keys = ["a", "b.c", "é", "ключ", 'q"uote', "", "__proto__", "1", "line\nbreak", "😀"];
+    const leaf = (): JsonValue | undefined => {
+      const r = rand();
+      if (r < 0.15) return (rand() - 0.5) * 10 ** Math.floor(rand() * 40 - 20);
+      if (r < 0.25) return Math.floor(rand() * 2 ** 53) * (rand() < 0.5 ? -1 : 1);
+      if (r < 0.3) return -0;
+      if (r < 0.45) return keys[Math.floor(rand() * keys.length)]! + String.fromCharCode(Math.floor(rand() * 0xffff));
+      if (r < 0.55) return rand() < 0.5;
+      if (r < 0.6) return null;
+      if (r < 0.63) return undefined;
+      if (r < 0.64) return [Number.NaN, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY][Math.floor(rand() * 3)]!;
+      if (r < 0.65) return BigInt(Math.floor(rand() * 1000)) * 2n ** 60n;
+      return rand() * 1e300;
+    };
+    const value = (depth: number): JsonValue => {
+      const r = rand();
+      if (depth > 4 || r < 0.4) return leaf() ?? null;
+      if (r < 0.7) return Array.from({ length: Math.floor(rand() * 5) }, () => value(depth + 1));
+      const o: Record<string, JsonValue> = {};
+      for (let i = Math.floor(rand() * 6); i > 0; i--) {
+        const x = rand() < 0.1 ? leaf() : value(depth + 1);
+        const k = keys[Math.floor(rand() * keys.length)]! + (rand() < 0.5 ? String(i) : "");
+        // an own property even for "__proto__", as JSON.parse makes it
+        Object.defineProperty(o, k, { value: x, enumerable: true, writable: true, configurable: true });
+      }
+      return o;
+    };
+    for (let i = 0; i < 2000; i++) {
+      const x = value(0);
+      // A NaN beside the value sends the whole object through the general encoder, the value included.
+      assert.equal(stringifyStrict({ v: x, z: Number.NaN }), `{"v":${stringifyStrict(x)},"z":"NaN"}`, `value ${i}`);
+      assert.equal(stringifyWandb([x, Number.NaN]), `[${stringifyWandb(x)},NaN]`, `value ${i}`);
+    }
   });
 });
 

@@ -293,13 +293,51 @@ function stringifyWith(v: JsonValue, nf: (n: number) => string): string {
   }
 }
 
+/**
+ * True if `v` holds neither a non-finite number nor a bigint: then JSON.stringify writes exactly what stringifyWith
+ * would (the same key order, string escapes and number texts, -0 as "0", undefined members left out), and much
+ * faster (S1's 10,000 runs: 1.9 of 11 CPU-s went to stringifyWith). Walks the value without building anything.
+ */
+function plainJson(v: JsonValue): boolean {
+  switch (typeof v) {
+    case "number":
+      return Number.isFinite(v);
+    case "bigint":
+      return false;
+    case "object": {
+      if (v === null) return true;
+      if (Array.isArray(v)) {
+        for (let i = 0; i < v.length; i++) {
+          const x = v[i];
+          // JSON.stringify writes a hole or undefined in an array as null, as stringifyWith does
+          if (x !== undefined && !plainJson(x)) return false;
+        }
+        return true;
+      }
+      for (const k of Object.keys(v)) {
+        const x = v[k];
+        if (typeof x === "number") {
+          if (!Number.isFinite(x)) return false;
+        } else if (typeof x === "object" || typeof x === "bigint") {
+          if (x !== null && !plainJson(x)) return false;
+        }
+      }
+      return true;
+    }
+    default:
+      return true;
+  }
+}
+
 /** Strict JSON: NaN/±Infinity as the strings "NaN"/"Infinity"/"-Infinity", bigints as exact integers. */
 export function stringifyStrict(v: JsonValue): string {
+  if (typeof v === "object" && v !== null && plainJson(v)) return JSON.stringify(v);
   return stringifyWith(v, (n) => `"${nonFinite(n)}"`);
 }
 
 /** W&B/Python-style JSON: NaN/±Infinity as bare tokens, bigints as exact integers. */
 export function stringifyWandb(v: JsonValue): string {
+  if (typeof v === "object" && v !== null && plainJson(v)) return JSON.stringify(v);
   return stringifyWith(v, nonFinite);
 }
 
