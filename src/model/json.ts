@@ -274,7 +274,7 @@ function stringifyWith(v: JsonValue, nf: (n: number) => string): string {
       return v ? "true" : "false";
     case "object": {
       if (v === null) return "null";
-      if (Array.isArray(v)) return `[${v.map((x) => stringifyWith(x, nf)).join(",")}]`;
+      if (Array.isArray(v)) return `[${v.map((x) => stringifyMember(x, nf)).join(",")}]`;
       let out = "{";
       for (const k of Object.keys(v)) {
         const x = v[k];
@@ -283,7 +283,7 @@ function stringifyWith(v: JsonValue, nf: (n: number) => string): string {
         let t: string;
         if (typeof x === "number") t = Number.isFinite(x) ? String(x) : nf(x);
         else if (typeof x === "string") t = JSON.stringify(x);
-        else t = stringifyWith(x, nf);
+        else t = stringifyMember(x, nf);
         out += out.length === 1 ? `${quotedKey(k)}:${t}` : `,${quotedKey(k)}:${t}`;
       }
       return `${out}}`;
@@ -327,6 +327,12 @@ function plainJson(v: JsonValue): boolean {
     default:
       return true;
   }
+}
+
+/** A member of an object or array that is not plain as a whole: its plain parts still go to the native encoder. */
+function stringifyMember(x: JsonValue, nf: (n: number) => string): string {
+  if (typeof x === "object" && x !== null && plainJson(x)) return JSON.stringify(x);
+  return stringifyWith(x, nf);
 }
 
 /** Strict JSON: NaN/±Infinity as the strings "NaN"/"Infinity"/"-Infinity", bigints as exact integers. */
