@@ -6,7 +6,7 @@
  * copied); the manifest beside the folder says which runs each part holds. Runs still running are kept in parts of
  * their own, so that the runs that change from sync to sync are rewritten without the finished ones.
  */
-import { copyFile, link, mkdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
+import { copyFile, link, mkdir, readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { DuckDBConnection } from "@duckdb/node-api";
 import { ArchiveError, type ExportFilter, firstLine } from "../archive/index.js";
@@ -145,9 +145,18 @@ async function keptParts(
 }
 
 /**
+ * True if the folder holds the parts and nothing else: a file put there by something else (a copy of a part would
+ * be read as more rows) makes the export rebuild the folder from the manifest's parts.
+ */
+async function holdsOnly(folder: string, parts: PartEntry[]): Promise<boolean> {
+  const names = await readdir(folder).catch(() => null);
+  return names !== null && names.length === parts.length && parts.every((p) => names.includes(p.name));
+}
+
+/**
  * Writes the runs_history.parquet folder: the previous export's parts whose runs are unchanged are kept (linked into
  * the new folder), the other runs are written to new parts; the folder replaces the previous one (or a file of that
- * name from an older dr-wandb) whole. Nothing is written when no run changed.
+ * name from an older dr-wandb) whole. Nothing is written when no run changed and the folder holds only its parts.
  */
 export async function exportHistory(conn: DuckDBConnection, filter: ExportFilter, outputDir: string): Promise<string> {
   const final = join(outputDir, HISTORY_NAME);
@@ -162,7 +171,13 @@ export async function exportHistory(conn: DuckDBConnection, filter: ExportFilter
   const kept = st?.isDirectory() ? await keptParts(prev, final, filter, columns, byKey, partRows) : [];
   const keptRuns = new Set(kept.flatMap((p) => p.runs));
   const todo = prints.filter((p) => !keptRuns.has(p.key));
-  if (prev !== null && kept.length === prev.parts.length && todo.length === 0 && keptRuns.size === prints.length) {
+  if (
+    prev !== null &&
+    kept.length === prev.parts.length &&
+    todo.length === 0 &&
+    keptRuns.size === prints.length &&
+    (await holdsOnly(final, kept))
+  ) {
     return final; // nothing changed since the previous export
   }
   const tmp = tempPathFor(final);

@@ -7,7 +7,7 @@
  * archive, as does an export cut into parts of a few runs each; with no run changed, no part is rewritten.
  */
 import assert from "node:assert/strict";
-import { copyFile, mkdir, readdir, stat } from "node:fs/promises";
+import { copyFile, mkdir, readdir, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { type FakeWandb, startFakeWandb } from "../../fake-wandb/index.js";
@@ -81,6 +81,19 @@ describe("export of a wide history", () => {
     const third = await runCli([...args, "-q"], { env });
     assert.equal(third.code, 0, third.stderr);
     assert.deepEqual(await partInodes(file), afterSecond, "runs_history.parquet was rewritten");
+
+    // Files put into the folder by something else (a copy of a part would read as duplicate rows) are gone after
+    // the next sync's export, even with no run changed; the parts themselves are kept.
+    const [firstPart] = [...afterSecond.keys()].sort();
+    await copyFile(join(file, firstPart!), join(file, "part-99999999.parquet"));
+    await writeFile(join(file, "notes.txt"), "not a part");
+    const fourth = await runCli([...args, "-q"], { env });
+    assert.equal(fourth.code, 0, fourth.stderr);
+    assert.deepEqual(await partInodes(file), afterSecond, "only the parts, each kept as it was");
+    let truthNow = 0;
+    for (const t of await truthRuns(fake.url)) truthNow += (await truthHistory(fake.url, t.name as string)).length;
+    const [again] = await duckObjects(`SELECT count(*)::INTEGER AS n FROM read_parquet(${lit(file)})`);
+    assert.equal(Number(again!.n), truthNow, "every row once");
 
     // The same archive exported from scratch (no previous file, no manifest) gives the same table.
     await using full = await tempDir();
