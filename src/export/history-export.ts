@@ -51,7 +51,12 @@ interface RunPrint {
 async function readManifest(path: string): Promise<HistoryManifest | null> {
   try {
     const m = JSON.parse(await readFile(path, "utf8")) as HistoryManifest;
-    return m && m.version === 2 && Array.isArray(m.parts) && typeof m.runs === "object" ? m : null;
+    if (m?.version !== 2 || !Array.isArray(m.parts) || typeof m.runs !== "object" || m.runs === null) return null;
+    if (!Number.isSafeInteger(m.next) || m.next < 0) return null;
+    // Only names this export writes: a part named otherwise (a path out of the folder) makes the manifest void.
+    if (!m.parts.every((p) => typeof p?.name === "string" && PART_NAME.test(p.name) && Array.isArray(p.runs)))
+      return null;
+    return m;
   } catch {
     return null;
   }
@@ -96,6 +101,9 @@ const SMALL_PARTS = 32;
 function partName(n: number): string {
   return `part-${String(n).padStart(8, "0")}.parquet`;
 }
+
+/** The names partName gives. */
+const PART_NAME = /^part-(\d{8,})\.parquet$/;
 
 /** Groups runs into parts of at most `rows` rows (whole runs), finished runs and running runs apart. */
 function groupRuns(runs: RunPrint[], rows: number): RunPrint[][] {
@@ -182,7 +190,11 @@ export async function exportHistory(conn: DuckDBConnection, filter: ExportFilter
   }
   const tmp = tempPathFor(final);
   const old = tempPathFor(final, "old");
-  let next = kept.length > 0 ? (prev?.next ?? 0) : 0;
+  // New parts are numbered after every kept one (whatever the manifest's `next` says).
+  let next = kept.reduce(
+    (n, p) => Math.max(n, Number(PART_NAME.exec(p.name)![1]) + 1),
+    kept.length > 0 ? prev!.next : 0,
+  );
   const parts: PartEntry[] = [...kept];
   try {
     await mkdir(tmp, { recursive: true });

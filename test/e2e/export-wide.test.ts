@@ -7,7 +7,7 @@
  * archive, as does an export cut into parts of a few runs each; with no run changed, no part is rewritten.
  */
 import assert from "node:assert/strict";
-import { copyFile, mkdir, readdir, stat, writeFile } from "node:fs/promises";
+import { copyFile, mkdir, readdir, readFile, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { type FakeWandb, startFakeWandb } from "../../fake-wandb/index.js";
@@ -94,6 +94,47 @@ describe("export of a wide history", () => {
     for (const t of await truthRuns(fake.url)) truthNow += (await truthHistory(fake.url, t.name as string)).length;
     const [again] = await duckObjects(`SELECT count(*)::INTEGER AS n FROM read_parquet(${lit(file)})`);
     assert.equal(Number(again!.n), truthNow, "every row once");
+
+    // A manifest edited by something else: a `next` below the kept parts' numbers does not make a new part
+    // overwrite a kept one, and a part named as a path out of the folder voids the manifest (every part rewritten).
+    const manifestPath = join(dir.path, ".runs_history.manifest.json");
+    const edit = async (
+      change: (m: { next: number; parts: { name: string; size: number; mtimeMs: number; runs: string[] }[] }) => void,
+    ) => {
+      const m = JSON.parse(await readFile(manifestPath, "utf8"));
+      change(m);
+      await writeFile(manifestPath, JSON.stringify(m));
+    };
+    const rowsNow = async () => {
+      let t = 0;
+      for (const r of await truthRuns(fake.url)) t += (await truthHistory(fake.url, r.name as string)).length;
+      const [c] = await duckObjects(`SELECT count(*)::INTEGER AS n FROM read_parquet(${lit(file)})`);
+      return { exported: Number(c!.n), truth: t };
+    };
+    await edit((m) => {
+      // the number of a part that stays (none of its runs changes next)
+      const stays = m.parts.find((p) => !p.runs.some((k) => (JSON.parse(k) as string[])[2] === names[5]))!;
+      m.next = Number(/\d+/.exec(stays.name)![0]);
+    });
+    await mutate(fake.url, [{ op: "appendSteps", run: names[5]!, steps: 20 }]);
+    const fifth = await runCli([...args, "-q"], { env });
+    assert.equal(fifth.code, 0, fifth.stderr);
+    const r5 = await rowsNow();
+    assert.equal(r5.exported, r5.truth, "a kept part overwritten by a new one");
+    assert.deepEqual(await historyOrderFaults(file), GOOD_ORDER);
+
+    const outside = join(dir.path, "escape.parquet");
+    const inFolder = [...(await partInodes(file)).keys()].sort();
+    await copyFile(join(file, inFolder[0]!), outside);
+    const st = await stat(outside);
+    await edit((m) => {
+      m.parts[0] = { ...m.parts[0]!, name: "../escape.parquet", size: st.size, mtimeMs: st.mtimeMs };
+    });
+    const sixth = await runCli([...args, "-q"], { env });
+    assert.equal(sixth.code, 0, sixth.stderr);
+    const r6 = await rowsNow();
+    assert.equal(r6.exported, r6.truth, "the rows of the part named out of the folder are in the dataset");
+    assert.ok([...(await partInodes(file)).keys()].every((n) => /^part-\d{8}\.parquet$/.test(n)));
 
     // The same archive exported from scratch (no previous file, no manifest) gives the same table.
     await using full = await tempDir();
