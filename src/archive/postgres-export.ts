@@ -9,6 +9,7 @@ import { pipeline } from "node:stream/promises";
 import type { DuckDBConnection } from "@duckdb/node-api";
 import type pg from "pg";
 import copyStreams from "pg-copy-streams";
+import { exportMemoryFor, LARGE_VALUE_CHARS, LONGEST_CSV_TABLE } from "../model/duckdb-resources.js";
 import { quoteIdent, quoteLiteral } from "../model/flatten.js";
 import type { ExportFilter } from "./archive.js";
 import { ArchiveError, firstLine } from "./errors.js";
@@ -56,6 +57,7 @@ export async function copyTablesInto(
     for (const m of MIGRATIONS) for (const sql of m.statements(DUCKDB_DIALECT)) await conn.run(sql);
     return;
   }
+  let longestRecord = 0;
   for (const [table, list] of byTable) {
     const file = join(dir, `${table}.csv`);
     const select = list
@@ -80,17 +82,41 @@ export async function copyTablesInto(
     const lineSize = Math.max(2 ** 21, longest.max + 1024);
     const csvCols = list.map((_, i) => `${quoteLiteral(`c${i}`)}: 'VARCHAR'`).join(", ");
     const exprs = list.map(({ c, ty }, i) => `${duckdbCast(`c${i}`, ty)} AS ${quoteIdent(c)}`).join(", ");
-    try {
-      await conn.run(
+    longestRecord = Math.max(longestRecord, longest.max);
+    const create = () =>
+      conn.run(
         `CREATE ${tables[table]} ${quoteIdent(table)} AS SELECT ${exprs}
          FROM read_csv(${quoteLiteral(file)}, columns = {${csvCols}}, header = false, auto_detect = false,
            delim = ',', quote = '"', escape = '"', allow_quoted_nulls = false, max_line_size = ${lineSize},
            buffer_size = ${lineSize * 2})`,
       );
+    try {
+      // A table is read now: a record of hundreds of MB (a huge config) gets a budget planned for it first.
+      if (tables[table] === "TABLE" && longest.max >= LARGE_VALUE_CHARS) {
+        await withMemory(conn, { readerBufferBytes: lineSize * 2, columns: list.length, largest: longest.max }, create);
+      } else await create();
     } catch (e) {
       throw new ArchiveError("EXPORT", `copying ${table} from PostgreSQL: ${firstLine(e)}`, { cause: e });
     }
   }
+  // The views are read by the export's COPYs, which plan their budget from the largest value (largestStoredValue):
+  // the tables have DuckDB's statistics, the views over CSV files have this record length.
+  await conn.run(`CREATE TABLE ${quoteIdent(LONGEST_CSV_TABLE)} AS SELECT ${longestRecord}::BIGINT AS bytes`);
+}
+
+/**
+ * Raises the temporary database's memory budget for a CSV file with long records (planned for one read of it and
+ * its largest value), and keeps it raised: the database's own checkpoints of the table read need it too.
+ */
+async function withMemory(
+  conn: DuckDBConnection,
+  need: { readerBufferBytes: number; columns: number; largest: number },
+  fn: () => Promise<unknown>,
+): Promise<void> {
+  const threads = Number((await conn.runAndReadAll("SELECT current_setting('threads')")).getRows()[0]![0]);
+  const planned = exportMemoryFor({ ...need, threads, largestValueBytes: need.largest });
+  await conn.run(`SET memory_limit = ${quoteLiteral(planned)}`);
+  await fn();
 }
 
 /** The DuckDB expression turning CSV text column `v` back into the PostgreSQL column's type. */

@@ -9,6 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { DuckDBConnection } from "@duckdb/node-api";
 import type pg from "pg";
+import { loadDuckDB } from "../model/duckdb-module.js";
 import { duckdbMemoryLimit, duckdbThreads } from "../model/duckdb-resources.js";
 import type { KindTracker } from "../model/flatten.js";
 import type { JsonValue } from "../model/json.js";
@@ -228,7 +229,7 @@ export class PostgresArchive extends SqlArchive implements DuckDBExportSource {
     return this.queue.run(async () => {
       this.ensureOpen();
       const dir = await mkdtemp(join(tmpdir(), "dr-wandb-export-"));
-      const { DuckDBInstance } = await import("@duckdb/node-api");
+      const { DuckDBInstance } = await loadDuckDB();
       let instance: import("@duckdb/node-api").DuckDBInstance | undefined;
       let conn: DuckDBConnection | undefined;
       try {

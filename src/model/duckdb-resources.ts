@@ -56,8 +56,8 @@ export function writeMemoryFor(largestValueBytes: number, env: NodeJS.ProcessEnv
  * planned to hold at once: the sum over the table's text columns of each column's longest value, from DuckDB's column
  * statistics (kept per row group, so no data is read: a scan to measure the values would itself need the memory it
  * is meant to plan); the largest over runs, history_rows and system_metrics. It covers one huge value per column (a huge
- * config beside a huge summary), not several in one column. 0 for tables without statistics (the PostgreSQL
- * archive's export reads views over CSV files).
+ * config beside a huge summary), not several in one column. Views have no statistics: for the PostgreSQL archive's
+ * export (views over CSV files) the longest CSV record it copied counts instead (LONGEST_CSV_TABLE).
  */
 export async function largestStoredValue(conn: DuckDBConnection): Promise<number> {
   let largest = 0;
@@ -73,8 +73,19 @@ export async function largestStoredValue(conn: DuckDBConnection): Promise<number
       // a view, not a stored table: no statistics
     }
   }
+  try {
+    // the PostgreSQL archive's export: its views over CSV files have no statistics, their longest record is noted
+    const r = await conn.runAndReadAll(`SELECT max(bytes) FROM "${LONGEST_CSV_TABLE}"`);
+    const bytes = Number(r.getRows()[0]?.[0] ?? 0);
+    if (bytes >= LARGE_VALUE_CHARS) largest = Math.max(largest, bytes);
+  } catch {
+    // not such an export
+  }
   return largest;
 }
+
+/** The table in which the PostgreSQL archive's export notes its CSV files' longest record (largestStoredValue). */
+export const LONGEST_CSV_TABLE = "dr_wandb$longest_csv_record";
 
 /**
  * The export budget for writing a table of `columns` columns read from a file whose reader allocates buffers of

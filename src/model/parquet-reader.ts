@@ -17,16 +17,12 @@ import type {
   DuckDBType,
   DuckDBValue,
 } from "@duckdb/node-api";
+import { type DuckModule, loadDuckDB } from "./duckdb-module.js";
 import type { JsonObject, JsonValue } from "./json.js";
 import { traceDuckDB, untraceDuckDB } from "./memory-trace.js";
 import { normaliseStep } from "./records.js";
 
-type DuckModule = typeof import("@duckdb/node-api");
-let duckModule: Promise<DuckModule> | undefined;
-function loadDuck(): Promise<DuckModule> {
-  duckModule ??= import("@duckdb/node-api");
-  return duckModule;
-}
+const loadDuck = loadDuckDB;
 
 const INT64_MIN = -(2n ** 63n);
 const INT64_MAX = 2n ** 63n - 1n;

@@ -13,6 +13,7 @@ import { after, before, describe, it } from "node:test";
 import { type FakeWandb, startFakeWandb } from "../../fake-wandb/index.js";
 import { openArchive } from "../../src/archive/open.js";
 import { duckObjects, mutate, runCli, tempDir, truthRuns } from "../helpers.js";
+import { startTestPg, type TestPgServer } from "../support/pg-test-server.js";
 
 export interface HugeCase {
   /** UTF-16 units of each huge value ("é", 2 bytes each in UTF-8). */
@@ -22,6 +23,8 @@ export interface HugeCase {
   formats: ("parquet" | "jsonl" | "pkl")[];
   /** Run the CLI in a process of its own (the huge value then costs the test process nothing). */
   process: boolean;
+  /** Sync into a PostgreSQL archive (DR_WANDB_TEST_PG_URL, or a throwaway server) instead of DuckDB. */
+  postgres?: boolean;
 }
 
 const lit = (s: string) => `'${s.replaceAll("'", "''")}'`;
@@ -29,12 +32,14 @@ const lit = (s: string) => `'${s.replaceAll("'", "''")}'`;
 export function hugeValueSuite(c: HugeCase): void {
   let fake: FakeWandb;
   let env: NodeJS.ProcessEnv;
+  let pgServer: TestPgServer | undefined;
   /** run name -> where its huge value is */
   const huge = new Map<string, "config" | "summary">();
   let digest = "";
   const bytes = 2 * c.chars;
 
   before(async () => {
+    if (c.postgres) pgServer = await startTestPg();
     fake = await startFakeWandb({ seed: 13, runs: c.places.length + 1, steps: 40, metrics: 3 });
     env = { WANDB_BASE_URL: fake.url, WANDB_API_KEY: fake.apiKey };
     const names = (await truthRuns(fake.url)).map((t) => t.name as string);
@@ -53,6 +58,7 @@ export function hugeValueSuite(c: HugeCase): void {
   });
   after(async () => {
     await fake?.close();
+    await pgServer?.stop();
   });
 
   /** run_id -> digest of its huge value, from rows of (run_id, d). */
@@ -65,16 +71,20 @@ export function hugeValueSuite(c: HugeCase): void {
   describe(`a run with one value of ${Math.round(bytes / 1e6)} MB in its ${c.places.join(" and ")}`, () => {
     it("syncs to the archive and exports it exactly", async () => {
       await using dir = await tempDir();
-      const r = await runCli(["sync", `${fake.entity}/${fake.project}`, "--output-dir", dir.path, "-q"], {
+      const dbUrl = pgServer?.urlFor(`dr_wandb_huge_${process.pid}`);
+      const target = dbUrl === undefined ? [] : ["--db-url", dbUrl];
+      const r = await runCli(["sync", `${fake.entity}/${fake.project}`, "--output-dir", dir.path, ...target, "-q"], {
         env,
         process: c.process,
         timeoutMs: 600_000,
       });
       assert.equal(r.code, 0, r.stderr);
-      const archive = await openArchive({ outputDir: dir.path, readOnly: true });
+      const archive = await openArchive({ outputDir: dir.path, dbUrl, readOnly: true });
       try {
         const q = await archive.query(
-          `SELECT run_id, sha256(${pick((p) => `json_extract_string(${p}, '$.big')`)}) AS d FROM runs`,
+          dbUrl === undefined
+            ? `SELECT run_id, sha256(${pick((p) => `json_extract_string(${p}, '$.big')`)}) AS d FROM runs`
+            : `SELECT run_id, encode(sha256(convert_to(${pick((p) => `${p}->>'big'`)}, 'UTF8')), 'hex') AS d FROM runs`,
         );
         assert.deepEqual(digests(q.rows.map(([run_id, d]) => ({ run_id, d }))), expected(), "archive");
       } finally {
