@@ -83,18 +83,17 @@ export async function copyTablesInto(
     const csvCols = list.map((_, i) => `${quoteLiteral(`c${i}`)}: 'VARCHAR'`).join(", ");
     const exprs = list.map(({ c, ty }, i) => `${duckdbCast(`c${i}`, ty)} AS ${quoteIdent(c)}`).join(", ");
     longestRecord = Math.max(longestRecord, longest.max);
-    const create = () =>
-      conn.run(
+    try {
+      // A table is read now: a record of hundreds of MB (a huge config) gets a budget planned for it first.
+      if (tables[table] === "TABLE" && longest.max >= LARGE_VALUE_CHARS) {
+        await raiseMemory(conn, { readerBufferBytes: lineSize * 2, columns: list.length, largest: longest.max });
+      }
+      await conn.run(
         `CREATE ${tables[table]} ${quoteIdent(table)} AS SELECT ${exprs}
          FROM read_csv(${quoteLiteral(file)}, columns = {${csvCols}}, header = false, auto_detect = false,
            delim = ',', quote = '"', escape = '"', allow_quoted_nulls = false, max_line_size = ${lineSize},
            buffer_size = ${lineSize * 2})`,
       );
-    try {
-      // A table is read now: a record of hundreds of MB (a huge config) gets a budget planned for it first.
-      if (tables[table] === "TABLE" && longest.max >= LARGE_VALUE_CHARS) {
-        await withMemory(conn, { readerBufferBytes: lineSize * 2, columns: list.length, largest: longest.max }, create);
-      } else await create();
     } catch (e) {
       throw new ArchiveError("EXPORT", `copying ${table} from PostgreSQL: ${firstLine(e)}`, { cause: e });
     }
@@ -106,17 +105,15 @@ export async function copyTablesInto(
 
 /**
  * Raises the temporary database's memory budget for a CSV file with long records (planned for one read of it and
- * its largest value), and keeps it raised: the database's own checkpoints of the table read need it too.
+ * its largest value), and leaves it raised: the database's own checkpoints of the table read need it too.
  */
-async function withMemory(
+async function raiseMemory(
   conn: DuckDBConnection,
   need: { readerBufferBytes: number; columns: number; largest: number },
-  fn: () => Promise<unknown>,
 ): Promise<void> {
   const threads = Number((await conn.runAndReadAll("SELECT current_setting('threads')")).getRows()[0]![0]);
   const planned = exportMemoryFor({ ...need, threads, largestValueBytes: need.largest });
   await conn.run(`SET memory_limit = ${quoteLiteral(planned)}`);
-  await fn();
 }
 
 /** The DuckDB expression turning CSV text column `v` back into the PostgreSQL column's type. */

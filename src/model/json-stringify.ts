@@ -90,20 +90,20 @@ function plainJson(v: JsonValue): boolean {
   }
 }
 
-/** A member of an object or array that is not plain as a whole: its plain parts still go to the native encoder. */
+/** A value, or a member of one: native JSON.stringify when it is plain, else value by value. */
 function stringifyMember(x: JsonValue, nf: (n: number) => string): string {
   if (typeof x === "object" && x !== null && plainJson(x)) return JSON.stringify(x);
   return stringifyWith(x, nf);
 }
 
+const strictNonFinite = (n: number): string => `"${nonFinite(n)}"`;
+
 /** Strict JSON: NaN/±Infinity as the strings "NaN"/"Infinity"/"-Infinity", bigints as exact integers. */
 export function stringifyStrict(v: JsonValue): string {
-  if (typeof v === "object" && v !== null && plainJson(v)) return JSON.stringify(v);
-  return stringifyWith(v, (n) => `"${nonFinite(n)}"`);
+  return stringifyMember(v, strictNonFinite);
 }
 
 /** W&B/Python-style JSON: NaN/±Infinity as bare tokens, bigints as exact integers. */
 export function stringifyWandb(v: JsonValue): string {
-  if (typeof v === "object" && v !== null && plainJson(v)) return JSON.stringify(v);
-  return stringifyWith(v, nonFinite);
+  return stringifyMember(v, nonFinite);
 }

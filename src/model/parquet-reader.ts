@@ -22,8 +22,6 @@ import type { JsonObject, JsonValue } from "./json.js";
 import { traceDuckDB, untraceDuckDB } from "./memory-trace.js";
 import { normaliseStep } from "./records.js";
 
-const loadDuck = loadDuckDB;
-
 const INT64_MIN = -(2n ** 63n);
 const INT64_MAX = 2n ** 63n - 1n;
 const INT_LITERAL = /^-?\d{19,}$/;
@@ -139,7 +137,7 @@ export class ParquetReader {
   private instance: Promise<DuckDBInstance> | undefined;
 
   private db(): Promise<DuckDBInstance> {
-    this.instance ??= loadDuck().then((d) =>
+    this.instance ??= loadDuckDB().then((d) =>
       d.DuckDBInstance.create(":memory:", { threads: "2", memory_limit: "64MiB" }).then((i) => {
         traceDuckDB(i);
         return i;
@@ -153,7 +151,7 @@ export class ParquetReader {
    * batches, merged across files by `_step`, deduplicated by step, with minStep <= _step < maxStep.
    */
   async open(paths: string[], options: ParquetReadOptions): Promise<AsyncGenerator<JsonObject[]>> {
-    const duck = await loadDuck();
+    const duck = await loadDuckDB();
     const db = await this.db();
     const streams: FileStream[] = [];
     try {
