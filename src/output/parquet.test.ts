@@ -362,6 +362,36 @@ describe("parquet writer, read back with DuckDB", () => {
     assert.deepStrictEqual(r, { a: bigText.length - 1_000_000, b: 10_000_000 });
   });
 
+  test("run records of a few MB each, and tabs and line breaks in run fields", async () => {
+    const dir = await tempDir();
+    const w = await openProjectWriter({
+      format: "parquet",
+      outputDir: dir,
+      entity: "ent",
+      project: "proj",
+      withHistory: false,
+    });
+    // Longer than the runs read's 2 MiB line floor: 3 MB of UTF-8 from 1M UTF-16 units, plus 2.5 MB.
+    const wide = "é🎉x".repeat(250_000);
+    const odd = "tab\there\nline\r\nend\u2028";
+    for (let i = 0; i < 3; i++) {
+      await w.writeRun(
+        sampleRun(`r${i}`, { notes: odd, config: { wide, i, [odd]: odd }, summary: { text: "s".repeat(2_500_000) } }),
+        [],
+      );
+    }
+    await w.close();
+    const got = await rows(
+      `SELECT run_id, notes = '${odd}' AS notes, (config->>'$.wide') = '${wide}' AS same,
+              json_keys(config) AS keys, length(summary->>'$.text')::INTEGER AS len
+       FROM read_parquet('${join(dir, "ent_proj_runs.parquet")}') ORDER BY run_id`,
+    );
+    assert.deepStrictEqual(
+      got,
+      [0, 1, 2].map((i) => ({ run_id: `r${i}`, notes: true, same: true, keys: ["wide", "i", odd], len: 2_500_000 })),
+    );
+  });
+
   test("system metrics file, and an empty project", async () => {
     const dir = await tempDir();
     const w = await openProjectWriter({
