@@ -96,6 +96,30 @@ describe("RateGovernor", () => {
     assert.ok(starts[5]! >= 90, `6 starts at 50/s took ${starts[5]} ms`);
   });
 
+  test("waiting callers are served by priority, in arrival order within one", async () => {
+    const g = new RateGovernor({ initialConcurrency: 1 });
+    const first = await g.acquire(undefined, 5);
+    const order: string[] = [];
+    const waiters = (
+      [
+        ["b1", 2],
+        ["c1", 3],
+        ["b2", 2],
+        ["a1", 1],
+        ["c2", 3],
+        ["a2", 1],
+      ] as const
+    ).map(([name, priority]) =>
+      g.acquire(undefined, priority).then((t) => {
+        order.push(name);
+        t.success();
+      }),
+    );
+    first.success();
+    await Promise.all(waiters);
+    assert.deepEqual(order, ["a1", "a2", "b1", "b2", "c1", "c2"]);
+  });
+
   test("an aborted waiter leaves the queue with the signal's reason", async () => {
     const g = new RateGovernor({ initialConcurrency: 1 });
     const held = await g.acquire();

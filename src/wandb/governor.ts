@@ -126,6 +126,8 @@ const RECOVER_AFTER_WINDOWS = 4;
 const MAX_REMEMBERED_STARTS = 100_000;
 
 interface Waiter {
+  /** Lower is served first; equal ones in arrival order. */
+  priority: number;
   resolve: (t: GovernorTicket) => void;
   reject: (e: unknown) => void;
   signal?: AbortSignal;
@@ -213,11 +215,15 @@ export class RateGovernor {
     };
   }
 
-  /** Waits for a slot (respecting pauses and the rate cap). Rejects with the signal's reason on abort. */
-  acquire(signal?: AbortSignal): Promise<GovernorTicket> {
+  /**
+   * Waits for a slot (respecting pauses and the rate cap). Rejects with the signal's reason on abort. Waiting callers
+   * are served by `priority` (lower first; the transport gives each run's requests the run's first-seen rank), in
+   * arrival order within one priority.
+   */
+  acquire(signal?: AbortSignal, priority = 0): Promise<GovernorTicket> {
     if (signal?.aborted) return Promise.reject(signal.reason);
     return new Promise<GovernorTicket>((resolve, reject) => {
-      const w: Waiter = { resolve, reject, signal };
+      const w: Waiter = { priority, resolve, reject, signal };
       if (signal) {
         w.onAbort = () => {
           const i = this.queue.indexOf(w);
@@ -227,7 +233,10 @@ export class RateGovernor {
         };
         signal.addEventListener("abort", w.onAbort, { once: true });
       }
-      this.queue.push(w);
+      // after every waiter of the same or a lower priority (the queue stays sorted; usually a push)
+      let at = this.queue.length;
+      while (at > 0 && this.queue[at - 1]!.priority > priority) at--;
+      this.queue.splice(at, 0, w);
       this.pump();
     });
   }

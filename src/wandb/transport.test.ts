@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { after, before, describe, test } from "node:test";
+import { setTimeout as delay } from "node:timers/promises";
 import { gzipSync } from "node:zlib";
 import { WandbError } from "./errors.js";
 import { RateGovernor } from "./governor.js";
@@ -179,6 +180,37 @@ describe("Transport", () => {
       return true;
     });
     assert.equal(a.hits.length, 4);
+    await t.close();
+  });
+
+  test("waiting requests go in the order their runs were first seen (a run started earlier first)", async () => {
+    const seen: string[] = [];
+    let releaseFirst: () => void = () => {};
+    const firstHeld = new Promise<void>((r) => {
+      releaseFirst = r;
+    });
+    a.handle((req, res) => {
+      void (async () => {
+        const tag = decodeURIComponent(new URL(req.url ?? "/", "http://x").searchParams.get("tag") ?? "");
+        seen.push(tag);
+        if (seen.length === 1) await firstHeld;
+        json(res, 200, { data: { ok: tag } });
+      })();
+    });
+    const governor = new RateGovernor({ initialConcurrency: 1, maxConcurrency: 1 });
+    const t = make({ governor, baseUrl: a.url });
+    // The stub reads the request's tag from its query string: openGet on the API host takes a governor slot too.
+    const get = (tag: string, run: string) =>
+      t.openGet(`${a.url}/file?tag=${encodeURIComponent(tag)}`, { operation: "file", run }).then(async (r) => {
+        await r.body.text();
+      });
+    const all = [get("A1", "e/p/A")];
+    while (seen.length === 0) await delay(1);
+    all.push(get("B1", "e/p/B"), get("A2", "e/p/A"), get("C1", "e/p/C"), get("B2", "e/p/B"));
+    while (governor.stats().waiting < 4) await delay(1);
+    releaseFirst();
+    await Promise.all(all);
+    assert.deepEqual(seen, ["A1", "A2", "B1", "B2", "C1"]);
     await t.close();
   });
 

@@ -96,6 +96,8 @@ export class Transport {
   readonly graphqlUrl: string;
   readonly baseOrigin: string;
   readonly governor: RateGovernor;
+  /** First-seen rank of each request label (see priorityOf). */
+  private readonly runRanks = new Map<string, number>();
   readonly retry: RetryOptions;
   readonly sleep: Sleep;
   readonly random: () => number;
@@ -172,6 +174,22 @@ export class Transport {
     }
   }
 
+  /**
+   * The governor priority of a request about `run` (its label: "entity/project/run", or a batch's): the rank at which
+   * the label was first seen, so that waiting requests of runs started earlier go first. Under a rate limit, runs then
+   * finish (and are written, and free their rows) one after another instead of all together at the end; requests
+   * without a label (and the first label seen) come first.
+   */
+  private priorityOf(run: string | undefined): number {
+    if (run === undefined) return 0;
+    let rank = this.runRanks.get(run);
+    if (rank === undefined) {
+      rank = this.runRanks.size;
+      this.runRanks.set(run, rank);
+    }
+    return rank;
+  }
+
   countRequest(operation: string): void {
     this.counters.requests++;
     this.counters.byOperation[operation] = (this.counters.byOperation[operation] ?? 0) + 1;
@@ -227,7 +245,7 @@ export class Transport {
   ): Promise<JsonObject> {
     const { signal, run } = options;
     const timeoutMs = options.timeoutMs ?? this.timeoutMs;
-    const ticket = await this.governor.acquire(signal);
+    const ticket = await this.governor.acquire(signal, this.priorityOf(run));
     let outcome: "success" | "failure" | "rateLimited" = "failure";
     let pauseMs = 0;
     // One controller per attempt, aborted by the timeout or by the caller's signal (linked by hand rather than with
@@ -394,7 +412,7 @@ export class Transport {
       // Requests to the API host count against its rate limit: they take a governor slot (held until the headers
       // arrive). Signed storage URLs elsewhere do not.
       const onApiHost = new URL(current).origin === this.baseOrigin;
-      const ticket = onApiHost ? await this.governor.acquire(options.signal) : undefined;
+      const ticket = onApiHost ? await this.governor.acquire(options.signal, this.priorityOf(options.run)) : undefined;
       this.countRequest(options.operation);
       let res: Dispatcher.ResponseData;
       try {
