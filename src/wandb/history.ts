@@ -1,10 +1,8 @@
 /**
  * Reading a run's history: RunHistoryKeys for the last step, parquet exports (RunParquetHistory; files fetched
  * without W&B credentials and read with DuckDB) for the exported part, HistoryPage windows for the live tail,
- * SampledHistoryPage windows for keyed scans; rows merged in step order, one per step, in batches.
- *
- * Over 400 lines on purpose: one HistoryReader; its parquet, live-window and sampled paths share the batchers,
- * temp-dir tracking and fallback counters of one client, and scan() chooses between them.
+ * SampledHistoryPage windows for keyed scans (history-sampled.ts); rows merged in step order, one per step, in
+ * batches. How a step range is cut into windows and their answers put in order: history-windows.ts.
  */
 import { rmSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
@@ -14,18 +12,12 @@ import type { ParquetReader } from "../model/parquet-reader.js";
 import { lastStepOf, normaliseStep } from "../model/records.js";
 import { AliasBatcher, type BatchKind } from "./batcher.js";
 import { type Capabilities, isShapeRejection } from "./capabilities.js";
-import { decodeRow, keyTypes, requireRun, restoreNonFinite, stepOf } from "./decode.js";
+import { decodeRow, keyTypes, requireRun, stepOf } from "./decode.js";
 import { downloadToFile } from "./download.js";
 import { WandbError } from "./errors.js";
-import {
-  HISTORY_PAGE,
-  RUN_EVENTS,
-  RUN_FULL_HISTORY,
-  RUN_HISTORY_KEYS,
-  RUN_PARQUET_HISTORY,
-  RUN_SAMPLED_HISTORY,
-  SAMPLED_HISTORY_PAGE,
-} from "./queries.js";
+import { sampledHistory, sampledWindows, systemEvents } from "./history-sampled.js";
+import { inWindow, ordered, planWindows, sortedUniqueIn, stepWindows, type Window } from "./history-windows.js";
+import { HISTORY_PAGE, RUN_HISTORY_KEYS, RUN_PARQUET_HISTORY } from "./queries.js";
 import type { Transport } from "./transport.js";
 import type { EventRow, HistoryRow, ParquetHistoryFiles, ScanHistoryOptions } from "./types.js";
 
@@ -176,7 +168,8 @@ export class HistoryReader {
     };
     if (options.keys && options.keys.length > 0) {
       await reserve(stop - minStep);
-      yield* this.sampledWindows(entity, project, name, options.keys, minStep, stop, pageSize, types, signal);
+      const keyed = { keys: options.keys, from: minStep, stop, pageSize, types, concurrency: this.concurrency };
+      yield* sampledWindows(this.transport, entity, project, name, keyed, signal);
       return;
     }
 
@@ -365,140 +358,22 @@ export class HistoryReader {
     }
   }
 
-  /** SampledHistoryPage windows (spec maxStep is inclusive: end - 1), as the SDK does for keyed scans. */
-  private async *sampledWindows(
-    entity: string,
-    project: string,
-    name: string,
-    keys: string[],
-    from: number,
-    stop: number,
-    pageSize: number,
-    types: Map<string, Set<string>>,
-    signal?: AbortSignal,
-  ): AsyncGenerator<HistoryRow[]> {
-    const where = `${entity}/${project}/${name}`;
-    const specKeys = keys.includes("_step") ? keys : ["_step", ...keys];
-    const windows = stepWindows(from, stop, pageSize);
-    const fetchWindow = async ([lo, hi]: [number, number], s: AbortSignal): Promise<HistoryRow[]> => {
-      const spec = JSON.stringify({ keys: specKeys, minStep: lo, maxStep: hi - 1, samples: hi - lo });
-      const data = await this.transport.graphql(
-        "SampledHistoryPage",
-        SAMPLED_HISTORY_PAGE,
-        { entity, project, run: name, spec },
-        { run: where, signal: s },
-      );
-      const rows = firstSpecRows(requireRun(data, "SampledHistoryPage", where).sampledHistory).map((r) =>
-        restoreNonFinite(decodeRow(r, "SampledHistoryPage"), types),
-      );
-      return inWindow(rows, lo, hi);
-    };
-    for await (const rows of ordered(windows, fetchWindow, this.concurrency, signal)) {
-      if (rows.length > 0) yield rows;
-    }
-  }
-
   async sampledHistory(
     entity: string,
     project: string,
     name: string,
     options: { keys?: string[]; samples: number },
   ): Promise<HistoryRow[]> {
-    const where = `${entity}/${project}/${name}`;
-    if (options.keys && options.keys.length > 0) {
-      const keys = options.keys.includes("_step") ? options.keys : ["_step", ...options.keys];
-      const specs = [JSON.stringify({ keys, samples: options.samples })];
-      const data = await this.transport.graphql(
-        "RunSampledHistory",
-        RUN_SAMPLED_HISTORY,
-        { entity, project, name, specs },
-        { run: where },
-      );
-      const rows = firstSpecRows(requireRun(data, "RunSampledHistory", where).sampledHistory);
-      return rows.map((r) => decodeRow(r, "RunSampledHistory"));
-    }
-    const data = await this.transport.graphql(
-      "RunFullHistory",
-      RUN_FULL_HISTORY,
-      { entity, project, name, samples: options.samples },
-      { run: where },
-    );
-    const lines = requireRun(data, "RunFullHistory", where).history;
-    return (Array.isArray(lines) ? lines : []).map((l) => decodeRow(l, "RunFullHistory"));
+    return sampledHistory(this.transport, entity, project, name, options);
   }
 
   async systemEvents(entity: string, project: string, name: string, samples = 500): Promise<EventRow[]> {
-    const where = `${entity}/${project}/${name}`;
-    const data = await this.transport.graphql(
-      "RunFullHistory",
-      RUN_EVENTS,
-      { entity, project, name, samples },
-      {
-        run: where,
-      },
-    );
-    const lines = requireRun(data, "RunFullHistory", where).events;
-    return (Array.isArray(lines) ? lines : []).map((l) => decodeRow(l, "RunFullHistory"));
+    return systemEvents(this.transport, entity, project, name, samples);
   }
 }
 
 function isString(v: JsonValue): v is string {
   return typeof v === "string";
-}
-
-/** Rows with lo <= step < hi, in step order, one per step. */
-function inWindow(rows: HistoryRow[], lo: number, hi: number): HistoryRow[] {
-  const kept = rows.filter((r) => {
-    const s = stepOf(r);
-    return s !== null && s >= lo && s < hi;
-  });
-  kept.sort((a, b) => stepOf(a)! - stepOf(b)!);
-  return kept.filter((r, i) => i === 0 || stepOf(r) !== stepOf(kept[i - 1]!));
-}
-
-/** The rows of the first spec of a sampledHistory answer ([[row, ...]]). */
-function firstSpecRows(v: JsonValue | undefined): JsonValue[] {
-  if (!Array.isArray(v)) return [];
-  const first = v[0];
-  return Array.isArray(first) ? first : [];
-}
-
-interface Window {
-  lo: number;
-  hi: number;
-  /** Rows the window must hold (its known steps), when known. */
-  expected?: number;
-}
-
-/**
- * The windows covering [from, stop): the SDK's fixed windows where the steps are unknown, and where they are known
- * (from `known.from` on), windows of up to `maxRows` known steps each, from one group's first step to the next's.
- */
-function* planWindows(
-  from: number,
-  stop: number,
-  pageSize: number,
-  known: { from: number; steps: number[] } | undefined,
-  maxRows: number,
-): Generator<Window> {
-  if (!known || known.from >= stop) {
-    for (const [lo, hi] of stepWindows(from, stop, pageSize)) yield { lo, hi };
-    return;
-  }
-  const knownFrom = Math.max(from, known.from);
-  for (const [lo, hi] of stepWindows(from, knownFrom, pageSize)) yield { lo, hi };
-  const steps = known.steps.filter((st) => st >= knownFrom && st < stop);
-  for (let i = 0; i < steps.length; i += maxRows) {
-    const lo = i === 0 ? knownFrom : steps[i]!;
-    const hi = i + maxRows < steps.length ? steps[i + maxRows]! : stop;
-    yield { lo, hi, expected: Math.min(maxRows, steps.length - i) };
-  }
-}
-
-/** The distinct steps of `steps` in [lo, hi), ascending. */
-function sortedUniqueIn(steps: number[], lo: number, hi: number): number[] {
-  const kept = steps.filter((st) => st >= lo && st < hi).sort((a, b) => a - b);
-  return kept.filter((st, i) => i === 0 || st !== kept[i - 1]);
 }
 
 function windowKind(transport: Transport): BatchKind<WindowArgs> {
@@ -538,49 +413,4 @@ function parquetKind(transport: Transport): BatchKind<ParquetArgs> {
         { run: `${a.entity}/${a.project}/${a.runName}`, signal },
       ),
   };
-}
-
-/** The windows [off, min(off + size, stop)) from `from` to `stop`, generated lazily. */
-function* stepWindows(from: number, stop: number, size: number): Generator<[number, number]> {
-  for (let off = from; off < stop; off += size) yield [off, Math.min(off + size, stop)];
-}
-
-/**
- * Runs `fetch` over `items` with up to `depth` in flight and yields the results in order. Stopping early (or an
- * error) aborts what is still in flight.
- */
-async function* ordered<I, T>(
-  items: Iterable<I>,
-  fetch: (item: I, signal: AbortSignal) => Promise<T>,
-  depth: number,
-  signal?: AbortSignal,
-): AsyncGenerator<T> {
-  const ac = new AbortController();
-  const onCallerAbort = () => ac.abort(signal?.reason);
-  if (signal?.aborted) ac.abort(signal.reason);
-  else signal?.addEventListener("abort", onCallerAbort, { once: true });
-  const combined = ac.signal;
-  const source = items[Symbol.iterator]();
-  const inflight: Promise<T>[] = [];
-  const launch = (): boolean => {
-    const next = source.next();
-    if (next.done) return false;
-    const p = fetch(next.value, combined);
-    p.catch(() => undefined); // observed when awaited; avoids unhandled rejections for abandoned ones
-    inflight.push(p);
-    return true;
-  };
-  try {
-    while (inflight.length < depth && launch()) {
-      // fill the pipeline
-    }
-    while (inflight.length > 0) {
-      const result = await inflight.shift()!;
-      launch();
-      yield result;
-    }
-  } finally {
-    signal?.removeEventListener("abort", onCallerAbort);
-    ac.abort(new Error("history scan stopped"));
-  }
 }
