@@ -190,6 +190,7 @@ ${selections}
     try {
       data = await this.transport.graphql(this.kind.operation, query, variables, {
         run: items.length === 1 ? items[0]!.where : `${entity}/${project} (${items.length} runs)`,
+        runs: items.map((it) => it.where),
       });
     } catch (e) {
       if (isShapeRejection(e) && this.options.capability) {

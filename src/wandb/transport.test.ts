@@ -214,6 +214,46 @@ describe("Transport", () => {
     await t.close();
   });
 
+  test("a batched document waits with the earliest of its runs' ranks", async () => {
+    const seen: string[] = [];
+    let releaseFirst: () => void = () => {};
+    const firstHeld = new Promise<void>((r) => {
+      releaseFirst = r;
+    });
+    const server = createServer((req, res) => {
+      let body = "";
+      req.on("data", (c) => {
+        body += c;
+      });
+      req.on("end", () => {
+        void (async () => {
+          const op = (JSON.parse(body) as { operationName: string }).operationName;
+          seen.push(op);
+          if (seen.length === 1) await firstHeld;
+          json(res, 200, { data: { ok: op } });
+        })();
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const governor = new RateGovernor({ initialConcurrency: 1, maxConcurrency: 1 });
+    const t = make({ governor, baseUrl: url });
+    const q = (op: string, options: { run?: string; runs?: string[] }) =>
+      t.graphql(op, `query ${op} { ok }`, {}, options);
+    const all = [q("A", { run: "e/p/A" })];
+    while (seen.length === 0) await delay(1);
+    all.push(q("B", { run: "e/p/B" }), q("C", { run: "e/p/C" }));
+    // a batch of C and A, labelled as batches are: it goes before B (A was seen first), not after C
+    all.push(q("CA", { run: "e/p (2 runs)", runs: ["e/p/C", "e/p/A"] }));
+    while (governor.stats().waiting < 3) await delay(1);
+    releaseFirst();
+    await Promise.all(all);
+    assert.deepEqual(seen, ["A", "CA", "B", "C"]);
+    await t.close();
+    server.closeAllConnections();
+    await new Promise<void>((r) => server.close(() => r()));
+  });
+
   test("429 waits out Retry-After (and pauses the shared governor)", async () => {
     waits.length = 0;
     const governor = new RateGovernor({ initialConcurrency: 8 });

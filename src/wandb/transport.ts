@@ -69,8 +69,10 @@ export interface TransportStats {
 
 export interface GraphqlRequestOptions {
   signal?: AbortSignal;
-  /** "entity/project/run", for error messages. */
+  /** "entity/project/run", for error messages (and the request's priority, see priorityOf). */
   run?: string;
+  /** The runs a batched document reads ("entity/project/run" each): its priority is the earliest of theirs. */
+  runs?: string[];
   timeoutMs?: number;
 }
 
@@ -175,12 +177,13 @@ export class Transport {
   }
 
   /**
-   * The governor priority of a request about `run` (its label: "entity/project/run", or a batch's): the rank at which
-   * the label was first seen, so that waiting requests of runs started earlier go first. Under a rate limit, runs then
-   * finish (and are written, and free their rows) one after another instead of all together at the end; requests
-   * without a label (and the first label seen) come first.
+   * The governor priority of a request about `run` ("entity/project/run"; a batched document: the earliest of its
+   * `runs`): the rank at which the run was first seen, so that waiting requests of runs started earlier go first.
+   * Under a rate limit, runs then finish (and are written, and free their rows) one after another instead of all
+   * together at the end; requests without a label (and the first run seen) come first.
    */
-  private priorityOf(run: string | undefined): number {
+  private priorityOf(run: string | undefined, runs?: readonly string[]): number {
+    if (runs !== undefined && runs.length > 0) return Math.min(...runs.map((r) => this.priorityOf(r)));
     if (run === undefined) return 0;
     let rank = this.runRanks.get(run);
     if (rank === undefined) {
@@ -245,7 +248,7 @@ export class Transport {
   ): Promise<JsonObject> {
     const { signal, run } = options;
     const timeoutMs = options.timeoutMs ?? this.timeoutMs;
-    const ticket = await this.governor.acquire(signal, this.priorityOf(run));
+    const ticket = await this.governor.acquire(signal, this.priorityOf(run, options.runs));
     let outcome: "success" | "failure" | "rateLimited" = "failure";
     let pauseMs = 0;
     // One controller per attempt, aborted by the timeout or by the caller's signal (linked by hand rather than with
