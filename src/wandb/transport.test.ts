@@ -238,20 +238,24 @@ describe("Transport", () => {
     const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
     const governor = new RateGovernor({ initialConcurrency: 1, maxConcurrency: 1 });
     const t = make({ governor, baseUrl: url });
-    const q = (op: string, options: { run?: string; runs?: string[] }) =>
-      t.graphql(op, `query ${op} { ok }`, {}, options);
-    const all = [q("A", { run: "e/p/A" })];
-    while (seen.length === 0) await delay(1);
-    all.push(q("B", { run: "e/p/B" }), q("C", { run: "e/p/C" }));
-    // a batch of C and A, labelled as batches are: it goes before B (A was seen first), not after C
-    all.push(q("CA", { run: "e/p (2 runs)", runs: ["e/p/C", "e/p/A"] }));
-    while (governor.stats().waiting < 3) await delay(1);
-    releaseFirst();
-    await Promise.all(all);
-    assert.deepEqual(seen, ["A", "CA", "B", "C"]);
-    await t.close();
-    server.closeAllConnections();
-    await new Promise<void>((r) => server.close(() => r()));
+    try {
+      const q = (op: string, options: { run?: string; runs?: string[] }) =>
+        t.graphql(op, `query ${op} { ok }`, {}, options);
+      const all = [q("A", { run: "e/p/A" })];
+      while (seen.length === 0) await delay(1);
+      all.push(q("B", { run: "e/p/B" }), q("C", { run: "e/p/C" }));
+      // a batch of C and A, labelled as batches are: it goes before B (A was seen first), not after C
+      all.push(q("CA", { run: "e/p (2 runs)", runs: ["e/p/C", "e/p/A"] }));
+      while (governor.stats().waiting < 3) await delay(1);
+      releaseFirst();
+      await Promise.all(all);
+      assert.deepEqual(seen, ["A", "CA", "B", "C"]);
+    } finally {
+      releaseFirst();
+      await t.close();
+      server.closeAllConnections();
+      await new Promise<void>((r) => server.close(() => r()));
+    }
   });
 
   test("429 waits out Retry-After (and pauses the shared governor)", async () => {
