@@ -371,12 +371,12 @@ describe("parquet writer, read back with DuckDB", () => {
       project: "proj",
       withHistory: false,
     });
-    // Longer than the runs read's 2 MiB line floor: 3 MB of UTF-8 from 1M UTF-16 units, plus 2.5 MB.
+    // Lines of ~1.5M UTF-16 units, read line by line (up to 2M): 2.25 MB of UTF-8 each, beyond the 2 MiB line floor.
     const wide = "é🎉x".repeat(250_000);
     const odd = "tab\there\nline\r\nend\u2028";
     for (let i = 0; i < 3; i++) {
       await w.writeRun(
-        sampleRun(`r${i}`, { notes: odd, config: { wide, i, [odd]: odd }, summary: { text: "s".repeat(2_500_000) } }),
+        sampleRun(`r${i}`, { notes: odd, config: { wide, i, [odd]: odd }, summary: { text: "s".repeat(500_000) } }),
         [],
       );
     }
@@ -388,7 +388,7 @@ describe("parquet writer, read back with DuckDB", () => {
     );
     assert.deepStrictEqual(
       got,
-      [0, 1, 2].map((i) => ({ run_id: `r${i}`, notes: true, same: true, keys: ["wide", "i", odd], len: 2_500_000 })),
+      [0, 1, 2].map((i) => ({ run_id: `r${i}`, notes: true, same: true, keys: ["wide", "i", odd], len: 500_000 })),
     );
   });
 

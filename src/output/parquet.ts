@@ -130,32 +130,57 @@ class NdjsonSpool {
 }
 
 /**
- * DuckDB's read sizes for the runs spool: lines up to 3 bytes per UTF-16 unit of the longest (at least 2 MiB), and
- * buffers of twice that (at least 8 MiB). DuckDB holds a few buffers at once, so their size is most of the
- * conversion's memory: S1's 10,000 runs (86 MB) converted in ~170 MB of resident memory with 8 MiB buffers, ~270 MB
- * with DuckDB's NDJSON reader or 32 MiB buffers (measured 2026-12-07, the same output).
+ * The longest runs-spool line (UTF-16 units) read line by line; longer ones go through DuckDB's NDJSON reader. Line
+ * by line, DuckDB holds a few buffers of twice the longest line: for ordinary runs (KBs each) 8 MiB buffers instead
+ * of the NDJSON reader's 16 MB and more, so S1's 10,000 runs (86 MB) converted in ~170 MB of resident memory instead
+ * of ~270 MB (measured 2026-12-07, the same output). For a run holding a value of hundreds of MB those buffers would
+ * be GBs, which the NDJSON reader does without (a 200 MB config: test/e2e/huge-values.heavy.test.ts).
  */
-export function runsReaderSizes(longestLineChars: number): { maxLineSize: number; bufferSize: number } {
+const RUNS_BY_LINE_MAX_CHARS = 2 << 20;
+
+/** DuckDB's read sizes for a runs spool read line by line: lines of 3 bytes per UTF-16 unit of the longest at most. */
+function runsLineSizes(longestLineChars: number): { maxLineSize: number; bufferSize: number } {
   const maxLineSize = Math.max(2 << 20, 3 * longestLineChars + 1024);
   return { maxLineSize, bufferSize: Math.max(8 << 20, 2 * maxLineSize) };
 }
 
+/** read_ndjson refuses objects above maximum_object_size (default 16 MB). */
+function maxObjectSize(longestLineChars: number): number {
+  return Math.max(16 << 20, 3 * longestLineChars + 1024);
+}
+
+/** The bytes of each of DuckDB's read buffers for a runs spool (its memory budget counts a few). */
+export function runsReaderBufferBytes(longestLineChars: number): number {
+  return longestLineChars <= RUNS_BY_LINE_MAX_CHARS
+    ? runsLineSizes(longestLineChars).bufferSize
+    : 2 * maxObjectSize(longestLineChars);
+}
+
 /**
- * The runs file's SELECT: the spool read as one text column per line (JSON text holds no raw tab or line break:
- * JSON escapes them), each line parsed by `from_json` into the typed fields (JSON columns kept as JSON text).
+ * The runs file's SELECT. Up to RUNS_BY_LINE_MAX_CHARS per line: the spool read as one text column per line (JSON
+ * text holds no raw tab or line break: JSON escapes them), each line parsed by `from_json` into the typed fields
+ * (JSON columns kept as JSON text); longer lines: read_ndjson with the same columns.
  */
 export function runsSelect(spoolPath: string, longestLineChars: number): string {
-  const spec = Object.fromEntries(
-    RUN_FIELDS.map((f) => [f, RUN_COLUMN_TYPES[f] === "TIMESTAMPTZ" ? "VARCHAR" : RUN_COLUMN_TYPES[f]]),
-  );
+  const types = RUN_FIELDS.map((f) => [f, RUN_COLUMN_TYPES[f] === "TIMESTAMPTZ" ? "VARCHAR" : RUN_COLUMN_TYPES[f]]);
+  const byLine = longestLineChars <= RUNS_BY_LINE_MAX_CHARS;
+  const col = (f: string) => (byLine ? `j.${quoteIdent(f)}` : quoteIdent(f));
   const select = RUN_FIELDS.map((f) =>
     RUN_COLUMN_TYPES[f] === "TIMESTAMPTZ"
-      ? `TRY_CAST(j.${quoteIdent(f)} AS TIMESTAMPTZ) AS ${quoteIdent(f)}`
-      : `j.${quoteIdent(f)} AS ${quoteIdent(f)}`,
+      ? `TRY_CAST(${col(f)} AS TIMESTAMPTZ) AS ${quoteIdent(f)}`
+      : `${col(f)} AS ${quoteIdent(f)}`,
   );
-  const sizes = runsReaderSizes(longestLineChars);
+  if (!byLine) {
+    const cols = types.map(([f, t]) => `${quoteLiteral(f!)}: ${quoteLiteral(t!)}`);
+    return (
+      `SELECT ${select.join(", ")} FROM read_ndjson(${quoteLiteral(spoolPath)}, columns={${cols.join(", ")}}, ` +
+      `maximum_object_size=${maxObjectSize(longestLineChars)})`
+    );
+  }
+  const sizes = runsLineSizes(longestLineChars);
+  const spec = quoteLiteral(JSON.stringify(Object.fromEntries(types)));
   return (
-    `SELECT ${select.join(", ")} FROM (SELECT from_json(line, ${quoteLiteral(JSON.stringify(spec))}) AS j ` +
+    `SELECT ${select.join(", ")} FROM (SELECT from_json(line, ${spec}) AS j ` +
     `FROM read_csv(${quoteLiteral(spoolPath)}, columns={'line': 'VARCHAR'}, header=false, auto_detect=false, ` +
     `delim='\t', quote='', escape='', max_line_size=${sizes.maxLineSize}, buffer_size=${sizes.bufferSize}))`
   );
@@ -298,7 +323,7 @@ class ParquetProjectWriter extends BaseProjectWriter {
         // The budget, planned from what is read: the reader holds whole lines (a single value may be hundreds of
         // MB), so a spool with long lines gets room for a few of its buffers per thread beyond the usual budget.
         const buffer =
-          t.spool instanceof CsvSpool ? t.spool.readerBufferBytes() : runsReaderSizes(t.spool.longestLine).bufferSize;
+          t.spool instanceof CsvSpool ? t.spool.readerBufferBytes() : runsReaderBufferBytes(t.spool.longestLine);
         // and its large lines (every run of the file is in one chunk) are held in a few copies while the JSON is
         // parsed and written.
         const largestValueBytes = t.spool instanceof CsvSpool ? 0 : t.spool.largeLineBytes;
