@@ -2,24 +2,22 @@
  * Reading a run's history: RunHistoryKeys for the last step, parquet exports (RunParquetHistory; files fetched
  * without W&B credentials and read with DuckDB) for the exported part, HistoryPage windows for the live tail,
  * SampledHistoryPage windows for keyed scans (history-sampled.ts); rows merged in step order, one per step, in
- * batches. How a step range is cut into windows and their answers put in order: history-windows.ts.
+ * batches. The exports' download: history-parquet.ts; how a step range is cut into windows and their answers put in
+ * order: history-windows.ts.
  */
-import { rmSync } from "node:fs";
-import { mkdtemp, rm } from "node:fs/promises";
-import { join } from "node:path";
 import { isJsonObject, type JsonValue, parseWandbJson } from "../model/json.js";
 import type { ParquetReader } from "../model/parquet-reader.js";
 import { lastStepOf, normaliseStep } from "../model/records.js";
 import { AliasBatcher, type BatchKind } from "./batcher.js";
 import { type Capabilities, isShapeRejection } from "./capabilities.js";
 import { decodeRow, keyTypes, requireRun, stepOf } from "./decode.js";
-import { downloadToFile } from "./download.js";
 import { WandbError } from "./errors.js";
+import { type OpenedExports, openParquetExports } from "./history-parquet.js";
 import { sampledHistory, sampledWindows, systemEvents } from "./history-sampled.js";
 import { inWindow, ordered, planWindows, sortedUniqueIn, stepWindows, type Window } from "./history-windows.js";
 import { HISTORY_PAGE, RUN_HISTORY_KEYS, RUN_PARQUET_HISTORY } from "./queries.js";
 import type { Transport } from "./transport.js";
-import type { EventRow, HistoryRow, ParquetHistoryFiles, ScanHistoryOptions } from "./types.js";
+import type { EventRow, HistoryRow, ScanHistoryOptions } from "./types.js";
 
 const DEFAULT_HISTORY_PAGE = 1000;
 /**
@@ -29,24 +27,6 @@ const DEFAULT_HISTORY_PAGE = 1000;
  */
 const WINDOW_CELLS = 1_000_000;
 const MAX_WINDOW_ROWS = 50_000;
-const PARQUET_DOWNLOAD_CONCURRENCY = 4;
-
-// Temp dirs of scans in progress, removed on process exit too (a CLI may exit while a scan is suspended).
-const liveTempDirs = new Set<string>();
-let exitHookInstalled = false;
-function trackTempDir(dir: string): () => Promise<void> {
-  liveTempDirs.add(dir);
-  if (!exitHookInstalled) {
-    exitHookInstalled = true;
-    process.once("exit", () => {
-      for (const d of liveTempDirs) rmSync(d, { recursive: true, force: true });
-    });
-  }
-  return async () => {
-    liveTempDirs.delete(dir);
-    await rm(dir, { recursive: true, force: true });
-  };
-}
 
 interface WindowArgs {
   entity: string;
@@ -196,11 +176,19 @@ export class HistoryReader {
       }
       if (urls.length > 0 && boundary > minStep) {
         const parquetStop = Math.min(stop, boundary);
-        let opened: Awaited<ReturnType<HistoryReader["openParquet"]>> | undefined;
+        let opened: OpenedExports | undefined;
         // The exports' rows are reserved for before their download (files taken, or rows decoded from them).
         await reserve(stop - minStep);
         try {
-          opened = await this.openParquet(urls, minStep, parquetStop, types, where, signal, options.takeParquet);
+          opened = await openParquetExports(this.transport, this.parquet, this.tempDir, {
+            urls,
+            minStep,
+            maxStep: parquetStop,
+            types,
+            where,
+            signal,
+            take: options.takeParquet,
+          });
         } catch (e) {
           if (signal?.aborted) throw e;
           // Exports that cannot be fetched or read (expired URLs, an unexpected schema): read everything live.
@@ -229,58 +217,6 @@ export class HistoryReader {
     }
     await reserve(stop - liveFrom);
     yield* this.liveWindows(entity, project, name, liveFrom, stop, pageSize, signal, known, Math.max(1, types.size));
-  }
-
-  /**
-   * Downloads the exports (to a temp dir; no credentials to other hosts) and opens them for rows
-   * minStep <= _step < maxStep. Fails before yielding anything when a file cannot be fetched or read.
-   */
-  private async openParquet(
-    urls: string[],
-    minStep: number,
-    maxStep: number,
-    types: Map<string, Set<string>>,
-    where: string,
-    signal?: AbortSignal,
-    take?: (files: ParquetHistoryFiles) => boolean,
-  ): Promise<{ batches: AsyncGenerator<HistoryRow[]>; cleanup: () => Promise<void> } | { taken: number }> {
-    const dir = await mkdtemp(join(this.tempDir, "dr-wandb-parquet-"));
-    const cleanup = trackTempDir(dir);
-    try {
-      const paths = urls.map((_u, i) => join(dir, `${i}.parquet`));
-      let next = 0;
-      const worker = async () => {
-        while (next < urls.length) {
-          const i = next++;
-          await downloadToFile(this.transport, urls[i]!, paths[i]!, { operation: "parquetFile", run: where, signal });
-        }
-      };
-      await Promise.all(Array.from({ length: Math.min(PARQUET_DOWNLOAD_CONCURRENCY, urls.length) }, worker));
-      const stringKeys = new Set<string>();
-      for (const [k, t] of types) if (t.has("string")) stringKeys.add(k);
-      if (take) {
-        // Offered as files (to be stored by SQL) when every file has an integer _step and no step repeats.
-        // (A failure here, e.g. out of memory on a huge run, only means the rows are decoded as before.)
-        const stats = await this.parquet.stats(paths, minStep, maxStep).catch(() => null);
-        if (stats !== null && stats.rows === stats.total) {
-          const files: ParquetHistoryFiles = {
-            paths,
-            minStep,
-            maxStep,
-            stringKeys: [...stringKeys],
-            rows: stats.rows,
-            lastStep: stats.maxStep,
-            release: cleanup,
-          };
-          if (take(files)) return { taken: stats.maxStep };
-        }
-      }
-      const batches = await this.parquet.open(paths, { minStep, maxStep, stringKeys });
-      return { batches, cleanup };
-    } catch (e) {
-      await cleanup();
-      throw e;
-    }
   }
 
   /**
