@@ -1,34 +1,28 @@
 /**
  * HTTP to W&B on undici: one keep-alive Agent, per-attempt timeouts, retries (src/wandb/retry.ts), the shared
- * rate governor, request/byte counting, and the rule that credentials go only to the base URL's origin.
+ * rate governor, request/byte counting, and the rule that credentials go only to the base URL's origin. What a
+ * GraphQL answer means (data, or which error): graphql-answer.ts.
  *
  * Over 400 lines on purpose: one Transport whose GraphQL, GET and download paths share the keep-alive Agent, the
  * retry loop, governor tickets, counters and the credential-scoping rule; split, that rule would be in several places.
  */
-import { promisify } from "node:util";
-import { brotliDecompress, gunzip, inflate } from "node:zlib";
 import { Agent, type Dispatcher, Pool, request } from "undici";
-import { isJsonObject, type JsonObject, type JsonValue } from "../model/json.js";
+import type { JsonObject, JsonValue } from "../model/json.js";
 import { parseJsonText } from "./decode.js";
 import { WandbError } from "./errors.js";
 import { type GovernorTicket, parseRateLimitHeaders, RateGovernor } from "./governor.js";
+import { authHint, readGraphqlAnswer, snippet } from "./graphql-answer.js";
 import {
-  backoffDelay,
   classifyNetworkError,
   classifyStatus,
   DEFAULT_RETRY,
   errorMessages,
-  isTransientGraphqlMessage,
   type RetryOptions,
   realSleep,
   type Sleep,
   serverWaitMs,
   withRetry,
 } from "./retry.js";
-
-const gunzipAsync = promisify(gunzip);
-const inflateAsync = promisify(inflate);
-const brotliAsync = promisify(brotliDecompress);
 
 export const DEFAULT_GRAPHQL_TIMEOUT_MS = 60_000;
 export const DEFAULT_DOWNLOAD_TIMEOUT_MS = 60_000;
@@ -290,107 +284,25 @@ export class Transport {
       const status = res.statusCode;
       // The server's budget (RateLimit-*) paces everyone: see RateGovernor.
       ticket.observe(parseRateLimitHeaders(res.headers), status !== 429);
-      const expected = contentLength(res.headers);
-      if (expected !== undefined && expected !== raw.length) {
-        throw new WandbError({
-          code: "PROTOCOL",
+      const verdict = await readGraphqlAnswer(
+        { status, headers: res.headers, raw },
+        {
           operation,
           run,
-          status,
-          reason: `truncated response: got ${raw.length} of ${expected} bytes`,
-          transient: true,
-        });
-      }
-      let text: string;
-      try {
-        text = (await decode(raw, res.headers["content-encoding"])).toString("utf8");
-      } catch (e) {
-        throw new WandbError({
-          code: "PROTOCOL",
-          operation,
-          run,
-          status,
-          reason: `could not decompress the response (${(e as Error).message})`,
-          transient: true,
-          cause: e,
-        });
-      }
-      let parsed: JsonValue | undefined;
-      let parseError: unknown;
-      try {
-        parsed = parseJsonText(text);
-      } catch (e) {
-        parseError = e;
-      }
-
-      if (status < 200 || status >= 300) {
-        const { code, transient } = classifyStatus(status);
-        const messages = errorMessages(parsed);
-        const detail = messages.length > 0 ? messages.join("; ") : snippet(text);
-        const wait = serverWaitMs(res.headers);
-        if (status === 429) {
-          outcome = "rateLimited";
-          pauseMs = Math.min(wait ?? backoffDelay(attempt, this.retry, this.random), this.retry.maxServerWaitMs);
-        } else if (status < 500) outcome = "success"; // a client error says nothing about server load
-        throw new WandbError({
-          code,
-          operation,
-          run,
-          status,
-          reason: `HTTP ${status}${detail ? `: ${detail}` : ""}`,
-          transient,
-          retryAfterMs: transient ? wait : undefined,
-          hint:
-            code === "AUTH"
-              ? authHint(this.baseUrl)
-              : status === 404 || status === 405
-                ? `${this.graphqlUrl} is not a W&B GraphQL endpoint; check the base URL`
-                : undefined,
-        });
-      }
-      if (parseError !== undefined || !isJsonObject(parsed)) {
-        // JSON cut short is worth another try; an HTML page or other text means this is not a W&B GraphQL endpoint.
-        const head = text.trimStart();
-        const looksCut = parseError !== undefined && (head === "" || head.startsWith("{") || head.startsWith("["));
-        throw new WandbError({
-          code: "PROTOCOL",
-          operation,
-          run,
-          status,
-          reason: looksCut
-            ? `response JSON is cut short or malformed (${raw.length} bytes)${parseError instanceof Error ? `: ${parseError.message}` : ""}`
-            : `${this.graphqlUrl} did not answer with GraphQL JSON (${contentType(res.headers)}: ${snippet(text)}); is the base URL a W&B server?`,
-          transient: looksCut,
-          cause: parseError,
-        });
-      }
-      const messages = errorMessages(parsed);
-      if (messages.length > 0) {
-        const joined = messages.join("; ");
-        const transient = isTransientGraphqlMessage(joined);
-        outcome = transient ? "failure" : "success";
-        throw new WandbError({
-          code: "GRAPHQL",
-          operation,
-          run,
-          status,
-          reason: `GraphQL error: ${joined}`,
-          transient,
-        });
-      }
-      const data = parsed.data;
-      if (!isJsonObject(data)) {
-        throw new WandbError({
-          code: "PROTOCOL",
-          operation,
-          run,
-          status,
-          reason: "response has no `data` object",
-          transient: false,
-        });
+          attempt,
+          retry: this.retry,
+          random: this.random,
+          baseUrl: this.baseUrl,
+          graphqlUrl: this.graphqlUrl,
+        },
+      );
+      if (!verdict.ok) {
+        outcome = verdict.outcome;
+        pauseMs = verdict.pauseMs;
+        throw verdict.error;
       }
       outcome = "success";
-      return data;
+      return verdict.data;
     } finally {
       clearTimeout(timer);
       signal?.removeEventListener("abort", onCallerAbort);
@@ -509,35 +421,6 @@ function settleGetTicket(
   else ticket.success();
 }
 
-function authHint(baseUrl: string): string {
-  return `Check the API key for ${new URL(baseUrl).host} (WANDB_API_KEY, \`wandb login\`, or --api-key)`;
-}
-
-function contentLength(headers: Record<string, string | string[] | undefined>): number | undefined {
-  // undici does not decode bodies, so Content-Length applies to exactly the bytes we read.
-  const v = headers["content-length"];
-  const s = Array.isArray(v) ? v[0] : v;
-  if (s === undefined || !/^\d+$/.test(s)) return undefined;
-  return Number(s);
-}
-
-async function decode(raw: Buffer, encoding: string | string[] | undefined): Promise<Buffer> {
-  const enc = (Array.isArray(encoding) ? encoding.join(",") : (encoding ?? "")).trim().toLowerCase();
-  if (enc === "" || enc === "identity") return raw;
-  let out = raw;
-  // Encodings are listed in the order they were applied; undo them in reverse.
-  for (const e of enc
-    .split(",")
-    .map((x) => x.trim())
-    .reverse()) {
-    if (e === "gzip" || e === "x-gzip") out = await gunzipAsync(out);
-    else if (e === "deflate") out = await inflateAsync(out);
-    else if (e === "br") out = await brotliAsync(out);
-    else if (e !== "identity" && e !== "") throw new Error(`unsupported content-encoding ${e}`);
-  }
-  return out;
-}
-
 /** Reads a body to a Buffer, reporting bytes as they arrive; stops (and destroys the body) past `limit`. */
 export async function readAll(
   body: AsyncIterable<Buffer | Uint8Array> & { destroy?: (e?: Error) => void },
@@ -566,17 +449,4 @@ async function discard(body: { dump?: () => Promise<void>; destroy?: () => void 
   } catch {
     // ignore: the redirect's body is irrelevant
   }
-}
-
-function contentType(headers: Record<string, string | string[] | undefined>): string {
-  const v = headers["content-type"];
-  return (Array.isArray(v) ? v[0] : v) ?? "no content type";
-}
-
-function snippet(text: string): string {
-  const t = text
-    .replace(/<[^>]*>/g, " ")
-    .replace(/\s+/g, " ")
-    .trim();
-  return t.length > 200 ? `${t.slice(0, 197)}...` : t;
 }
