@@ -242,7 +242,13 @@ export class HistoryReader {
       const args = { entity, project, run: name, minStep: lo, maxStep: hi, samples };
       const data = await this.windows.load(entity, project, where, args, Math.min(samples, hi - lo) * keysCount, s);
       const lines = requireRun(data, "HistoryPage", where).history;
-      const rows = (Array.isArray(lines) ? lines : []).map((l) => decodeRow(l, "HistoryPage"));
+      if (!Array.isArray(lines)) return [];
+      // Each row's JSON text is dropped once decoded: a window's text and its rows are not both held whole.
+      const rows: HistoryRow[] = new Array(lines.length);
+      for (let i = 0; i < lines.length; i++) {
+        rows[i] = decodeRow(lines[i]!, "HistoryPage");
+        lines[i] = null;
+      }
       return inWindow(rows, lo, hi);
     };
     const sdkWindows = async (lo: number, hi: number, s: AbortSignal): Promise<HistoryRow[]> => {
