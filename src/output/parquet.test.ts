@@ -45,6 +45,11 @@ async function writeProject(
   return dir;
 }
 
+/** A Parquet writer of runs only (no history file). */
+function openRunsWriter(dir: string): ReturnType<typeof openProjectWriter> {
+  return openProjectWriter({ format: "parquet", outputDir: dir, entity: "ent", project: "proj", withHistory: false });
+}
+
 describe("parquet writer, read back with DuckDB", () => {
   test("history columns: fixed columns typed, every metric kind exact", async () => {
     const m = (o: JsonObject) => o;
@@ -230,13 +235,7 @@ describe("parquet writer, read back with DuckDB", () => {
 
   test("runs file: typed columns, JSON parts exact", async () => {
     const dir = await tempDir();
-    const w = await openProjectWriter({
-      format: "parquet",
-      outputDir: dir,
-      entity: "ent",
-      project: "proj",
-      withHistory: false,
-    });
+    const w = await openRunsWriter(dir);
     await w.writeRun(
       sampleRun("r1", {
         config: { lr: 0.001, big: 2n ** 70n, nan: Number.NaN, uni: "ü" },
@@ -364,13 +363,7 @@ describe("parquet writer, read back with DuckDB", () => {
 
   test("run records of a few MB each, and tabs and line breaks in run fields", async () => {
     const dir = await tempDir();
-    const w = await openProjectWriter({
-      format: "parquet",
-      outputDir: dir,
-      entity: "ent",
-      project: "proj",
-      withHistory: false,
-    });
+    const w = await openRunsWriter(dir);
     // Lines of ~1.5M UTF-16 units, read line by line (up to 2M): 2.25 MB of UTF-8 each, beyond the 2 MiB line floor.
     const wide = "é🎉x".repeat(250_000);
     const odd = "tab\there\nline\r\nend\u2028";

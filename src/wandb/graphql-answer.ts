@@ -63,34 +63,18 @@ export async function readGraphqlAnswer(answer: GraphqlAnswer, ctx: AnswerContex
     outcome,
     pauseMs,
   });
+  /** An answer that is not what the protocol says (the governor is told of a failure). */
+  const protocol = (reason: string, transient: boolean, cause?: unknown): Verdict =>
+    fail(new WandbError({ code: "PROTOCOL", operation, run, status, reason, transient, cause }));
   const expected = contentLength(headers);
   if (expected !== undefined && expected !== raw.length) {
-    return fail(
-      new WandbError({
-        code: "PROTOCOL",
-        operation,
-        run,
-        status,
-        reason: `truncated response: got ${raw.length} of ${expected} bytes`,
-        transient: true,
-      }),
-    );
+    return protocol(`truncated response: got ${raw.length} of ${expected} bytes`, true);
   }
   let text: string;
   try {
     text = (await decode(raw, headers["content-encoding"])).toString("utf8");
   } catch (e) {
-    return fail(
-      new WandbError({
-        code: "PROTOCOL",
-        operation,
-        run,
-        status,
-        reason: `could not decompress the response (${(e as Error).message})`,
-        transient: true,
-        cause: e,
-      }),
-    );
+    return protocol(`could not decompress the response (${(e as Error).message})`, true, e);
   }
   let parsed: JsonValue | undefined;
   let parseError: unknown;
@@ -132,18 +116,12 @@ export async function readGraphqlAnswer(answer: GraphqlAnswer, ctx: AnswerContex
     // JSON cut short is worth another try; an HTML page or other text means this is not a W&B GraphQL endpoint.
     const head = text.trimStart();
     const looksCut = parseError !== undefined && (head === "" || head.startsWith("{") || head.startsWith("["));
-    return fail(
-      new WandbError({
-        code: "PROTOCOL",
-        operation,
-        run,
-        status,
-        reason: looksCut
-          ? `response JSON is cut short or malformed (${raw.length} bytes)${parseError instanceof Error ? `: ${parseError.message}` : ""}`
-          : `${ctx.graphqlUrl} did not answer with GraphQL JSON (${contentType(headers)}: ${snippet(text)}); is the base URL a W&B server?`,
-        transient: looksCut,
-        cause: parseError,
-      }),
+    return protocol(
+      looksCut
+        ? `response JSON is cut short or malformed (${raw.length} bytes)${parseError instanceof Error ? `: ${parseError.message}` : ""}`
+        : `${ctx.graphqlUrl} did not answer with GraphQL JSON (${contentType(headers)}: ${snippet(text)}); is the base URL a W&B server?`,
+      looksCut,
+      parseError,
     );
   }
   const messages = errorMessages(parsed);
@@ -162,16 +140,7 @@ export async function readGraphqlAnswer(answer: GraphqlAnswer, ctx: AnswerContex
   }
   const data = parsed.data;
   if (!isJsonObject(data)) {
-    return fail(
-      new WandbError({
-        code: "PROTOCOL",
-        operation,
-        run,
-        status,
-        reason: "response has no `data` object",
-        transient: false,
-      }),
-    );
+    return protocol("response has no `data` object", false);
   }
   return { ok: true, data };
 }

@@ -51,6 +51,15 @@ function json(res: ServerResponse, status: number, body: unknown, headers: Recor
   res.end(b);
 }
 
+/** A promise and the function that resolves it (a server answer held until the test lets it go). */
+function latch(): { held: Promise<void>; release: () => void } {
+  let release: () => void = () => {};
+  const held = new Promise<void>((r) => {
+    release = r;
+  });
+  return { held, release };
+}
+
 describe("Transport", () => {
   let a: Stub;
   let b: Stub;
@@ -185,10 +194,7 @@ describe("Transport", () => {
 
   test("waiting requests go in the order their runs were first seen (a run started earlier first)", async () => {
     const seen: string[] = [];
-    let releaseFirst: () => void = () => {};
-    const firstHeld = new Promise<void>((r) => {
-      releaseFirst = r;
-    });
+    const { held: firstHeld, release: releaseFirst } = latch();
     a.handle((req, res) => {
       void (async () => {
         const tag = decodeURIComponent(new URL(req.url ?? "/", "http://x").searchParams.get("tag") ?? "");
@@ -216,10 +222,7 @@ describe("Transport", () => {
 
   test("a batched document waits with the earliest of its runs' ranks", async () => {
     const seen: string[] = [];
-    let releaseFirst: () => void = () => {};
-    const firstHeld = new Promise<void>((r) => {
-      releaseFirst = r;
-    });
+    const { held: firstHeld, release: releaseFirst } = latch();
     const server = createServer((req, res) => {
       let body = "";
       req.on("data", (c) => {
