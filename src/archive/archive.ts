@@ -33,15 +33,10 @@ export function columnarEnabled(env: NodeJS.ProcessEnv = process.env): boolean {
 }
 
 /** Exported history files of one run, to be stored for steps minStep <= step < maxStep. */
-export interface ParquetSource {
-  /** Local parquet files; where two hold the same step, the earlier file's row is kept. */
-  paths: string[];
-  minStep: number;
-  /** Exclusive. */
-  maxStep: number;
-  /** Keys historyKeys reports as strings (their VARCHAR digits stay strings). */
-  stringKeys: readonly string[];
-}
+/** Downloaded parquet export files of one run (src/model/parquet-decode.ts). */
+import type { ParquetSource } from "../model/parquet-decode.js";
+
+export type { ParquetSource };
 
 /**
  * One file of history rows as text (HistoryWrite.textRows): a line per row, tab-separated fields: the step

@@ -6,6 +6,7 @@
  */
 import type { DuckDBConnection } from "@duckdb/node-api";
 import { KindTracker } from "../model/flatten.js";
+import { withDecodedSources } from "../model/parquet-decode.js";
 import type { RunRecord } from "../model/records.js";
 import type {
   Archive,
@@ -21,7 +22,6 @@ import type {
 } from "./archive.js";
 import { colList, STATE_COLUMNS } from "./columns.js";
 import { ArchiveError } from "./errors.js";
-import { withDecodedSources } from "./parquet-ingest.js";
 import { type RunKey, SqlWrites } from "./sql-writes.js";
 import { type Row, toIsoOrNull, toNumber, tsText } from "./values.js";
 import type { ViewerReads } from "./viewer.js";

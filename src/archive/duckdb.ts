@@ -14,6 +14,7 @@ import {
 } from "../model/duckdb-resources.js";
 import { type KindTracker, quoteLiteral } from "../model/flatten.js";
 import { traceDuckDB, untraceDuckDB } from "../model/memory-trace.js";
+import { withDecodedSources } from "../model/parquet-decode.js";
 import type { HistoryRecord } from "../model/records.js";
 import {
   columnarEnabled,
@@ -30,7 +31,7 @@ import { appendError, appendHistory, closeQuietly, type Planner, upsertHistorySt
 import { createInstance, registerOpen, releaseOpen } from "./duckdb-open.js";
 import { plainDuckDBValue } from "./duckdb-values.js";
 import { ArchiveError, firstLine } from "./errors.js";
-import { ingestParquet, withDecodedSources } from "./parquet-ingest.js";
+import { ingestParquet } from "./parquet-ingest.js";
 import { DUCKDB_DIALECT } from "./schema.js";
 import { insertTextRows } from "./text-ingest.js";
 import { maskToKinds, type Row } from "./values.js";

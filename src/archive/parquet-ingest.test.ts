@@ -13,10 +13,10 @@ import { after, describe, it } from "node:test";
 import { type DuckDBConnection, DuckDBInstance, DuckDBListValue, DuckDBTimestampTZValue } from "@duckdb/node-api";
 import { KindTracker } from "../model/flatten.js";
 import { describeParquet, ParquetReader } from "../model/parquet-reader.js";
+import { planParquetFile } from "../model/parquet-sql.js";
 import { toHistoryRecord } from "../model/records.js";
 import { splitRows } from "./history-split.js";
 import { INGEST_COLUMNS, ingestParquet } from "./parquet-ingest.js";
-import { planParquetFile } from "./parquet-sql.js";
 import { jsonText, kindsToMask, unixToMicros } from "./values.js";
 
 const HISTORY_ROWS = `CREATE TABLE history_rows (entity TEXT, project TEXT, run_id TEXT, step BIGINT, "timestamp" TIMESTAMPTZ,

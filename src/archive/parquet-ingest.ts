@@ -21,10 +21,9 @@
  */
 import type { DuckDBConnection } from "@duckdb/node-api";
 import { quoteIdent } from "../model/flatten.js";
-import { describeParquet, ParquetReader, readParquetSql, stepRange, stepStats } from "../model/parquet-reader.js";
-import { type HistoryRecord, toHistoryRecord } from "../model/records.js";
+import { describeParquet, readParquetSql, stepRange, stepStats } from "../model/parquet-reader.js";
+import { type FilePlan, planParquetFile } from "../model/parquet-sql.js";
 import type { ParquetSource } from "./archive.js";
-import { type FilePlan, planParquetFile } from "./parquet-sql.js";
 
 export interface IngestTarget {
   entity: string;
@@ -96,45 +95,4 @@ export async function ingestParquet(
     rows += Number(res.rowsChanged);
   }
   return { rows, maxStep: stats.maxStep, kinds };
-}
-
-/**
- * The rows of parquet sources decoded to records (the row path: src/model/parquet-reader.ts, then toHistoryRecord), for
- * backends and files the columnar ingest does not take.
- */
-export async function* decodeParquetSources(
-  sources: readonly ParquetSource[],
-  runId: string,
-): AsyncGenerator<HistoryRecord[]> {
-  if (sources.length === 0) return;
-  const reader = new ParquetReader();
-  try {
-    for (const src of sources) {
-      const batches = await reader.open([...src.paths], {
-        minStep: src.minStep,
-        maxStep: src.maxStep,
-        stringKeys: new Set(src.stringKeys),
-      });
-      for await (const rows of batches) {
-        const out: HistoryRecord[] = [];
-        for (const r of rows) {
-          const rec = toHistoryRecord(runId, r);
-          if (rec) out.push(rec);
-        }
-        if (out.length > 0) yield out;
-      }
-    }
-  } finally {
-    reader.close();
-  }
-}
-
-/** The decoded rows of `sources`, then `batches`. */
-export async function* withDecodedSources(
-  sources: readonly ParquetSource[],
-  runId: string,
-  batches: AsyncIterable<HistoryRecord[]> | Iterable<HistoryRecord[]>,
-): AsyncGenerator<HistoryRecord[]> {
-  yield* decodeParquetSources(sources, runId);
-  yield* batches;
 }

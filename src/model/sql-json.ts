@@ -30,3 +30,11 @@ export function doubleSql(x: string): string {
     `WHEN isnan(${x}) THEN '"NaN"' WHEN ${x} > 0 THEN '"Infinity"' WHEN ${x} < 0 THEN '"-Infinity"' END`
   );
 }
+
+/** A DOUBLE `d` as wandb-download's CSV spool writes numbers: String(n), bare NaN/Infinity/-Infinity (NULL for NULL). */
+export function csvDoubleSql(d: string): string {
+  return (
+    `CASE WHEN ${d} IS NULL THEN NULL WHEN isnan(${d}) THEN 'NaN' WHEN ${d} = 'inf'::DOUBLE THEN 'Infinity' ` +
+    `WHEN ${d} = '-inf'::DOUBLE THEN '-Infinity' ELSE ${doubleSql(d)} END`
+  );
+}

@@ -5,6 +5,7 @@
  */
 
 import { fsyncDir } from "../model/atomic-file.js";
+import { type ParquetSource, withDecodedSources } from "../model/parquet-decode.js";
 import type { HistoryRecord, RunRecord, SystemMetricsRecord } from "../model/records.js";
 import { ExportError, type OutputPaths, type ProjectWriter } from "./types.js";
 
@@ -26,7 +27,11 @@ export abstract class BaseProjectWriter implements ProjectWriter {
     run: RunRecord,
     history: HistoryBatches | null,
     systemMetrics: SystemMetricsRecord[] | null,
+    parquet: readonly ParquetSource[],
   ): Promise<number>;
+
+  /** True for a writer that takes parquet history exports as files (writeRunRows' `parquet`); others get their rows. */
+  readonly takesParquet: boolean = false;
 
   /** Completes every temp file (flushed, fsynced, closed) without renaming; in rename order (runs file last). */
   protected abstract finishFiles(): Promise<PendingFile[]>;
@@ -41,14 +46,17 @@ export abstract class BaseProjectWriter implements ProjectWriter {
     run: RunRecord,
     history: HistoryBatches,
     systemMetrics?: SystemMetricsRecord[],
+    parquet: readonly ParquetSource[] = [],
   ): Promise<{ historyRows: number }> {
     if (this.state !== "open") throw this.stateError("writeRun");
     this.state = "busy";
     try {
+      const decode = !this.takesParquet && parquet.length > 0;
       const rows = await this.writeRunRows(
         run,
-        this.withHistory ? history : null,
+        this.withHistory ? (decode ? withDecodedSources(parquet, run.run_id, history) : history) : null,
         this.withSystemMetrics ? (systemMetrics ?? []) : null,
+        this.withHistory && !decode ? parquet : [],
       );
       this.state = "open";
       return { historyRows: rows };

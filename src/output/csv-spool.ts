@@ -16,6 +16,7 @@
  * DuckDB's reader handles).
  */
 
+import { createReadStream } from "node:fs";
 import { AtomicFile } from "../model/atomic-file.js";
 import {
   type ColumnType,
@@ -219,6 +220,48 @@ export class CsvSpool {
     if (line.length > this.longestLine) this.longestLine = line.length;
     this.text += `${line}\n`;
     this.rows++;
+  }
+
+  /**
+   * The column positions of `keys` (new keys get the next ones, in the order given), for rows written by someone
+   * else (appendPart), whose kinds bits per key are then given to `noteKinds`.
+   */
+  positions(keys: readonly string[]): number[] {
+    const out = keys.map((k) => this.indexOf(k));
+    this.shapeKeys = [];
+    this.shapeIdx = [];
+    return out;
+  }
+
+  noteKinds(i: number, mask: number): void {
+    this.masks[i]! |= mask;
+    if ((mask & (KIND_BITS.int64 | KIND_BITS.bigint)) !== 0) this.unsafeInts.add(i);
+  }
+
+  /**
+   * Appends a file of `rows` spool lines (fields as `add` writes them; CSV-quoted as DuckDB's writer quotes; no raw
+   * line break inside a field) after the rows so far. Returns its bytes.
+   */
+  async appendPart(path: string, rows: number): Promise<number> {
+    await this.drain();
+    let bytes = 0;
+    let line = 0;
+    for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 }) as AsyncIterable<Buffer>) {
+      // Line lengths in bytes: at least the UTF-16 length csvReaderSizes expects.
+      let from = 0;
+      for (let nl = chunk.indexOf(10); nl >= 0; nl = chunk.indexOf(10, from)) {
+        line += nl - from;
+        if (line > this.longestLine) this.longestLine = line;
+        line = 0;
+        from = nl + 1;
+      }
+      line += chunk.length - from;
+      bytes += chunk.length;
+      await this.file.write(chunk);
+    }
+    if (line > this.longestLine) this.longestLine = line;
+    this.rows += rows;
+    return bytes;
   }
 
   /** True when enough text has gathered that the caller should `await drain()`. */

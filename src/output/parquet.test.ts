@@ -1,21 +1,14 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
-import { type DuckDBConnection, DuckDBInstance } from "@duckdb/node-api";
-import { sampleRow, sampleRun, tempDir, tempFilesIn } from "../../test/support/writer-fixtures.js";
+import { duckReader, sampleRow, sampleRun, tempDir, tempFilesIn } from "../../test/support/writer-fixtures.js";
 import type { JsonObject } from "../model/json.js";
 import type { HistoryRecord } from "../model/records.js";
 import { openProjectWriter } from "./writer.js";
 
-let conn: DuckDBConnection | null = null;
-async function db(): Promise<DuckDBConnection> {
-  if (conn === null) {
-    conn = await (await DuckDBInstance.create(":memory:")).connect();
-    await conn.run("SET TimeZone = 'UTC'");
-  }
-  return conn;
-}
-after(() => conn?.closeSync());
+const reader = duckReader();
+const db = reader.db;
+after(() => reader.close());
 
 async function rows(sql: string): Promise<Record<string, unknown>[]> {
   return (await (await db()).runAndReadAll(sql)).getRowObjectsJson() as Record<string, unknown>[];

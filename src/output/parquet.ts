@@ -29,8 +29,10 @@ import { metricColumnNames, quoteIdent, quoteLiteral } from "../model/flatten.js
 import { collectGarbage } from "../model/heap.js";
 import { stringifyStrict } from "../model/json.js";
 import { traceDuckDB, untraceDuckDB } from "../model/memory-trace.js";
+import { decodeParquetSources, type ParquetSource } from "../model/parquet-decode.js";
 import { HISTORY_FIXED_COLUMNS, RUN_FIELDS, type RunRecord, type SystemMetricsRecord } from "../model/records.js";
 import { BaseProjectWriter, type HistoryBatches, type PendingFile } from "./base-writer.js";
+import { ColumnarHistory } from "./columnar-history.js";
 import { CsvSpool, csvJson, csvNumber } from "./csv-spool.js";
 import { historyExtra, rowTimestamp, runObject, type UtcInstant } from "./rows.js";
 import type { OutputPaths, ProjectWriterOptions } from "./types.js";
@@ -214,6 +216,25 @@ export function systemMetricsSelect(spool: CsvSpool): string {
   return `SELECT ${select.join(", ")} FROM ${spool.readExpr()}`;
 }
 
+/** Appends a run's history rows to the spool; returns how many. */
+async function historyRows(h: CsvSpool, run: RunRecord, history: HistoryBatches): Promise<number> {
+  let rows = 0;
+  const runId = h.textField(run.run_id);
+  for await (const batch of history) {
+    for (const row of batch) {
+      const t = rowTimestamp(row);
+      h.add(
+        `${row.run_id === run.run_id ? runId : h.textField(row.run_id)},${row.step},${tsFields(t)},` +
+          `${csvNumber(row.runtime)},${csvJson(row.wandb_metadata)},${csvJson(historyExtra(row, t))}`,
+        row.metrics,
+      );
+      if (h.full) await h.drain(); // a batch can be big: never gather more than ~1 MB of text
+    }
+    rows += batch.length;
+  }
+  return rows;
+}
+
 interface Target {
   spool: CsvSpool | NdjsonSpool;
   finalPath: string;
@@ -261,27 +282,24 @@ class ParquetProjectWriter extends BaseProjectWriter {
     });
   }
 
+  override readonly takesParquet = true;
+  private readonly columnar = new ColumnarHistory();
+
   protected async writeRunRows(
     run: RunRecord,
     history: HistoryBatches | null,
     systemMetrics: SystemMetricsRecord[] | null,
+    parquet: readonly ParquetSource[],
   ): Promise<number> {
     let rows = 0;
     const h = this.histories;
     if (h !== null && history !== null) {
-      const runId = h.textField(run.run_id);
-      for await (const batch of history) {
-        for (const row of batch) {
-          const t = rowTimestamp(row);
-          h.add(
-            `${row.run_id === run.run_id ? runId : h.textField(row.run_id)},${row.step},${tsFields(t)},` +
-              `${csvNumber(row.runtime)},${csvJson(row.wandb_metadata)},${csvJson(historyExtra(row, t))}`,
-            row.metrics,
-          );
-          if (h.full) await h.drain(); // a batch can be big: never gather more than ~1 MB of text
-        }
-        rows += batch.length;
-      }
+      // The exports' rows come first (their steps precede the batches'): written by DuckDB where it can.
+      for (const src of parquet)
+        rows +=
+          (await this.columnar.write(h, run.run_id, src)) ??
+          (await historyRows(h, run, decodeParquetSources([src], run.run_id)));
+      rows += await historyRows(h, run, history);
     }
     const s = this.systemMetrics;
     if (s !== null && systemMetrics !== null) {
@@ -295,6 +313,7 @@ class ParquetProjectWriter extends BaseProjectWriter {
   }
 
   protected async finishFiles(): Promise<PendingFile[]> {
+    await this.columnar.close();
     for (const t of this.targets) await t.spool.finish();
     // The conversion is DuckDB's: the download's JavaScript garbage is collected first, not kept beside it.
     collectGarbage();
@@ -350,6 +369,7 @@ class ParquetProjectWriter extends BaseProjectWriter {
   }
 
   protected async removeTempFiles(): Promise<void> {
+    await this.columnar.close().catch(() => undefined);
     for (const t of this.targets) {
       await t.spool.file.abort();
       if (t.tempPath !== null) await unlinkIfExists(t.tempPath);

@@ -4,6 +4,7 @@
  * Kept apart from writer.ts so the format modules do not import the factory that imports them.
  */
 import { CodedError } from "../model/errors.js";
+import type { ParquetSource } from "../model/parquet-decode.js";
 import type { HistoryRecord, RunRecord, SystemMetricsRecord } from "../model/records.js";
 
 export type DownloadFormat = "pkl" | "parquet" | "jsonl";
@@ -47,7 +48,11 @@ export interface ProjectWriter {
     run: RunRecord,
     history: AsyncIterable<HistoryRecord[]> | Iterable<HistoryRecord[]>,
     systemMetrics?: SystemMetricsRecord[],
+    /** Parquet history exports whose rows come before `history`'s (taken as files where `takesParquet`). */
+    parquet?: readonly ParquetSource[],
   ): Promise<{ historyRows: number }>;
+  /** True when the writer reads parquet exports itself (no rows decoded for it): worth fetching them as files. */
+  readonly takesParquet: boolean;
   /** Finishes all files atomically (temp name then rename). Returns the final paths. */
   close(): Promise<{ files: string[] }>;
   /** Removes temp files; leaves any previous complete output files untouched. */

@@ -15,6 +15,7 @@ import {
   type HistorySelection,
   LIST_RANGES,
   METADATA_FILE,
+  releaseHistory,
 } from "./fetch-run.js";
 import { RECORD_CONCURRENCY } from "./pipeline.js";
 import { toRunRecord } from "./run-record.js";
@@ -139,8 +140,9 @@ export async function downloadProject(api: WandbApi, opts: DownloadOptions): Pro
       const metadata = opts.metadata === false ? {} : await fetchMetadata(api, run);
       const sweep = run.sweepName ? await sweeps.get(run.entity, run.project, run.sweepName) : null;
       const history = opts.withHistory
-        ? await fetchHistory(api, run, 0, opts.history ?? {}, opts.signal)
-        : { batches: new HistorySpool(), rows: 0, maxStep: -1 };
+        ? // A writer that reads parquet exports itself gets them as files, not rows.
+          await fetchHistory(api, run, 0, opts.history ?? {}, opts.signal, { columnar: writer.takesParquet })
+        : { batches: new HistorySpool(), parquet: [], rows: 0, maxStep: -1 };
       const sys = opts.systemMetrics
         ? await fetchSystemMetrics(api, run, opts.systemMetricsSamples ?? 10_000)
         : undefined;
@@ -155,9 +157,9 @@ export async function downloadProject(api: WandbApi, opts: DownloadOptions): Pro
     for await (const item of fetched) {
       let w: { historyRows: number };
       try {
-        w = await writer.writeRun(item.record, item.history.batches, item.sys);
+        w = await writer.writeRun(item.record, item.history.batches, item.sys, item.history.parquet);
       } finally {
-        item.history.batches.close();
+        await releaseHistory(item.history);
       }
       item.release();
       runs++;

@@ -792,7 +792,7 @@ export function runArchiveTests(name: string, makeArchive: MakeArchiveFixture): 
         conn.closeSync();
         inst.closeSync();
         const live = [makeRow("r", 80, { loss: 1.5, extra_live: "x" }), makeRow("r", 81, { loss: Number.NaN })];
-        const { decodeParquetSources } = await import("../../src/archive/parquet-ingest.js");
+        const { decodeParquetSources } = await import("../../src/model/parquet-decode.js");
         const src = { paths: [file], minStep: 0, maxStep: 80, stringKeys: [] };
         const decoded: HistoryRecord[][] = [];
         for await (const b of decodeParquetSources([src], "r")) decoded.push(b);

@@ -6,6 +6,7 @@ import { execFile } from "node:child_process";
 import { mkdtemp, readdir } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { type DuckDBConnection, DuckDBInstance } from "@duckdb/node-api";
 import type { JsonObject } from "../../src/model/json.js";
 import type { HistoryRecord, RunRecord } from "../../src/model/records.js";
 
@@ -122,4 +123,19 @@ function decodeCanon(x: unknown): unknown {
     else out[k] = decodeCanon(v);
   }
   return out;
+}
+
+/** An in-memory DuckDB connection (time zone UTC), opened on first use, for reading written files back. */
+export function duckReader(): { db(): Promise<DuckDBConnection>; close(): void } {
+  let conn: DuckDBConnection | null = null;
+  return {
+    async db() {
+      if (conn === null) {
+        conn = await (await DuckDBInstance.create(":memory:")).connect();
+        await conn.run("SET TimeZone = 'UTC'");
+      }
+      return conn;
+    },
+    close: () => conn?.closeSync(),
+  };
 }

@@ -4,9 +4,9 @@
  * kind bit, exactly as the row path would store them (the rules are listed in parquet-ingest.ts).
  */
 import { type DuckDBType, DuckDBTypeId } from "@duckdb/node-api";
-import { quoteIdent, quoteLiteral } from "../model/flatten.js";
-import { isIntegerType, type ParquetColumn } from "../model/parquet-reader.js";
-import { doubleSql, stringSql } from "../model/sql-json.js";
+import { quoteIdent, quoteLiteral } from "./flatten.js";
+import { isIntegerType, type ParquetColumn } from "./parquet-reader.js";
+import { csvDoubleSql, doubleSql, stringSql } from "./sql-json.js";
 
 /**
  * The SQL expressions of one file's history columns as history_rows stores them (history-split.ts): the metric
@@ -152,8 +152,8 @@ function kindSql(x: string, t: DuckDBType, bigLiterals: boolean): string {
 }
 
 /** `{…}` of the given top-level columns (NULL = missing key), in JS key order. */
-function objectSql(cols: { name: string; value: string; nested: boolean }[]): string {
-  if (cols.length === 0) return "'{}'";
+function objectSql(cols: Member[], last?: string): string {
+  if (cols.length === 0 && last === undefined) return "'{}'";
   // Scalar values are NULL for NULL (a missing key: concat_ws skips it); nested ones need the test.
   const parts = jsKeyOrder(cols, (c) => c.name).map((c) => {
     const key = quoteLiteral(`${JSON.stringify(c.name)}:`);
@@ -161,6 +161,8 @@ function objectSql(cols: { name: string; value: string; nested: boolean }[]): st
       ? `CASE WHEN ${quoteIdent(c.name)} IS NULL THEN NULL ELSE ${key} || ${c.value} END`
       : `${key} || ${c.value}`;
   });
+  // `last`: one more member's text, or NULL (its key is not an index key, so JS lists it last too)
+  if (last !== undefined) parts.push(last);
   return `'{' || concat_ws(',', ${parts.join(",\n ")}) || '}'`;
 }
 
@@ -182,8 +184,8 @@ function microsSql(sec: string): string {
   );
 }
 
-/** The SQL of one file's rows, or null when a column is not mapped with certainty (decode rows instead). */
-export function planParquetFile(columns: readonly ParquetColumn[], stringKeys: ReadonlySet<string>): FilePlan | null {
+/** `_timestamp` and `_runtime` as DOUBLE expressions (undefined: no such column), or null when a file is refused. */
+function fixedColumns(columns: readonly ParquetColumn[]): { ts: string | undefined; rt: string | undefined } | null {
   const names = columns.map((c) => c.name);
   if (names.some(badName) || !uniqueIgnoringCase(names)) return null;
   const step = columns.find((c) => c.name === "_step");
@@ -192,39 +194,114 @@ export function planParquetFile(columns: readonly ParquetColumn[], stringKeys: R
   const ts = numberSql(columns.find((c) => c.name === "_timestamp"));
   const rt = numberSql(columns.find((c) => c.name === "_runtime"));
   if (ts === null || rt === null) return null;
-  const rest: { name: string; value: string; nested: boolean }[] = [];
-  const typed: { name: string; expr: string }[] = [];
-  const extra: { name: string; value: string; nested: boolean }[] = [];
-  const kinds: [string, string][] = [];
+  return { ts, rt };
+}
+
+interface Member {
+  name: string;
+  value: string;
+  nested: boolean;
+}
+
+/** A metric column: its quoted name, the JSON text of its value, its type's kind and its kinds-bit expression. */
+interface MetricColumn extends Member {
+  x: string;
+  base: string | null;
+  kind: string;
+}
+
+/**
+ * A file's columns other than `_step`/`_timestamp`/`_runtime` as the row path splits them: `_wandb` (its JSON text,
+ * `{}` when NULL), the other `_` keys (extra) and the metrics; or null when a column is not mapped with certainty.
+ */
+function splitColumns(
+  columns: readonly ParquetColumn[],
+  stringKeys: ReadonlySet<string>,
+): { wandb: string; extra: Member[]; metrics: MetricColumn[] } | null {
+  const extra: Member[] = [];
+  const metrics: MetricColumn[] = [];
   let wandb = "'{}'";
   for (const c of columns) {
     if (c.name === "_step" || c.name === "_timestamp" || c.name === "_runtime") continue;
     const big = !stringKeys.has(c.name);
     const x = quoteIdent(c.name);
-    const v = valueSql(x, c.type, 1, big);
-    if (v === null) return null;
+    const value = valueSql(x, c.type, 1, big);
+    if (value === null) return null;
     const nested = c.type.typeId === DuckDBTypeId.STRUCT || c.type.typeId === DuckDBTypeId.LIST;
-    if (c.name === "_wandb") wandb = `CASE WHEN "_wandb" IS NULL THEN '{}' ELSE ${v} END`;
-    else if (c.name.startsWith("_")) extra.push({ name: c.name, value: v, nested });
-    else {
-      kinds.push([c.name, kindSql(x, c.type, big)]);
-      const k = baseKind(c.type);
-      if (k === "DOUBLE" || k === "FLOAT") typed.push({ name: c.name, expr: `CAST(${x} AS DOUBLE)` });
-      else if (k !== null && INT_TYPES.has(k)) {
-        // a safe integer is a JS number (vals); beyond 2^53 the row path holds a bigint (rest, exact digits)
-        const safe = `${x} BETWEEN -${MAX_SAFE} AND ${MAX_SAFE}`;
-        typed.push({ name: c.name, expr: `CASE WHEN ${safe} THEN CAST(${x} AS DOUBLE) END` });
-        rest.push({ name: c.name, value: `CASE WHEN NOT (${safe}) THEN ${v} END`, nested: false });
-      } else rest.push({ name: c.name, value: v, nested });
-    }
+    if (c.name === "_wandb") wandb = `CASE WHEN "_wandb" IS NULL THEN '{}' ELSE ${value} END`;
+    else if (c.name.startsWith("_")) extra.push({ name: c.name, value, nested });
+    else metrics.push({ name: c.name, value, nested, x, base: baseKind(c.type), kind: kindSql(x, c.type, big) });
+  }
+  return { wandb, extra, metrics };
+}
+
+/** The SQL of one file's rows, or null when a column is not mapped with certainty (decode rows instead). */
+export function planParquetFile(columns: readonly ParquetColumn[], stringKeys: ReadonlySet<string>): FilePlan | null {
+  const fixed = fixedColumns(columns);
+  if (fixed === null) return null;
+  const { ts, rt } = fixed;
+  const split = splitColumns(columns, stringKeys);
+  if (split === null) return null;
+  const rest: Member[] = [];
+  const typed: { name: string; expr: string }[] = [];
+  for (const { name, value, nested, x, base: k } of split.metrics) {
+    if (k === "DOUBLE" || k === "FLOAT") typed.push({ name, expr: `CAST(${x} AS DOUBLE)` });
+    else if (k !== null && INT_TYPES.has(k)) {
+      // a safe integer is a JS number (vals); beyond 2^53 the row path holds a bigint (rest, exact digits)
+      const safe = `${x} BETWEEN -${MAX_SAFE} AND ${MAX_SAFE}`;
+      typed.push({ name, expr: `CASE WHEN ${safe} THEN CAST(${x} AS DOUBLE) END` });
+      rest.push({ name, value: `CASE WHEN NOT (${safe}) THEN ${value} END`, nested: false });
+    } else rest.push({ name, value, nested });
   }
   return {
     timestamp: ts === undefined ? "NULL::TIMESTAMPTZ" : microsSql(ts),
     runtime: rt === undefined ? "NULL::DOUBLE" : rt,
-    wandbMetadata: wandb,
-    extra: objectSql(extra),
+    wandbMetadata: split.wandb,
+    extra: objectSql(split.extra),
     typed: jsKeyOrder(typed, (t) => t.name).map((t) => [t.name, t.expr]),
     rest: rest.length === 0 ? "NULL" : `nullif(${objectSql(rest)}, '{}')`,
-    kinds,
+    kinds: split.metrics.map((m) => [m.name, m.kind]),
+  };
+}
+
+/**
+ * One file's history columns as the CSV fields of wandb-download's Parquet spool (src/output/csv-spool.ts: numbers
+ * as String(n) with bare NaN/Infinity/-Infinity tokens, integers beyond 2^53 as digits, strings and nested values as
+ * JSON text), each metric's kind bit, and the file's fixed columns; or null when a column is not mapped with
+ * certainty (decode rows instead). Every expression is NULL where the row lacks the key.
+ */
+export interface CsvFilePlan {
+  /** `_timestamp` as DOUBLE ("NULL::DOUBLE" without the column). */
+  timestamp: string;
+  /** `_runtime` as its CSV field. */
+  runtime: string;
+  wandbMetadata: string;
+  /** The JSON text of `extra`, with `member` (the text of one more `"key":value` member, or NULL) last. */
+  extra: (member: string) => string;
+  /** Metric keys in the file's column order. */
+  metrics: { key: string; field: string; kind: string }[];
+}
+
+export function planCsvFile(columns: readonly ParquetColumn[], stringKeys: ReadonlySet<string>): CsvFilePlan | null {
+  const fixed = fixedColumns(columns);
+  if (fixed === null) return null;
+  const split = splitColumns(columns, stringKeys);
+  if (split === null) return null;
+  const metrics = split.metrics.map(({ name, value, nested, x, base, kind }) => ({
+    key: name,
+    field:
+      base === "DOUBLE" || base === "FLOAT"
+        ? csvDoubleSql(`CAST(${x} AS DOUBLE)`)
+        : nested
+          ? `CASE WHEN ${x} IS NULL THEN NULL ELSE ${value} END`
+          : value,
+    kind,
+  }));
+  return {
+    timestamp: fixed.ts ?? "NULL::DOUBLE",
+    runtime: fixed.rt === undefined ? "NULL" : csvDoubleSql(fixed.rt),
+    wandbMetadata: split.wandb,
+    extra: (member) => objectSql(split.extra, member),
+    metrics,
   };
 }
