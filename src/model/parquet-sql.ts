@@ -6,7 +6,7 @@
 import { type DuckDBType, DuckDBTypeId } from "@duckdb/node-api";
 import { quoteIdent, quoteLiteral } from "./flatten.js";
 import { isIntegerType, type ParquetColumn } from "./parquet-reader.js";
-import { csvDoubleSql, doubleSql, stringSql } from "./sql-json.js";
+import { doubleSql, stringSql } from "./sql-json.js";
 
 /**
  * The SQL expressions of one file's history columns as history_rows stores them (history-split.ts): the metric
@@ -25,7 +25,7 @@ export interface FilePlan {
   kinds: [key: string, expr: string][];
 }
 
-const INT_TYPES = new Set(["TINYINT", "SMALLINT", "INTEGER", "BIGINT", "UTINYINT", "USMALLINT", "UINTEGER"]);
+export const INT_TYPES = new Set(["TINYINT", "SMALLINT", "INTEGER", "BIGINT", "UTINYINT", "USMALLINT", "UINTEGER"]);
 const MAX_SAFE = "9007199254740991";
 const INT_LITERAL = "'-?[0-9]{19,}'";
 
@@ -152,7 +152,7 @@ function kindSql(x: string, t: DuckDBType, bigLiterals: boolean): string {
 }
 
 /** `{…}` of the given top-level columns (NULL = missing key), in JS key order. */
-function objectSql(cols: Member[], last?: string): string {
+export function objectSql(cols: Member[], last?: string): string {
   if (cols.length === 0 && last === undefined) return "'{}'";
   // Scalar values are NULL for NULL (a missing key: concat_ws skips it); nested ones need the test.
   const parts = jsKeyOrder(cols, (c) => c.name).map((c) => {
@@ -185,7 +185,9 @@ function microsSql(sec: string): string {
 }
 
 /** `_timestamp` and `_runtime` as DOUBLE expressions (undefined: no such column), or null when a file is refused. */
-function fixedColumns(columns: readonly ParquetColumn[]): { ts: string | undefined; rt: string | undefined } | null {
+export function fixedColumns(
+  columns: readonly ParquetColumn[],
+): { ts: string | undefined; rt: string | undefined } | null {
   const names = columns.map((c) => c.name);
   if (names.some(badName) || !uniqueIgnoringCase(names)) return null;
   const step = columns.find((c) => c.name === "_step");
@@ -197,7 +199,7 @@ function fixedColumns(columns: readonly ParquetColumn[]): { ts: string | undefin
   return { ts, rt };
 }
 
-interface Member {
+export interface Member {
   name: string;
   value: string;
   nested: boolean;
@@ -214,7 +216,7 @@ interface MetricColumn extends Member {
  * A file's columns other than `_step`/`_timestamp`/`_runtime` as the row path splits them: `_wandb` (its JSON text,
  * `{}` when NULL), the other `_` keys (extra) and the metrics; or null when a column is not mapped with certainty.
  */
-function splitColumns(
+export function splitColumns(
   columns: readonly ParquetColumn[],
   stringKeys: ReadonlySet<string>,
 ): { wandb: string; extra: Member[]; metrics: MetricColumn[] } | null {
@@ -261,47 +263,5 @@ export function planParquetFile(columns: readonly ParquetColumn[], stringKeys: R
     typed: jsKeyOrder(typed, (t) => t.name).map((t) => [t.name, t.expr]),
     rest: rest.length === 0 ? "NULL" : `nullif(${objectSql(rest)}, '{}')`,
     kinds: split.metrics.map((m) => [m.name, m.kind]),
-  };
-}
-
-/**
- * One file's history columns as the CSV fields of wandb-download's Parquet spool (src/output/csv-spool.ts: numbers
- * as String(n) with bare NaN/Infinity/-Infinity tokens, integers beyond 2^53 as digits, strings and nested values as
- * JSON text), each metric's kind bit, and the file's fixed columns; or null when a column is not mapped with
- * certainty (decode rows instead). Every expression is NULL where the row lacks the key.
- */
-export interface CsvFilePlan {
-  /** `_timestamp` as DOUBLE ("NULL::DOUBLE" without the column). */
-  timestamp: string;
-  /** `_runtime` as its CSV field. */
-  runtime: string;
-  wandbMetadata: string;
-  /** The JSON text of `extra`, with `member` (the text of one more `"key":value` member, or NULL) last. */
-  extra: (member: string) => string;
-  /** Metric keys in the file's column order. */
-  metrics: { key: string; field: string; kind: string }[];
-}
-
-export function planCsvFile(columns: readonly ParquetColumn[], stringKeys: ReadonlySet<string>): CsvFilePlan | null {
-  const fixed = fixedColumns(columns);
-  if (fixed === null) return null;
-  const split = splitColumns(columns, stringKeys);
-  if (split === null) return null;
-  const metrics = split.metrics.map(({ name, value, nested, x, base, kind }) => ({
-    key: name,
-    field:
-      base === "DOUBLE" || base === "FLOAT"
-        ? csvDoubleSql(`CAST(${x} AS DOUBLE)`)
-        : nested
-          ? `CASE WHEN ${x} IS NULL THEN NULL ELSE ${value} END`
-          : value,
-    kind,
-  }));
-  return {
-    timestamp: fixed.ts ?? "NULL::DOUBLE",
-    runtime: fixed.rt === undefined ? "NULL" : csvDoubleSql(fixed.rt),
-    wandbMetadata: split.wandb,
-    extra: (member) => objectSql(split.extra, member),
-    metrics,
   };
 }

@@ -97,7 +97,8 @@ async function assertSameFile(a: string, b: string): Promise<void> {
 
 /** What ColumnarHistory.write returns for `src` into a fresh spool (null: it leaves the rows to be decoded). */
 async function columnarRows(src: ParquetSource, runId = "r"): Promise<number | null> {
-  const spool = await CsvSpool.create(join(await tempDir(), "h.parquet"), [["r", "VARCHAR"]]);
+  const dir = await tempDir();
+  const spool = await CsvSpool.create(join(dir, "h.parquet"), [["r", "VARCHAR"]]);
   const columnar = new ColumnarHistory();
   try {
     const n = await columnar.write(spool, runId, src);
@@ -105,7 +106,8 @@ async function columnarRows(src: ParquetSource, runId = "r"): Promise<number | n
     return n;
   } finally {
     await columnar.close();
-    await spool.file.abort();
+    await spool.remove();
+    assert.deepStrictEqual(await tempFilesIn(dir), [], "the spool's files are removed");
   }
 }
 
@@ -165,13 +167,51 @@ describe("wandb-download's columnar Parquet path", () => {
     assert.equal(await columnarRows(source([plain])), 10);
     assert.equal(await columnarRows(source([map])), null, "a MAP column is decoded");
     assert.equal(await columnarRows(source([dup1, dup2])), null, "a step in two files is decoded");
-    assert.equal(await columnarRows(source([plain]), "line\nbreak"), null);
+    assert.equal(await columnarRows(source([plain]), "line\nbreak"), 10);
+    const twoWays = await exportFile(
+      dir,
+      "x2.parquet",
+      `SELECT i AS "_step", i::BIGINT AS "x" FROM range(10, 12) t(i)`,
+    );
+    assert.equal(await columnarRows(source([dup1, twoWays])), null, "a key typed two ways in one run is decoded");
     const out = await writeBoth([
       { id: "m", parquet: [source([map])], rows: [] },
+      { id: "line\nbreak", parquet: [source([plain])], rows: [] },
+      { id: "t", parquet: [source([dup1, twoWays])], rows: [] },
       { id: "d", parquet: [source([dup1, dup2])], rows: [] },
       { id: "p", parquet: [source([plain])], rows: [] },
+      // consecutive parts: the same columns (read together), then a key as DOUBLE, then as BIGINT
+      { id: "p2", parquet: [source([plain])], rows: [] },
+      { id: "q", parquet: [source([dup1])], rows: [] },
+      { id: "q2", parquet: [source([twoWays])], rows: [] },
     ]);
     await assertSameFile(out.columnar, out.decoded);
     assert.equal(await scalar(`SELECT count(*) FROM '${out.columnar}' WHERE run_id = 'd'`), 8n);
+    assert.equal(
+      await scalar(`SELECT count(*) FROM '${out.columnar}' WHERE run_id = 'line' || chr(10) || 'break'`),
+      10n,
+    );
+  });
+
+  test("keeps the runs in the order written, parts and decoded rows alike", async () => {
+    const dir = await tempDir();
+    const file = await exportFile(
+      dir,
+      "f.parquet",
+      `SELECT i AS "_step", (i * 0.5)::DOUBLE AS "loss", (1700000000 + i)::DOUBLE AS "_timestamp" FROM range(0, 3000) t(i)`,
+    );
+    const ids = ["p1", "p2", "js1", "p3", "p4", "js2", "p5"];
+    const runs = ids.map((id) =>
+      id.startsWith("js")
+        ? { id, parquet: [], rows: [sampleRow(id, 0, { loss: 1 }), sampleRow(id, 1, { other: "x" })] }
+        : { id, parquet: [source([file])], rows: [] },
+    );
+    const out = await writeBoth(runs);
+    await assertSameFile(out.columnar, out.decoded);
+    const order = await scalar(
+      `SELECT string_agg(run_id, ',' ORDER BY first) FROM (SELECT run_id, min(rn) AS first FROM ` +
+        `(SELECT run_id, row_number() OVER () AS rn FROM '${out.columnar}') GROUP BY run_id)`,
+    );
+    assert.equal(order, ids.join(","));
   });
 });

@@ -1,10 +1,13 @@
 /**
  * The columnar path of wandb-download's Parquet writer: W&B's parquet history exports (downloaded files) are read by
- * DuckDB, which writes their rows as the history spool's CSV lines itself (planCsvFile, src/model/parquet-sql.ts),
- * with the fields, value kinds and key order that the row path (parquet-reader.ts, toHistoryRecord, CsvSpool.add)
- * gives, and without a JavaScript object per row. `write` returns null, having written nothing, for what it cannot
- * map with certainty (a column type or name planCsvFile refuses, a step present twice, a run id with a line break):
- * the caller then decodes those rows. `DR_WANDB_DOWNLOAD_COLUMNAR=0` turns the path off (every row decoded).
+ * DuckDB, which writes each run's rows, in step order, to a typed Parquet part of the history spool (planPartFile,
+ * src/model/parquet-sql.ts: numbers and booleans kept as DOUBLE, BIGINT and BOOLEAN, other values as the spool's
+ * field text), noting the value kinds and key order that the row path (parquet-reader.ts, toHistoryRecord,
+ * CsvSpool.add) would; at close the spool casts them to the same final columns (csv-fields.ts partExpr). No
+ * JavaScript object per row, and no number formatted as text. `write` returns null, having written nothing, for
+ * what it cannot map with certainty (a column type or name planPartFile refuses, a step present twice, a key typed
+ * two ways in one run's files): the caller then decodes those rows. `DR_WANDB_DOWNLOAD_COLUMNAR=0` turns the path
+ * off (every row decoded).
  */
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -15,8 +18,9 @@ import { duckdbThreads } from "../model/duckdb-resources.js";
 import { quoteIdent, quoteLiteral } from "../model/flatten.js";
 import { traceDuckDB, untraceDuckDB } from "../model/memory-trace.js";
 import type { ParquetSource } from "../model/parquet-decode.js";
+import { type PartFilePlan, type PartKind, planPartFile } from "../model/parquet-part-sql.js";
 import { describeParquet, readParquetSql, stepRange, stepStats } from "../model/parquet-reader.js";
-import { type CsvFilePlan, jsKeyOrder, planCsvFile } from "../model/parquet-sql.js";
+import { jsKeyOrder } from "../model/parquet-sql.js";
 import { doubleSql } from "../model/sql-json.js";
 import type { CsvSpool } from "./csv-spool.js";
 
@@ -41,21 +45,18 @@ function instantSql(t: string): { seconds: string; micros: string; extraMember: 
   };
 }
 
-/** The SELECT of one file's spool fields (without the run id), metric `j` as `m{j}` for j < width. */
+const PART_TYPES: Record<PartKind, string> = { double: "DOUBLE", int: "BIGINT", bool: "BOOLEAN", text: "VARCHAR" };
+
+/** The SELECT of one file's part columns (without the run id): metric `j` as `m{j}`, for each position in `at`. */
 function fileSelect(
   path: string,
-  plan: CsvFilePlan,
-  at: ReadonlyMap<string, number>,
-  width: number,
+  plan: PartFilePlan,
+  at: ReadonlyMap<number, { key: string; part: PartKind }>,
   src: ParquetSource,
 ): string {
   const ts = instantSql(plan.timestamp);
-  const byPosition = new Map<number, string>();
-  for (const m of plan.metrics) {
-    const j = at.get(m.key);
-    if (j !== undefined) byPosition.set(j, m.field);
-  }
-  const metrics = Array.from({ length: width }, (_, j) => `${byPosition.get(j) ?? "NULL::VARCHAR"} AS "m${j}"`);
+  const exprs = new Map(plan.metrics.map((m) => [m.key, m.expr]));
+  const metrics = [...at].map(([j, m]) => `${exprs.get(m.key) ?? `NULL::${PART_TYPES[m.part]}`} AS "m${j}"`);
   const fields = [
     `CAST("_step" AS BIGINT) AS "s"`,
     `${ts.seconds} AS "ts"`,
@@ -91,21 +92,21 @@ export class ColumnarHistory {
    * how many; or null, having written nothing, when they must be decoded instead.
    */
   async write(spool: CsvSpool, runId: string, src: ParquetSource): Promise<number | null> {
-    if (process.env.DR_WANDB_DOWNLOAD_COLUMNAR === "0" || /[\n\r]/.test(runId)) return null;
+    if (process.env.DR_WANDB_DOWNLOAD_COLUMNAR === "0") return null;
     const conn = await this.connection();
     const stringKeys = new Set(src.stringKeys);
-    const plans: CsvFilePlan[] = [];
+    const plans: PartFilePlan[] = [];
     for (const p of src.paths) {
-      const plan = planCsvFile(await describeParquet(conn, p), stringKeys);
+      const plan = planPartFile(await describeParquet(conn, p), stringKeys);
       if (plan === null) return null;
       plans.push(plan);
     }
     const stats = await stepStats(conn, src);
     if (stats === null || stats.rows !== stats.total) return null;
     if (stats.rows === 0) return 0;
-    // Each key's kinds, and where the row path first meets it: its first row (by step), then its place among that
-    // row's keys (the file's columns in JS key order).
-    const seen = new Map<string, { step: bigint; order: number; kinds: number }>();
+    // Each key's kinds and part column type, and where the row path first meets it: its first row (by step), then
+    // its place among that row's keys (the file's columns in JS key order).
+    const seen = new Map<string, { step: bigint; order: number; kinds: number; part: PartKind }>();
     for (let i = 0; i < plans.length; i++) {
       const metrics = jsKeyOrder(plans[i]!.metrics, (m) => m.key);
       if (metrics.length === 0) continue;
@@ -117,36 +118,40 @@ export class ColumnarHistory {
         `SELECT ${aggregates.join(", ")} FROM ${readParquetSql(src.paths[i]!)} WHERE ${stepRange(src.minStep, src.maxStep)}`,
       );
       const row = r.getRows()[0] ?? [];
-      metrics.forEach((m, order) => {
+      for (let order = 0; order < metrics.length; order++) {
+        const m = metrics[order]!;
         const kinds = row[2 * order];
         const step = row[2 * order + 1];
-        if (kinds === null || kinds === undefined || typeof step !== "bigint") return;
+        if (kinds === null || kinds === undefined || typeof step !== "bigint") continue;
         const had = seen.get(m.key);
-        if (had === undefined || step < had.step)
-          seen.set(m.key, { step, order, kinds: Number(kinds) | (had?.kinds ?? 0) });
-        else had.kinds |= Number(kinds);
-      });
+        if (had === undefined) seen.set(m.key, { step, order, kinds: Number(kinds), part: m.part });
+        else if (had.part !== m.part)
+          return null; // one key typed two ways in one run's files: decode
+        else {
+          had.kinds |= Number(kinds);
+          if (step < had.step) Object.assign(had, { step, order });
+        }
+      }
     }
     const keys = [...seen].sort(([, a], [, b]) => (a.step < b.step ? -1 : a.step > b.step ? 1 : a.order - b.order));
     const positions = spool.positions(keys.map(([k]) => k));
-    const at = new Map<string, number>();
-    keys.forEach(([k, s], n) => {
-      at.set(k, positions[n]!);
+    const at = new Map<number, { key: string; part: PartKind }>();
+    keys.forEach(([key, s], n) => {
+      at.set(positions[n]!, { key, part: s.part });
       spool.noteKinds(positions[n]!, s.kinds);
     });
-    const width = positions.length === 0 ? 0 : Math.max(...positions) + 1;
-    const union = src.paths.map((p, i) => fileSelect(p, plans[i]!, at, width, src)).join(" UNION ALL ");
-    const columns = ["s", "ts", "tu", "u", "w", "x", ...Array.from({ length: width }, (_, j) => `m${j}`)];
-    const part = tempPathFor(spool.file.finalPath, "spool");
+    const union = src.paths.map((p, i) => fileSelect(p, plans[i]!, at, src)).join(" UNION ALL ");
+    const columns = ["s", "ts", "tu", "u", "w", "x", ...[...at.keys()].map((j) => `m${j}`)];
+    const part = tempPathFor(spool.finalPath, "spool");
     try {
       await conn.run(
         `COPY (SELECT ${quoteLiteral(runId)} AS "r", ${columns.map((c) => quoteIdent(c)).join(", ")} ` +
-          `FROM (${union}) ORDER BY "s") TO ${quoteLiteral(part)} ` +
-          `(FORMAT csv, HEADER false, DELIMITER ',', QUOTE '"', ESCAPE '"')`,
+          `FROM (${union}) ORDER BY "s") TO ${quoteLiteral(part)} (FORMAT parquet)`,
       );
-      await spool.appendPart(part, stats.rows);
-    } finally {
+      await spool.addPart(part, stats.rows, new Map([...at].map(([j, m]) => [j, m.part])));
+    } catch (e) {
       await unlinkIfExists(part);
+      throw e;
     }
     return stats.rows;
   }

@@ -8,105 +8,30 @@
  * plus one json_extract per key took 64 s (every extract re-parses the row), a multi-path json_extract 14 s, a
  * STRUCT-typed read_ndjson 11 s, and this CSV 6 s. CSV also has no trouble with keys that differ only in case.
  *
- * Field encoding (one CSV field per value; an empty unquoted field is a missing key, i.e. SQL NULL):
- * - finite number → its shortest JS text (as JSON); NaN/±Infinity → the bare tokens NaN, Infinity, -Infinity
- *   (DuckDB's DOUBLE cast reads them); bigint → its exact digits; boolean → true/false; null → null
- * - string → its JSON text, CSV-quoted; object/array → strict JSON text (stringifyStrict), CSV-quoted.
- * JSON text never holds a raw newline; only a fixed field such as an odd run id could (it is CSV-quoted then, which
- * DuckDB's reader handles).
+ * Field encoding and the final casts: csv-fields.ts.
  */
 
-import { createReadStream } from "node:fs";
-import { AtomicFile } from "../model/atomic-file.js";
+import { AtomicFile, unlinkIfExists } from "../model/atomic-file.js";
+import { columnTypeFor, KIND_BITS, kindOf, quoteIdent, quoteLiteral, type ValueKind } from "../model/flatten.js";
+import type { JsonObject } from "../model/json.js";
+import type { PartKind } from "../model/parquet-part-sql.js";
 import {
-  type ColumnType,
-  columnTypeFor,
-  KIND_BITS,
-  kindOf,
-  quoteIdent,
-  quoteLiteral,
-  type ValueKind,
-} from "../model/flatten.js";
-import { type JsonObject, type JsonValue, stringifyStrict } from "../model/json.js";
+  csvNumber,
+  csvReaderSizes,
+  csvText,
+  type MetricColumn,
+  metricExpr,
+  metricField,
+  partExpr,
+} from "./csv-fields.js";
+
+/** A CSV file of rows, or a typed Parquet part written by DuckDB (CsvSpool.addPart). */
+type Segment = { csv: AtomicFile } | { part: string; kinds: ReadonlyMap<number, PartKind>; signature: string };
 
 const ALL_KINDS = Object.keys(KIND_BITS) as ValueKind[];
 const INT_BIT = KIND_BITS.int;
 const FLOAT_BIT = KIND_BITS.float;
 const DECIMAL38 = 10n ** 38n;
-/**
- * DuckDB's CSV reader refuses lines longer than max_line_size and reads in buffers of buffer_size (by default
- * 16 × max_line_size, allocated up front). So both are sized from the longest line actually spooled, with floors.
- */
-export function csvReaderSizes(longestLineChars: number): { maxLineSize: number; bufferSize: number } {
-  const maxLineSize = Math.max(2 << 20, 3 * longestLineChars + 1024); // UTF-8 is at most 3 bytes per UTF-16 unit
-  return { maxLineSize, bufferSize: Math.max(32 << 20, 2 * maxLineSize) };
-}
-
-/** CSV-quotes a text if it needs it (an empty text is quoted too, so that it is not read as NULL). */
-export function csvText(s: string): string {
-  if (s === "" || /[",\n\r]/.test(s)) return `"${s.replaceAll('"', '""')}"`;
-  return s;
-}
-
-function quoted(s: string): string {
-  return `"${s.replaceAll('"', '""')}"`;
-}
-
-/** The CSV field of a number (empty for null): JSON text, or NaN/Infinity/-Infinity. */
-export function csvNumber(n: number | null): string {
-  if (n === null) return "";
-  if (Number.isFinite(n)) return String(n);
-  return Number.isNaN(n) ? "NaN" : n > 0 ? "Infinity" : "-Infinity";
-}
-
-/** The CSV field of a JSON value: strict JSON text, CSV-quoted when needed. */
-export function csvJson(v: JsonValue): string {
-  return quoted(stringifyStrict(v));
-}
-
-function metricField(v: JsonValue): string {
-  switch (typeof v) {
-    case "number":
-      return csvNumber(v);
-    case "bigint":
-      return v.toString();
-    case "boolean":
-      return v ? "true" : "false";
-    case "string":
-      return quoted(JSON.stringify(v));
-    default:
-      return v === null ? "null" : quoted(stringifyStrict(v));
-  }
-}
-
-/** The final Parquet column of one metric key and the DuckDB expression that makes it from spool column `col`. */
-export interface MetricColumn {
-  key: string;
-  /** The spool (VARCHAR) column holding the key's values. */
-  spoolColumn: string;
-  type: ColumnType | "DECIMAL(38,0)";
-  expr: string;
-}
-
-export function metricExpr(col: string, type: ColumnType): { type: ColumnType | "DECIMAL(38,0)"; expr: string } {
-  const c = quoteIdent(col);
-  switch (type) {
-    case "VARCHAR":
-      return { type, expr: `json_extract_string(CAST(${c} AS JSON), '$')` };
-    case "JSON":
-      // Bare non-finite tokens become the strict JSON strings "NaN"/"Infinity"/"-Infinity".
-      return {
-        type,
-        expr: `CASE WHEN ${c} IN ('NaN', 'Infinity', '-Infinity') THEN to_json(${c}) ELSE CAST(${c} AS JSON) END`,
-      };
-    case "HUGEINT":
-      // Parquet has no 128-bit integer (DuckDB would write a lossy DOUBLE); DECIMAL(38,0) is exact.
-      return { type: "DECIMAL(38,0)", expr: `TRY_CAST(${c} AS DECIMAL(38,0))` };
-    default:
-      return { type, expr: `TRY_CAST(${c} AS ${type})` };
-  }
-}
-
 export class CsvSpool {
   private readonly keyIndex = new Map<string, number>();
   private readonly keyList: string[] = [];
@@ -124,11 +49,25 @@ export class CsvSpool {
   private idx: number[] = [];
   private val: string[] = [];
 
+  /** The CSV file rows are appended to now; earlier ones, and typed parts, are in `segments`. */
+  private file: AtomicFile;
+  /** What the spool holds, in order: CSV files and typed Parquet parts (appendPart). */
+  private readonly segments: Segment[] = [];
+  private readonly csvFiles: AtomicFile[] = [];
+
   private constructor(
-    readonly file: AtomicFile,
+    file: AtomicFile,
     /** The fixed leading columns: spool column name → how read_csv reads it. */
     readonly fixedColumns: readonly (readonly [string, string])[],
-  ) {}
+  ) {
+    this.file = file;
+    this.csvFiles.push(file);
+  }
+
+  /** The final file this spool is for (its temp files are named after it). */
+  get finalPath(): string {
+    return this.file.finalPath;
+  }
 
   static async create(finalPath: string, fixedColumns: readonly (readonly [string, string])[]): Promise<CsvSpool> {
     return new CsvSpool(await AtomicFile.create(finalPath, "spool"), fixedColumns);
@@ -239,29 +178,20 @@ export class CsvSpool {
   }
 
   /**
-   * Appends a file of `rows` spool lines (fields as `add` writes them; CSV-quoted as DuckDB's writer quotes; no raw
-   * line break inside a field) after the rows so far. Returns its bytes.
+   * Adds a typed Parquet part of `rows` rows after the rows so far: the fixed columns (typed as `fixedColumns` says)
+   * and metric column `m{i}` (spool position i) holding values as `kinds` says. The spool owns the file from now on.
    */
-  async appendPart(path: string, rows: number): Promise<number> {
+  async addPart(path: string, rows: number, kinds: ReadonlyMap<number, PartKind>): Promise<void> {
     await this.drain();
-    let bytes = 0;
-    let line = 0;
-    for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 }) as AsyncIterable<Buffer>) {
-      // Line lengths in bytes: at least the UTF-16 length csvReaderSizes expects.
-      let from = 0;
-      for (let nl = chunk.indexOf(10); nl >= 0; nl = chunk.indexOf(10, from)) {
-        line += nl - from;
-        if (line > this.longestLine) this.longestLine = line;
-        line = 0;
-        from = nl + 1;
-      }
-      line += chunk.length - from;
-      bytes += chunk.length;
-      await this.file.write(chunk);
+    if (this.file.size > 0) {
+      await this.file.finish({ sync: false });
+      this.segments.push({ csv: this.file });
+      this.file = await AtomicFile.create(this.file.finalPath, "spool");
+      this.csvFiles.push(this.file);
     }
-    if (line > this.longestLine) this.longestLine = line;
+    const signature = [...kinds].map(([i, k]) => `${i}:${k}`).join(",");
+    this.segments.push({ part: path, kinds, signature });
     this.rows += rows;
-    return bytes;
   }
 
   /** True when enough text has gathered that the caller should `await drain()`. */
@@ -279,6 +209,13 @@ export class CsvSpool {
   async finish(): Promise<void> {
     await this.drain();
     await this.file.finish({ sync: false });
+    if (this.file.size > 0 || this.segments.length === 0) this.segments.push({ csv: this.file });
+  }
+
+  /** Deletes the spool's files (idempotent). */
+  async remove(): Promise<void> {
+    for (const f of this.csvFiles) await f.abort();
+    for (const seg of this.segments) if ("part" in seg) await unlinkIfExists(seg.part);
   }
 
   kinds(i: number): ValueKind[] {
@@ -293,7 +230,7 @@ export class CsvSpool {
       // int + float is DOUBLE, unless some integer is beyond 2^53: then JSON keeps every digit.
       if (t === "DOUBLE" && this.unsafeInts.has(i)) t = "JSON";
       const spoolColumn = `m${i}`;
-      return { key, spoolColumn, ...metricExpr(spoolColumn, t) };
+      return { key, spoolColumn, baseType: t, ...metricExpr(spoolColumn, t) };
     });
   }
 
@@ -302,16 +239,57 @@ export class CsvSpool {
     return csvReaderSizes(this.longestLine).bufferSize;
   }
 
-  /** `read_csv(...)` of this spool with every column as VARCHAR except the fixed ones' declared types. */
-  readExpr(): string {
+  /**
+   * The rows of every segment, in order, as one `SELECT <fixed>, <metric columns> FROM <segment>` per segment (their
+   * results have the same columns; DuckDB's UNION ALL does not keep its inputs' order, so the caller writes them in
+   * turn): the CSV files read with `read_csv` (every column VARCHAR except the fixed ones' declared types),
+   * consecutive typed parts of the same columns with one `read_parquet`. `fixed`: the fixed columns' expressions
+   * over the spool's fixed column names; `names`: each metric key's output column name.
+   */
+  selectAll(fixed: readonly string[], names: ReadonlyMap<string, string>): string[] {
+    const columns = this.metricColumns();
+    const out: string[] = [];
+    for (let i = 0; i < this.segments.length; i++) {
+      const seg = this.segments[i]!;
+      if ("csv" in seg) {
+        const metrics = columns.map((c) => `${c.expr} AS ${quoteIdent(names.get(c.key)!)}`);
+        out.push(`SELECT ${[...fixed, ...metrics].join(", ")} FROM ${this.csvRead(seg.csv.tempPath)}`);
+        continue;
+      }
+      const paths = [seg.part];
+      while (i + 1 < this.segments.length) {
+        const next = this.segments[i + 1]!;
+        if (!("part" in next) || next.signature !== seg.signature) break;
+        paths.push(next.part);
+        i++;
+      }
+      const metrics = columns.map((c, j) => {
+        const kind = seg.kinds.get(j);
+        const expr = kind === undefined ? `CAST(NULL AS ${c.type})` : partExpr(c.spoolColumn, c.baseType, kind);
+        return `${expr} AS ${quoteIdent(names.get(c.key)!)}`;
+      });
+      out.push(
+        `SELECT ${[...fixed, ...metrics].join(", ")} FROM read_parquet([${paths.map(quoteLiteral).join(", ")}])`,
+      );
+    }
+    return out;
+  }
+
+  /** `read_csv(...)` of one CSV file of this spool. */
+  private csvRead(path: string): string {
     const cols = [...this.fixedColumns, ...this.keyList.map((_, i) => [`m${i}`, "VARCHAR"] as const)];
     const columns = `{${cols.map(([n, t]) => `${quoteLiteral(n)}: ${quoteLiteral(t)}`).join(", ")}}`;
     const sizes = csvReaderSizes(this.longestLine);
     return (
-      `read_csv(${quoteLiteral(this.file.tempPath)}, columns=${columns}, header=false, auto_detect=false, ` +
+      `read_csv(${quoteLiteral(path)}, columns=${columns}, header=false, auto_detect=false, ` +
       `delim=',', quote='"', escape='"', null_padding=true, allow_quoted_nulls=false, ` +
       `max_line_size=${sizes.maxLineSize}, buffer_size=${sizes.bufferSize}` +
       `${this.quotedNewlines ? ", parallel=false" : ""})`
     );
+  }
+
+  /** `read_csv(...)` of the first CSV file (for tests of the reader's options). */
+  readExpr(): string {
+    return this.csvRead(this.csvFiles[0]!.tempPath);
   }
 }

@@ -451,6 +451,6 @@ describe("csv spool", () => {
     assert.ok(!spool.readExpr().includes("parallel=false"));
     spool.add(spool.textField("two\nlines"), { a: 2 });
     assert.ok(spool.readExpr().includes("parallel=false"));
-    await spool.file.abort();
+    await spool.remove();
   });
 });

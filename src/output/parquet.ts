@@ -17,15 +17,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { DuckDBConnection } from "@duckdb/node-api";
 import { DuckDBInstance } from "@duckdb/node-api";
-import { AtomicFile, fsyncPath, tempPathFor, unlinkIfExists } from "../model/atomic-file.js";
-import {
-  duckdbMemoryLimit,
-  duckdbThreads,
-  exportMemoryFor,
-  largeValueBytes,
-  rowGroupSize,
-} from "../model/duckdb-resources.js";
-import { metricColumnNames, quoteIdent, quoteLiteral } from "../model/flatten.js";
+import { fsyncPath, tempPathFor, unlinkIfExists } from "../model/atomic-file.js";
+import { duckdbMemoryLimit, duckdbThreads, exportMemoryFor, rowGroupSize } from "../model/duckdb-resources.js";
+import { metricColumnNames, quoteLiteral } from "../model/flatten.js";
 import { collectGarbage } from "../model/heap.js";
 import { stringifyStrict } from "../model/json.js";
 import { traceDuckDB, untraceDuckDB } from "../model/memory-trace.js";
@@ -33,39 +27,13 @@ import { decodeParquetSources, type ParquetSource } from "../model/parquet-decod
 import { HISTORY_FIXED_COLUMNS, RUN_FIELDS, type RunRecord, type SystemMetricsRecord } from "../model/records.js";
 import { BaseProjectWriter, type HistoryBatches, type PendingFile } from "./base-writer.js";
 import { ColumnarHistory } from "./columnar-history.js";
-import { CsvSpool, csvJson, csvNumber } from "./csv-spool.js";
+import { csvJson, csvNumber } from "./csv-fields.js";
+import { CsvSpool } from "./csv-spool.js";
 import { historyExtra, rowTimestamp, runObject, type UtcInstant } from "./rows.js";
+import { NdjsonSpool, RUN_ROW_GROUP, runsReaderBufferBytes, runsSelect } from "./runs-spool.js";
 import type { OutputPaths, ProjectWriterOptions } from "./types.js";
 
 export const SYSTEM_METRICS_FIXED_COLUMNS = ["run_id", "timestamp", "runtime"] as const;
-
-type RunColumnType = "VARCHAR" | "TIMESTAMPTZ" | "BIGINT" | "VARCHAR[]" | "JSON";
-
-/** Column types of the runs file, in RUN_FIELDS order. */
-export const RUN_COLUMN_TYPES: Readonly<Record<(typeof RUN_FIELDS)[number], RunColumnType>> = {
-  run_id: "VARCHAR",
-  run_name: "VARCHAR",
-  state: "VARCHAR",
-  project: "VARCHAR",
-  entity: "VARCHAR",
-  created_at: "TIMESTAMPTZ",
-  config: "JSON",
-  summary: "JSON",
-  wandb_metadata: "JSON",
-  system_metrics: "JSON",
-  system_attrs: "JSON",
-  sweep_info: "JSON",
-  tags: "VARCHAR[]",
-  group: "VARCHAR",
-  job_type: "VARCHAR",
-  user: "VARCHAR",
-  heartbeat_at: "TIMESTAMPTZ",
-  notes: "VARCHAR",
-  commit: "VARCHAR",
-  history_keys: "JSON",
-  last_history_step: "BIGINT",
-  storage_id: "VARCHAR",
-};
 
 const HISTORY_SPOOL_COLUMNS = [
   ["r", "VARCHAR"],
@@ -91,114 +59,16 @@ function tsFields(t: UtcInstant | null): string {
 
 const TIMESTAMP_EXPR = `CAST(make_timestamp("ts" * 1000000 + "tu") AS TIMESTAMPTZ)`;
 
-/** The runs spool: one strict-JSON run per line. */
-/** Rows per row group of the runs file (see finishFiles). */
-const RUN_ROW_GROUP = 1024;
-
-class NdjsonSpool {
-  private text = "";
-  private constructor(readonly file: AtomicFile) {}
-
-  static async create(finalPath: string): Promise<NdjsonSpool> {
-    return new NdjsonSpool(await AtomicFile.create(finalPath, "spool"));
-  }
-
-  /** Longest line so far, in UTF-16 units. */
-  longestLine = 0;
-  /**
-   * UTF-8 bytes of the large lines (largeValueBytes) so far: the runs file is converted in one chunk of up to 2,048
-   * runs, so DuckDB holds all of them at once, and its budget is planned from their sum.
-   */
-  largeLineBytes = 0;
-
-  async add(line: string): Promise<void> {
-    if (line.length > this.longestLine) this.longestLine = line.length;
-    this.largeLineBytes += largeValueBytes(line);
-    this.text += line;
-    if (this.text.length >= 1 << 20) await this.drain();
-  }
-
-  private async drain(): Promise<void> {
-    if (this.text === "") return;
-    const t = this.text;
-    this.text = "";
-    await this.file.write(t);
-  }
-
-  async finish(): Promise<void> {
-    await this.drain();
-    await this.file.finish({ sync: false });
-  }
-}
-
-/**
- * The longest runs-spool line (UTF-16 units) read line by line; longer ones go through DuckDB's NDJSON reader. Line
- * by line, DuckDB holds a few buffers of twice the longest line: for ordinary runs (KBs each) 8 MiB buffers instead
- * of the NDJSON reader's 16 MB and more, so S1's 10,000 runs (86 MB) converted in ~170 MB of resident memory instead
- * of ~270 MB (measured 2026-12-07, the same output). For a run holding a value of hundreds of MB those buffers would
- * be GBs, which the NDJSON reader does without (a 200 MB config: test/e2e/huge-values.heavy.test.ts).
- */
-const RUNS_BY_LINE_MAX_CHARS = 2 << 20;
-
-/** DuckDB's read sizes for a runs spool read line by line: lines of 3 bytes per UTF-16 unit of the longest at most. */
-function runsLineSizes(longestLineChars: number): { maxLineSize: number; bufferSize: number } {
-  const maxLineSize = Math.max(2 << 20, 3 * longestLineChars + 1024);
-  return { maxLineSize, bufferSize: Math.max(8 << 20, 2 * maxLineSize) };
-}
-
-/** read_ndjson refuses objects above maximum_object_size (default 16 MB). */
-function maxObjectSize(longestLineChars: number): number {
-  return Math.max(16 << 20, 3 * longestLineChars + 1024);
-}
-
-/** The bytes of each of DuckDB's read buffers for a runs spool (its memory budget counts a few). */
-export function runsReaderBufferBytes(longestLineChars: number): number {
-  return longestLineChars <= RUNS_BY_LINE_MAX_CHARS
-    ? runsLineSizes(longestLineChars).bufferSize
-    : 2 * maxObjectSize(longestLineChars);
-}
-
-/**
- * The runs file's SELECT. Up to RUNS_BY_LINE_MAX_CHARS per line: the spool read as one text column per line (JSON
- * text holds no raw tab or line break: JSON escapes them), each line parsed by `from_json` into the typed fields
- * (JSON columns kept as JSON text); longer lines: read_ndjson with the same columns.
- */
-export function runsSelect(spoolPath: string, longestLineChars: number): string {
-  const types = RUN_FIELDS.map((f) => [f, RUN_COLUMN_TYPES[f] === "TIMESTAMPTZ" ? "VARCHAR" : RUN_COLUMN_TYPES[f]]);
-  const byLine = longestLineChars <= RUNS_BY_LINE_MAX_CHARS;
-  const col = (f: string) => (byLine ? `j.${quoteIdent(f)}` : quoteIdent(f));
-  const select = RUN_FIELDS.map((f) =>
-    RUN_COLUMN_TYPES[f] === "TIMESTAMPTZ"
-      ? `TRY_CAST(${col(f)} AS TIMESTAMPTZ) AS ${quoteIdent(f)}`
-      : `${col(f)} AS ${quoteIdent(f)}`,
-  );
-  if (!byLine) {
-    const cols = types.map(([f, t]) => `${quoteLiteral(f!)}: ${quoteLiteral(t!)}`);
-    return (
-      `SELECT ${select.join(", ")} FROM read_ndjson(${quoteLiteral(spoolPath)}, columns={${cols.join(", ")}}, ` +
-      `maximum_object_size=${maxObjectSize(longestLineChars)})`
-    );
-  }
-  const sizes = runsLineSizes(longestLineChars);
-  const spec = quoteLiteral(JSON.stringify(Object.fromEntries(types)));
-  return (
-    `SELECT ${select.join(", ")} FROM (SELECT from_json(line, ${spec}) AS j ` +
-    `FROM read_csv(${quoteLiteral(spoolPath)}, columns={'line': 'VARCHAR'}, header=false, auto_detect=false, ` +
-    `delim='\t', quote='', escape='', max_line_size=${sizes.maxLineSize}, buffer_size=${sizes.bufferSize}))`
-  );
-}
-
-/** `SELECT` list entries for the flattened metric columns of a spool. */
-function metricSelects(spool: CsvSpool, reserved: readonly string[]): string[] {
-  const cols = spool.metricColumns();
+/** Every row of a spool: its fixed columns' expressions, then its metric columns named for the file. */
+function spoolSelect(spool: CsvSpool, fixed: readonly string[], reserved: readonly string[]): string[] {
   const names = metricColumnNames(
-    cols.map((c) => c.key),
+    spool.metricColumns().map((c) => c.key),
     reserved,
   );
-  return cols.map((c) => `${c.expr} AS ${quoteIdent(names.get(c.key)!)}`);
+  return spool.selectAll(fixed, names);
 }
 
-export function historiesSelect(spool: CsvSpool): string {
+export function historiesSelect(spool: CsvSpool): string[] {
   const fixed = [
     `"r" AS "run_id"`,
     `"s" AS "step"`,
@@ -207,13 +77,12 @@ export function historiesSelect(spool: CsvSpool): string {
     `CAST("w" AS JSON) AS "wandb_metadata"`,
     `CAST("x" AS JSON) AS "extra"`,
   ];
-  return `SELECT ${[...fixed, ...metricSelects(spool, HISTORY_FIXED_COLUMNS)].join(", ")} FROM ${spool.readExpr()}`;
+  return spoolSelect(spool, fixed, HISTORY_FIXED_COLUMNS);
 }
 
-export function systemMetricsSelect(spool: CsvSpool): string {
+export function systemMetricsSelect(spool: CsvSpool): string[] {
   const fixed = [`"r" AS "run_id"`, `${TIMESTAMP_EXPR} AS "timestamp"`, `TRY_CAST("u" AS DOUBLE) AS "runtime"`];
-  const select = [...fixed, ...metricSelects(spool, SYSTEM_METRICS_FIXED_COLUMNS)];
-  return `SELECT ${select.join(", ")} FROM ${spool.readExpr()}`;
+  return spoolSelect(spool, fixed, SYSTEM_METRICS_FIXED_COLUMNS);
 }
 
 /** Appends a run's history rows to the spool; returns how many. */
@@ -240,7 +109,8 @@ interface Target {
   finalPath: string;
   /** The Parquet temp file, once COPY has started writing it. */
   tempPath: string | null;
-  select: () => string;
+  /** The file's rows, as SELECTs to write one after the other. */
+  select: () => string[];
 }
 
 class ParquetProjectWriter extends BaseProjectWriter {
@@ -278,7 +148,7 @@ class ParquetProjectWriter extends BaseProjectWriter {
       spool: runs,
       finalPath: paths.runs,
       tempPath: null,
-      select: () => runsSelect(runs.file.tempPath, runs.longestLine),
+      select: () => [runsSelect(runs.file.tempPath, runs.longestLine)],
     });
   }
 
@@ -349,14 +219,24 @@ class ParquetProjectWriter extends BaseProjectWriter {
         await conn.run(
           `SET memory_limit = ${quoteLiteral(exportMemoryFor({ readerBufferBytes: buffer, columns, threads, largestValueBytes }))}`,
         );
-        const c = conn;
-        const tempPath = t.tempPath;
-        await c.run(
-          `COPY (${t.select()}) TO ${quoteLiteral(tempPath)} ` +
-            `(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE ${rowGroup})`,
+        const selects = t.select();
+        // Several parts: each written alone, then read back in order (one multi-file read_parquet keeps the files'
+        // order, a UNION ALL of different readers does not).
+        const parts: string[] = [];
+        for (const [k, select] of selects.entries()) {
+          if (selects.length === 1) break;
+          const part = join(tempDir, `part-${k}.parquet`);
+          await conn.run(`COPY (${select}) TO ${quoteLiteral(part)} (FORMAT parquet, ROW_GROUP_SIZE ${rowGroup})`);
+          parts.push(part);
+        }
+        const rows =
+          parts.length === 0 ? selects[0]! : `SELECT * FROM read_parquet([${parts.map(quoteLiteral).join(", ")}])`;
+        await conn.run(
+          `COPY (${rows}) TO ${quoteLiteral(t.tempPath)} (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE ${rowGroup})`,
         );
+        for (const part of parts) await unlinkIfExists(part);
         await fsyncPath(t.tempPath);
-        await t.spool.file.abort(); // converted: delete the spool now, to free the disk early
+        await t.spool.remove(); // converted: delete the spool now, to free the disk early
         out.push(pendingRename(t));
       }
       return out;
@@ -371,7 +251,7 @@ class ParquetProjectWriter extends BaseProjectWriter {
   protected async removeTempFiles(): Promise<void> {
     await this.columnar.close().catch(() => undefined);
     for (const t of this.targets) {
-      await t.spool.file.abort();
+      await t.spool.remove();
       if (t.tempPath !== null) await unlinkIfExists(t.tempPath);
     }
   }
@@ -391,16 +271,16 @@ function pendingRename(t: Target): PendingFile {
 }
 
 export async function openParquetWriter(opts: ProjectWriterOptions, paths: OutputPaths): Promise<ParquetProjectWriter> {
-  const made: AtomicFile[] = [];
+  const made: { remove(): Promise<void> }[] = [];
   try {
     const runs = await NdjsonSpool.create(paths.runs);
-    made.push(runs.file);
+    made.push(runs);
     const histories = paths.histories === null ? null : await CsvSpool.create(paths.histories, HISTORY_SPOOL_COLUMNS);
-    if (histories) made.push(histories.file);
+    if (histories) made.push(histories);
     const sys = paths.systemMetrics === null ? null : await CsvSpool.create(paths.systemMetrics, SYSTEM_SPOOL_COLUMNS);
     return new ParquetProjectWriter(opts.outputDir, runs, histories, sys, paths);
   } catch (e) {
-    for (const f of made) await f.abort();
+    for (const f of made) await f.remove();
     throw e;
   }
 }
