@@ -1,7 +1,7 @@
 /**
  * The columnar path of wandb-download's Parquet writer: W&B's parquet history exports (downloaded files) are read by
  * DuckDB, which writes each run's rows, in step order, to a typed Parquet part of the history spool (planPartFile,
- * src/model/parquet-sql.ts: numbers and booleans kept as DOUBLE, BIGINT and BOOLEAN, other values as the spool's
+ * src/model/parquet-part-sql.ts: numbers and booleans kept as DOUBLE, BIGINT and BOOLEAN, other values as the spool's
  * field text), noting the value kinds and key order that the row path (parquet-reader.ts, toHistoryRecord,
  * CsvSpool.add) would; at close the spool casts them to the same final columns (csv-fields.ts partExpr). No
  * JavaScript object per row, and no number formatted as text. `write` returns null, having written nothing, for

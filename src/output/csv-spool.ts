@@ -178,8 +178,10 @@ export class CsvSpool {
   }
 
   /**
-   * Adds a typed Parquet part of `rows` rows after the rows so far: the fixed columns (typed as `fixedColumns` says)
-   * and metric column `m{i}` (spool position i) holding values as `kinds` says. The spool owns the file from now on.
+   * Adds a typed Parquet part of `rows` rows after the rows so far: the fixed columns under their spool names (typed so
+   * that the caller's fixed-column expressions read them as they read the CSV fields, e.g. a DOUBLE where the CSV
+   * has a number's text) and metric column `m{i}` (spool position i) holding values as `kinds` says. The spool owns
+   * the file from now on.
    */
   async addPart(path: string, rows: number, kinds: ReadonlyMap<number, PartKind>): Promise<void> {
     await this.drain();
