@@ -1,7 +1,8 @@
 /**
  * The columnar ingest of parquet exports (src/archive/parquet-ingest.ts) against the row path (DR_WANDB_COLUMNAR=0)
  * on the fake's edge profile: the same archive byte for byte (history text, metric kinds, sync state), the same
- * Parquet export, and the fake's truth. Run by columnar.test.ts (sized for the default tier) and
+ * Parquet export, and the fake's truth; and wandb-download's columnar Parquet path (src/output/columnar-history.ts)
+ * against its row path (DR_WANDB_DOWNLOAD_COLUMNAR=0): the same files. Run by columnar.test.ts (sized for the default tier) and
  * columnar.heavy.test.ts (the larger edge project of the heavy tier).
  */
 import assert from "node:assert/strict";
@@ -196,6 +197,28 @@ export function columnarSuite(
           if (saved === undefined) delete process.env.DR_WANDB_COLUMNAR;
           else process.env.DR_WANDB_COLUMNAR = saved;
         }
+      }
+    });
+
+    it("wandb-download --format parquet writes the same files reading the exports with DuckDB as decoding them", async () => {
+      await using rowDir = await tempDir();
+      await using colDir = await tempDir();
+      const env = { WANDB_BASE_URL: fake.url, WANDB_API_KEY: fake.apiKey };
+      const args = (dir: string) => [fake.entity, fake.project, dir, "--format", "parquet", "--json"];
+      const a = await runCli(args(rowDir.path), {
+        env: { ...env, DR_WANDB_DOWNLOAD_COLUMNAR: "0" },
+        bin: "wandb-download",
+      });
+      assert.equal(a.code, 0, a.stderr);
+      await fetch(`${fake.url}/_fake/stats/reset`, { method: "POST" });
+      const b = await runCli(args(colDir.path), { env, bin: "wandb-download" });
+      assert.equal(b.code, 0, b.stderr);
+      // the exports were downloaded as files (each finished run's in two: the fake splits them at 1,000 steps)
+      const stats = await fakeStats(fake.url);
+      assert.ok(Number(stats.parquet) >= 8, `parquet GETs: ${stats.parquet}`);
+      for (const kind of ["histories", "runs"]) {
+        const file = `${fake.entity}_${fake.project}_${kind}.parquet`;
+        assert.deepEqual(await parquetDiff(join(colDir.path, file), join(rowDir.path, file)), SAME, `${file} differs`);
       }
     });
   });
