@@ -214,4 +214,25 @@ describe("wandb-download's columnar Parquet path", () => {
     );
     assert.equal(order, ids.join(","));
   });
+
+  test("a run of 2,000 keys gets the budget its width needs", async () => {
+    const dir = await tempDir();
+    const cols = Array.from({ length: 2000 }, (_, j) => `(i * ${j + 1} * 0.001)::DOUBLE AS "k${j}"`).join(", ");
+    const wide = await exportFile(dir, "wide.parquet", `SELECT i AS "_step", ${cols} FROM range(0, 300) t(i)`);
+    assert.equal(await columnarRows(source([wide])), 300);
+    const out = await tempDir();
+    const w = await openProjectWriter({
+      format: "parquet",
+      outputDir: out,
+      entity: "e",
+      project: "p",
+      withHistory: true,
+    });
+    await w.writeRun(sampleRun("w"), [], undefined, [source([wide])]);
+    await w.close();
+    const file = join(out, "e_p_histories.parquet");
+    assert.equal(await scalar(`SELECT count(*) FROM '${file}'`), 300n);
+    assert.equal(await scalar(`SELECT "k0" FROM '${file}' WHERE step = 7`), 0.007);
+    assert.equal(await scalar(`SELECT "k1999" FROM '${file}' WHERE step = 7`), 14n); // integral: BIGINT
+  });
 });

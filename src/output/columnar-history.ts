@@ -14,7 +14,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type DuckDBConnection, DuckDBInstance } from "@duckdb/node-api";
 import { tempPathFor, unlinkIfExists } from "../model/atomic-file.js";
-import { duckdbThreads } from "../model/duckdb-resources.js";
+import { duckdbMemoryLimit, duckdbThreads, exportMemoryFor, rowGroupSize } from "../model/duckdb-resources.js";
 import { quoteIdent, quoteLiteral } from "../model/flatten.js";
 import { traceDuckDB, untraceDuckDB } from "../model/memory-trace.js";
 import type { ParquetSource } from "../model/parquet-decode.js";
@@ -72,13 +72,15 @@ function fileSelect(
 /** One DuckDB in-memory database (opened on first use) writing spool parts; `close` when the writer is done. */
 export class ColumnarHistory {
   private db: { instance: DuckDBInstance; conn: DuckDBConnection; tempDir: string } | null = null;
+  private limit = "";
 
   private async connection(): Promise<DuckDBConnection> {
     if (this.db === null) {
       const tempDir = await mkdtemp(join(tmpdir(), "dr-wandb-duckdb-"));
+      this.limit = duckdbMemoryLimit("export");
       const instance = await DuckDBInstance.create(":memory:", {
         temp_directory: tempDir,
-        memory_limit: "64MiB",
+        memory_limit: this.limit,
         threads: duckdbThreads(),
       });
       traceDuckDB(instance);
@@ -96,10 +98,19 @@ export class ColumnarHistory {
     const conn = await this.connection();
     const stringKeys = new Set(src.stringKeys);
     const plans: PartFilePlan[] = [];
+    let widest = 0;
     for (const p of src.paths) {
-      const plan = planPartFile(await describeParquet(conn, p), stringKeys);
+      const columns = await describeParquet(conn, p);
+      const plan = planPartFile(columns, stringKeys);
       if (plan === null) return null;
       plans.push(plan);
+      widest = Math.max(widest, columns.length);
+    }
+    // A wide history (thousands of keys) gets the budget its chunks need, as the export plans it.
+    const limit = exportMemoryFor({ readerBufferBytes: 0, columns: widest + 8, threads: Number(duckdbThreads()) });
+    if (limit !== this.limit) {
+      await conn.run(`SET memory_limit = ${quoteLiteral(limit)}`);
+      this.limit = limit;
     }
     const stats = await stepStats(conn, src);
     if (stats === null || stats.rows !== stats.total) return null;
@@ -146,7 +157,8 @@ export class ColumnarHistory {
     try {
       await conn.run(
         `COPY (SELECT ${quoteLiteral(runId)} AS "r", ${columns.map((c) => quoteIdent(c)).join(", ")} ` +
-          `FROM (${union}) ORDER BY "s") TO ${quoteLiteral(part)} (FORMAT parquet)`,
+          `FROM (${union}) ORDER BY "s") TO ${quoteLiteral(part)} ` +
+          `(FORMAT parquet, ROW_GROUP_SIZE ${rowGroupSize(columns.length + 1)})`,
       );
       await spool.addPart(part, stats.rows, new Map([...at].map(([j, m]) => [j, m.part])));
     } catch (e) {
