@@ -220,21 +220,23 @@ class ParquetProjectWriter extends BaseProjectWriter {
           `SET memory_limit = ${quoteLiteral(exportMemoryFor({ readerBufferBytes: buffer, columns, threads, largestValueBytes }))}`,
         );
         const selects = t.select();
-        // Several parts: each written alone, then read back in order (one multi-file read_parquet keeps the files'
-        // order, a UNION ALL of different readers does not).
-        const parts: string[] = [];
-        for (const [k, select] of selects.entries()) {
-          if (selects.length === 1) break;
-          const part = join(tempDir, `part-${k}.parquet`);
-          await conn.run(`COPY (${select}) TO ${quoteLiteral(part)} (FORMAT parquet, ROW_GROUP_SIZE ${rowGroup})`);
-          parts.push(part);
+        // Several segments: each written alone, then read back in order (one multi-file read_parquet keeps the
+        // files' order; a UNION ALL of different readers does not). The spool goes as soon as they are written.
+        const pieces: string[] = [];
+        if (selects.length > 1) {
+          for (const [k, select] of selects.entries()) {
+            const piece = join(tempDir, `piece-${k}.parquet`);
+            await conn.run(`COPY (${select}) TO ${quoteLiteral(piece)} (FORMAT parquet, ROW_GROUP_SIZE ${rowGroup})`);
+            pieces.push(piece);
+          }
+          await t.spool.remove();
         }
         const rows =
-          parts.length === 0 ? selects[0]! : `SELECT * FROM read_parquet([${parts.map(quoteLiteral).join(", ")}])`;
+          pieces.length === 0 ? selects[0]! : `SELECT * FROM read_parquet([${pieces.map(quoteLiteral).join(", ")}])`;
         await conn.run(
           `COPY (${rows}) TO ${quoteLiteral(t.tempPath)} (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE ${rowGroup})`,
         );
-        for (const part of parts) await unlinkIfExists(part);
+        for (const piece of pieces) await unlinkIfExists(piece);
         await fsyncPath(t.tempPath);
         await t.spool.remove(); // converted: delete the spool now, to free the disk early
         out.push(pendingRename(t));
