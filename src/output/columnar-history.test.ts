@@ -5,6 +5,7 @@
  * same order and types, the same rows in the same order, the same JSON text.
  */
 import assert from "node:assert/strict";
+import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
 import { duckReader, sampleRow, sampleRun, tempDir, tempFilesIn } from "../../test/support/writer-fixtures.js";
@@ -187,6 +188,26 @@ describe("wandb-download's columnar Parquet path", () => {
     ]);
     await assertSameFile(out.columnar, out.decoded);
     assert.equal(await scalar(`SELECT count(*) FROM '${out.columnar}' WHERE run_id = 'd'`), 8n);
+    // a writer that does not take parquet files (JSON Lines) gets the exports' rows decoded, before the batches'
+    const jdir = await tempDir();
+    const jw = await openProjectWriter({
+      format: "jsonl",
+      outputDir: jdir,
+      entity: "e",
+      project: "p",
+      withHistory: true,
+    });
+    assert.equal(jw.takesParquet, false);
+    const written = await jw.writeRun(sampleRun("p"), [[sampleRow("p", 10, { loss: 1 })]], undefined, [
+      source([plain]),
+    ]);
+    await jw.close();
+    assert.equal(written.historyRows, 11);
+    const lines = (await readFile(join(jdir, "e_p_histories.jsonl"), "utf8")).trim().split("\n");
+    assert.deepEqual(
+      lines.map((l) => JSON.parse(l).step),
+      Array.from({ length: 11 }, (_, i) => i),
+    );
     assert.equal(
       await scalar(`SELECT count(*) FROM '${out.columnar}' WHERE run_id = 'line' || chr(10) || 'break'`),
       10n,

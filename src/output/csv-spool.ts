@@ -24,6 +24,7 @@ import {
   metricField,
   partExpr,
 } from "./csv-fields.js";
+import { TextBatch } from "./text-batch.js";
 
 /** A CSV file of rows, or a typed Parquet part written by DuckDB (CsvSpool.addPart). */
 type Segment = { csv: AtomicFile } | { part: string; kinds: ReadonlyMap<number, PartKind>; signature: string };
@@ -38,7 +39,7 @@ export class CsvSpool {
   private readonly masks: number[] = [];
   /** Keys that hold an integer beyond 2^53 (which a DOUBLE column would round). */
   private readonly unsafeInts = new Set<number>();
-  private text = "";
+  private readonly batch = new TextBatch();
   private longestLine = 0;
   private quotedNewlines = false;
   rows = 0;
@@ -157,7 +158,7 @@ export class CsvSpool {
       }
     }
     if (line.length > this.longestLine) this.longestLine = line.length;
-    this.text += `${line}\n`;
+    this.batch.append(`${line}\n`);
     this.rows++;
   }
 
@@ -198,14 +199,11 @@ export class CsvSpool {
 
   /** True when enough text has gathered that the caller should `await drain()`. */
   get full(): boolean {
-    return this.text.length >= 1 << 20;
+    return this.batch.full;
   }
 
   async drain(): Promise<void> {
-    if (this.text === "") return;
-    const t = this.text;
-    this.text = "";
-    await this.file.write(t);
+    await this.batch.drainTo(this.file);
   }
 
   async finish(): Promise<void> {

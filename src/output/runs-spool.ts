@@ -6,6 +6,7 @@ import { AtomicFile } from "../model/atomic-file.js";
 import { largeValueBytes } from "../model/duckdb-resources.js";
 import { quoteIdent, quoteLiteral } from "../model/flatten.js";
 import { RUN_FIELDS } from "../model/records.js";
+import { TextBatch } from "./text-batch.js";
 
 type RunColumnType = "VARCHAR" | "TIMESTAMPTZ" | "BIGINT" | "VARCHAR[]" | "JSON";
 
@@ -40,7 +41,7 @@ export const RUN_ROW_GROUP = 1024;
 
 /** The runs spool: one strict-JSON run per line. */
 export class NdjsonSpool {
-  private text = "";
+  private readonly batch = new TextBatch();
   private constructor(readonly file: AtomicFile) {}
 
   static async create(finalPath: string): Promise<NdjsonSpool> {
@@ -58,19 +59,12 @@ export class NdjsonSpool {
   async add(line: string): Promise<void> {
     if (line.length > this.longestLine) this.longestLine = line.length;
     this.largeLineBytes += largeValueBytes(line);
-    this.text += line;
-    if (this.text.length >= 1 << 20) await this.drain();
-  }
-
-  private async drain(): Promise<void> {
-    if (this.text === "") return;
-    const t = this.text;
-    this.text = "";
-    await this.file.write(t);
+    this.batch.append(line);
+    if (this.batch.full) await this.batch.drainTo(this.file);
   }
 
   async finish(): Promise<void> {
-    await this.drain();
+    await this.batch.drainTo(this.file);
     await this.file.finish({ sync: false });
   }
 
