@@ -74,7 +74,8 @@ export class ColumnarHistory {
   private db: { instance: DuckDBInstance; conn: DuckDBConnection; tempDir: string } | null = null;
   private limit = "";
 
-  private async connection(): Promise<DuckDBConnection> {
+  /** The in-memory DuckDB the parts are written with (row-parts.ts uses it too). */
+  async connection(): Promise<DuckDBConnection> {
     if (this.db === null) {
       const tempDir = await mkdtemp(join(tmpdir(), "dr-wandb-duckdb-"));
       this.limit = duckdbMemoryLimit("export");

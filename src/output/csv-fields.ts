@@ -38,12 +38,39 @@ export function csvNumber(n: number | null): string {
   return Number.isNaN(n) ? "NaN" : n > 0 ? "Infinity" : "-Infinity";
 }
 
-/** The CSV field of a JSON value: strict JSON text, CSV-quoted when needed. */
-export function csvJson(v: JsonValue): string {
-  return quoted(stringifyStrict(v));
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;
+
+/** `v` with every lone surrogate, in strings and keys, replaced by U+FFFD. */
+function wellFormed(v: JsonValue): JsonValue {
+  if (typeof v === "string") return v.replace(LONE_SURROGATE, "\ufffd");
+  if (typeof v !== "object" || v === null) return v;
+  if (Array.isArray(v)) return v.map(wellFormed);
+  const out: Record<string, JsonValue> = {};
+  for (const k of Object.keys(v)) out[wellFormed(k) as string] = wellFormed(v[k]!);
+  return out;
 }
 
-export function metricField(v: JsonValue): string {
+/**
+ * Strict JSON text that DuckDB's JSON type accepts. A lone surrogate (a JavaScript string can hold one, UTF-8
+ * cannot, and DuckDB refuses its \udXXX escape) becomes U+FFFD, as in any UTF-8 file; all else is kept exactly.
+ */
+export function duckJson(v: JsonValue): string {
+  const s = strictText(v);
+  // JSON.stringify writes a lone surrogate as a lowercase \udXXX escape, and a pair as the characters themselves
+  return s.includes("\\ud") ? strictText(wellFormed(v)) : s;
+}
+
+function strictText(v: JsonValue): string {
+  return typeof v === "string" ? JSON.stringify(v) : stringifyStrict(v);
+}
+
+/** The CSV field of a JSON value: strict JSON text (duckJson), CSV-quoted. */
+export function csvJson(v: JsonValue): string {
+  return quoted(duckJson(v));
+}
+
+/** The text a metric value's CSV field holds once read (metricField without its CSV quotes): a typed part's text. */
+export function metricText(v: JsonValue): string {
   switch (typeof v) {
     case "number":
       return csvNumber(v);
@@ -51,11 +78,13 @@ export function metricField(v: JsonValue): string {
       return v.toString();
     case "boolean":
       return v ? "true" : "false";
-    case "string":
-      return quoted(JSON.stringify(v));
     default:
-      return v === null ? "null" : quoted(stringifyStrict(v));
+      return v === null ? "null" : duckJson(v);
   }
+}
+
+export function metricField(v: JsonValue): string {
+  return typeof v === "string" || (typeof v === "object" && v !== null) ? quoted(metricText(v)) : metricText(v);
 }
 
 /** The final Parquet column of one metric key and the DuckDB expression that makes it from spool column `col`. */

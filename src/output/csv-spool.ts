@@ -74,7 +74,8 @@ export class CsvSpool {
     return new CsvSpool(await AtomicFile.create(finalPath, "spool"), fixedColumns);
   }
 
-  private indexOf(k: string): number {
+  /** The column position of metric key `k` (a new key gets the next one). */
+  indexOf(k: string): number {
     let i = this.keyIndex.get(k);
     if (i === undefined) {
       i = this.keyList.length;

@@ -21,14 +21,20 @@ import { fsyncPath, tempPathFor, unlinkIfExists } from "../model/atomic-file.js"
 import { duckdbMemoryLimit, duckdbThreads, exportMemoryFor, rowGroupSize } from "../model/duckdb-resources.js";
 import { metricColumnNames, quoteLiteral } from "../model/flatten.js";
 import { collectGarbage } from "../model/heap.js";
-import { stringifyStrict } from "../model/json.js";
 import { traceDuckDB, untraceDuckDB } from "../model/memory-trace.js";
 import { decodeParquetSources, type ParquetSource } from "../model/parquet-decode.js";
-import { HISTORY_FIXED_COLUMNS, RUN_FIELDS, type RunRecord, type SystemMetricsRecord } from "../model/records.js";
+import {
+  HISTORY_FIXED_COLUMNS,
+  type HistoryRecord,
+  RUN_FIELDS,
+  type RunRecord,
+  type SystemMetricsRecord,
+} from "../model/records.js";
 import { BaseProjectWriter, type HistoryBatches, type PendingFile } from "./base-writer.js";
 import { ColumnarHistory } from "./columnar-history.js";
-import { csvJson, csvNumber } from "./csv-fields.js";
+import { csvJson, csvNumber, duckJson } from "./csv-fields.js";
 import { CsvSpool } from "./csv-spool.js";
+import { RowParts } from "./row-parts.js";
 import { historyExtra, rowTimestamp, runObject, type UtcInstant } from "./rows.js";
 import { NdjsonSpool, RUN_ROW_GROUP, runsReaderBufferBytes, runsSelect } from "./runs-spool.js";
 import type { OutputPaths, ProjectWriterOptions } from "./types.js";
@@ -85,22 +91,40 @@ export function systemMetricsSelect(spool: CsvSpool): string[] {
   return spoolSelect(spool, fixed, SYSTEM_METRICS_FIXED_COLUMNS);
 }
 
-/** Appends a run's history rows to the spool; returns how many. */
-async function historyRows(h: CsvSpool, run: RunRecord, history: HistoryBatches): Promise<number> {
+/** Appends one history row to the spool as CSV text; `runId`: the run's id as a CSV field. */
+async function csvHistoryRow(h: CsvSpool, run: RunRecord, runId: string, row: HistoryRecord): Promise<void> {
+  const t = rowTimestamp(row);
+  h.add(
+    `${row.run_id === run.run_id ? runId : h.textField(row.run_id)},${row.step},${tsFields(t)},` +
+      `${csvNumber(row.runtime)},${csvJson(row.wandb_metadata)},${csvJson(historyExtra(row, t))}`,
+    row.metrics,
+  );
+  if (h.full) await h.drain(); // a batch can be big: never gather more than ~1 MB of text
+}
+
+/**
+ * Appends a run's history rows to the spool; returns how many. As typed parts (row-parts.ts) when `parts` is given,
+ * with the rows the parts refuse as CSV text in their place; else all as CSV text.
+ */
+async function historyRows(
+  h: CsvSpool,
+  run: RunRecord,
+  history: HistoryBatches,
+  parts: RowParts | null,
+): Promise<number> {
   let rows = 0;
   const runId = h.textField(run.run_id);
   for await (const batch of history) {
     for (const row of batch) {
-      const t = rowTimestamp(row);
-      h.add(
-        `${row.run_id === run.run_id ? runId : h.textField(row.run_id)},${row.step},${tsFields(t)},` +
-          `${csvNumber(row.runtime)},${csvJson(row.wandb_metadata)},${csvJson(historyExtra(row, t))}`,
-        row.metrics,
-      );
-      if (h.full) await h.drain(); // a batch can be big: never gather more than ~1 MB of text
+      if (parts === null) await csvHistoryRow(h, run, runId, row);
+      else if (!parts.add(row)) {
+        await parts.flush();
+        if (!parts.add(row)) await csvHistoryRow(h, run, runId, row);
+      } else if (parts.full) await parts.flush();
     }
     rows += batch.length;
   }
+  await parts?.flush();
   return rows;
 }
 
@@ -165,11 +189,13 @@ class ParquetProjectWriter extends BaseProjectWriter {
     const h = this.histories;
     if (h !== null && history !== null) {
       // The exports' rows come first (their steps precede the batches'): written by DuckDB where it can.
+      const parts =
+        process.env.DR_WANDB_DOWNLOAD_COLUMNAR === "0" ? null : new RowParts(h, () => this.columnar.connection());
       for (const src of parquet)
         rows +=
           (await this.columnar.write(h, run.run_id, src)) ??
-          (await historyRows(h, run, decodeParquetSources([src], run.run_id)));
-      rows += await historyRows(h, run, history);
+          (await historyRows(h, run, decodeParquetSources([src], run.run_id), parts));
+      rows += await historyRows(h, run, history, parts);
     }
     const s = this.systemMetrics;
     if (s !== null && systemMetrics !== null) {
@@ -178,7 +204,7 @@ class ParquetProjectWriter extends BaseProjectWriter {
         if (s.full) await s.drain();
       }
     }
-    await this.runs.add(`${stringifyStrict(runObject(run))}\n`);
+    await this.runs.add(`${duckJson(runObject(run))}\n`);
     return rows;
   }
 
