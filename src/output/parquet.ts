@@ -34,7 +34,7 @@ import { BaseProjectWriter, type HistoryBatches, type PendingFile } from "./base
 import { ColumnarHistory } from "./columnar-history.js";
 import { csvJson, csvNumber, duckJson } from "./csv-fields.js";
 import { CsvSpool } from "./csv-spool.js";
-import { RowParts } from "./row-parts.js";
+import { CSV, RowParts, WRITE_FIRST } from "./row-parts.js";
 import { historyExtra, rowTimestamp, runObject, type UtcInstant } from "./rows.js";
 import { NdjsonSpool, RUN_ROW_GROUP, runsReaderBufferBytes, runsSelect } from "./runs-spool.js";
 import type { OutputPaths, ProjectWriterOptions } from "./types.js";
@@ -116,11 +116,15 @@ async function historyRows(
   const runId = h.textField(run.run_id);
   for await (const batch of history) {
     for (const row of batch) {
-      if (parts === null) await csvHistoryRow(h, run, runId, row);
-      else if (!parts.add(row)) {
-        await parts.flush();
-        if (!parts.add(row)) await csvHistoryRow(h, run, runId, row);
-      } else if (parts.full) await parts.flush();
+      let done = parts === null ? CSV : parts.add(row);
+      if (done === WRITE_FIRST) {
+        await parts!.flush();
+        done = parts!.add(row);
+      }
+      if (done === CSV) {
+        await parts?.flush(); // the rows before it first
+        await csvHistoryRow(h, run, runId, row);
+      } else if (parts!.full) await parts!.flush();
     }
     rows += batch.length;
   }

@@ -13,7 +13,7 @@ import type { JsonObject, JsonValue } from "../model/json.js";
 import type { HistoryRecord } from "../model/records.js";
 import { ColumnarHistory } from "./columnar-history.js";
 import { CsvSpool } from "./csv-spool.js";
-import { RowParts, rowPartLimits } from "./row-parts.js";
+import { ADDED, CSV, RowParts, rowPartLimits, WRITE_FIRST } from "./row-parts.js";
 import { openProjectWriter } from "./writer.js";
 
 const reader = duckReader();
@@ -182,20 +182,25 @@ describe("wandb-download's typed parts of decoded rows", () => {
     const columnar = new ColumnarHistory();
     try {
       const parts = new RowParts(spool, () => columnar.connection());
-      assert.equal(parts.add(sampleRow("r", 0, { loss: 1.5, s: "x" })), true);
-      assert.equal(parts.add(sampleRow("r", 1.5, { loss: 1 })), false, "a step that is not an integer");
-      assert.equal(parts.add(sampleRow("r", 2, { s: "y".repeat(1 << 20) })), false, "a value of 1 MB");
+      assert.equal(parts.add(sampleRow("r", 0, { loss: 1.5, s: "x" })), ADDED);
+      assert.equal(parts.add(sampleRow("r", 1.5, { loss: 1 })), CSV, "a step that is not an integer");
+      assert.equal(parts.add(sampleRow("r", 2, { s: "y".repeat(1 << 20) })), CSV, "a value of 1 MB");
+      assert.equal(parts.add(sampleRow("r", 2, { o: ["y".repeat(1 << 20)] })), CSV, "a nested value of 1 MB");
       assert.equal(
         parts.add(sampleRow("r", 3, { loss: 1 }, { wandb_metadata: { s: "y".repeat(1 << 20) } })),
-        false,
+        CSV,
         "a _wandb of 1 MB",
       );
       const wide = Object.fromEntries(Array.from({ length: 600 }, (_, k) => [`w${k}`, k]));
-      assert.equal(parts.add(sampleRow("r", 4, wide)), false, "more keys than a part takes");
+      assert.equal(parts.add(sampleRow("r", 4, wide)), CSV, "more keys than a part takes");
+      const half = (from: number) => Object.fromEntries(Array.from({ length: 300 }, (_, k) => [`h${from + k}`, k]));
+      assert.equal(parts.add(sampleRow("r", 5, half(0))), ADDED);
+      assert.equal(parts.add(sampleRow("r", 6, half(300))), WRITE_FIRST, "too many keys with the part's");
       assert.equal(spool.rows, 0, "nothing written before a flush");
       await parts.flush();
-      assert.equal(spool.rows, 1, "the part's one row");
-      assert.deepStrictEqual(spool.keys(), ["loss", "s"]);
+      assert.equal(spool.rows, 2, "the part's two rows");
+      assert.equal(parts.add(sampleRow("r", 6, half(300))), ADDED, "taken by the next part");
+      assert.deepStrictEqual(spool.keys().slice(0, 3), ["loss", "s", "h0"]);
       assert.deepStrictEqual(spool.kinds(0), ["float"]);
       assert.deepStrictEqual(spool.kinds(1), ["string"]);
     } finally {

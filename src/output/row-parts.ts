@@ -38,6 +38,11 @@ const CHUNK_ROWS = 2_048;
 
 type ColKind = Exclude<PartKind, "int">;
 
+/** What RowParts.add did with a row. */
+export const ADDED = 0;
+export const WRITE_FIRST = 1;
+export const CSV = 2;
+
 /** One metric key's values in the part being gathered. */
 class Column {
   kind: ColKind;
@@ -110,32 +115,37 @@ export class RowParts {
   ) {}
 
   /**
-   * Adds one row to the part; false, having added nothing, when the part cannot take it: the caller then writes the
-   * part (`flush`) and tries once more, and gives the row to the CSV spool if it is refused again (a step that is
-   * not a safe integer, a value of LARGE_TEXT or more, more than MAX_KEYS keys). When `full`, `flush` is due.
+   * Adds one row to the part and returns ADDED; or, having added nothing, WRITE_FIRST when the part must be written
+   * (`flush`) before it can take the row (too many keys together), or CSV when no part takes it (a step that is not
+   * a safe integer, a value of LARGE_TEXT or more, more than MAX_KEYS keys): the caller gives it to the CSV spool.
+   * When `full`, `flush` is due.
    */
-  add(row: HistoryRecord): boolean {
+  add(row: HistoryRecord): typeof ADDED | typeof WRITE_FIRST | typeof CSV {
     const metrics = row.metrics;
-    if (!Number.isSafeInteger(row.step)) return false;
+    if (!Number.isSafeInteger(row.step)) return CSV;
     const t = rowTimestamp(row);
     const w = duckJson(row.wandb_metadata);
     const x = duckJson(historyExtra(row, t));
-    if (w.length >= LARGE_TEXT || x.length >= LARGE_TEXT) return false;
+    if (w.length >= LARGE_TEXT || x.length >= LARGE_TEXT) return CSV;
     // First pass: the texts of the values that are neither numbers nor booleans (each checked for size), and how
     // many keys the part has not met yet.
     const texts = this.texts;
     texts.length = 0;
     let fresh = 0;
+    let keys = 0;
     for (const k in metrics) {
       const v = metrics[k]!;
+      keys++;
       if (typeof v !== "number" && typeof v !== "boolean") {
+        if (typeof v === "string" && v.length >= LARGE_TEXT) return CSV; // not stringified only to be refused
         const text = metricText(v);
-        if (text.length >= LARGE_TEXT) return false;
+        if (text.length >= LARGE_TEXT) return CSV;
         texts.push(text);
       }
       if (!this.byKey.has(k)) fresh++;
     }
-    if (this.byKey.size + fresh > MAX_KEYS) return false;
+    if (keys > MAX_KEYS) return CSV;
+    if (this.byKey.size + fresh > MAX_KEYS) return WRITE_FIRST;
     const r = this.rows;
     if (r === this.capacity) {
       this.capacity *= 2;
@@ -168,7 +178,7 @@ export class RowParts {
     }
     this.rows++;
     this.cells += n + 1;
-    return true;
+    return ADDED;
   }
 
   get full(): boolean {
