@@ -62,13 +62,14 @@ describe("splitRows", () => {
     const nul = "n\u0000l";
     const duck = splitRows([row(0, { [lone]: 1, [nul]: 2, ok: 3 })], { allowNul: true });
     assert.deepEqual(duck.keys, [nul, "ok"]);
-    assert.equal(duck.rows[0]!.rest, `{${JSON.stringify(lone)}:1}`);
+    // in rest as U+FFFD: DuckDB's JSON and PostgreSQL's JSONB refuse a lone surrogate's escape
+    assert.equal(duck.rows[0]!.rest, `{${JSON.stringify("a\ufffdb")}:1}`);
     const pg = splitRows([row(0, { [lone]: 1, [nul]: 2, ok: 3 })], {
       allowNul: false,
       json: (t) => t.replaceAll("\\u0000", "\\ufffd"),
     });
     assert.deepEqual(pg.keys, ["ok"]);
-    assert.equal(pg.rows[0]!.rest, `{${JSON.stringify(lone)}:1,"n\\ufffdl":2}`);
+    assert.equal(pg.rows[0]!.rest, `{${JSON.stringify("a\ufffdb")}:1,"n\\ufffdl":2}`);
     assert.equal(typedKey("🚀 ok", false), true);
     assert.equal(typedKey("\udc00", true), false);
   });

@@ -2,11 +2,11 @@
  * History rows as the archive stores them (history_rows, schema.ts migration 3): every metric whose value is a JS
  * number (integers, floats, NaN, ±Infinity, -0) in `vals`, a list of doubles named by a keyset (the list of keys
  * its positions stand for, table history_keysets), and every other value (strings, booleans, null, bigints, nested
- * and media objects) in `rest`, the strict JSON text of those keys (stringifyStrict), NULL when there are none.
+ * and media objects) in `rest`, the strict JSON text of those keys (stringifyWellFormed), NULL when there are none.
  * A NULL (or missing) position in vals is a key the row does not have. Both backends write this; the DuckDB
  * columnar ingest builds the same split in SQL (parquet-sql.ts).
  */
-import { stringifyStrict } from "../model/json.js";
+import { stringifyWellFormed } from "../model/json.js";
 import type { HistoryRecord } from "../model/records.js";
 import { jsonText, unixToMicros } from "./values.js";
 
@@ -52,7 +52,7 @@ const prefixes = new Map<string, string>();
 function prefix(key: string): string {
   let p = prefixes.get(key);
   if (p === undefined) {
-    p = `${JSON.stringify(key)}:`;
+    p = `${stringifyWellFormed(key)}:`; // a lone surrogate becomes U+FFFD: DuckDB's JSON refuses its escape
     if (prefixes.size >= 65_536) prefixes.clear();
     prefixes.set(key, p);
   }
@@ -98,7 +98,7 @@ export function splitRows(
           continue;
         }
       }
-      const t = typeof v === "string" ? JSON.stringify(v) : stringifyStrict(v);
+      const t = stringifyWellFormed(v);
       rest += rest.length === 0 ? `{${prefix(k)}${t}` : `,${prefix(k)}${t}`;
     }
     out[r] = {

@@ -3,7 +3,7 @@
  * text, Unix seconds to microseconds / ISO text, timestamp text both databases accept, and driver numbers back to JS.
  */
 import { KIND_BITS, type ValueKind } from "../model/flatten.js";
-import { type JsonValue, stringifyStrict } from "../model/json.js";
+import { type JsonValue, stringifyWellFormed } from "../model/json.js";
 
 /** A row as a driver returns it. */
 export type Row = Record<string, unknown>;
@@ -19,7 +19,10 @@ export function maskToKinds(mask: number): ValueKind[] {
   return (Object.keys(KIND_BITS) as ValueKind[]).filter((k) => (mask & KIND_BITS[k]) !== 0);
 }
 
-/** Strict JSON text of a stored value (stringifyStrict), with the common empty object short-cut; undefined as {}. */
+/**
+ * Strict JSON text of a stored value, with the common empty object short-cut; undefined as {}. A lone surrogate
+ * becomes U+FFFD (stringifyWellFormed): DuckDB's JSON and PostgreSQL's JSONB refuse its escape.
+ */
 export function jsonText(v: JsonValue | undefined): string {
   if (v === undefined) return "{}";
   if (typeof v === "object" && v !== null && !Array.isArray(v)) {
@@ -30,7 +33,7 @@ export function jsonText(v: JsonValue | undefined): string {
     }
     if (empty) return "{}";
   }
-  return stringifyStrict(v);
+  return stringifyWellFormed(v);
 }
 
 const MAX_UNIX_SECONDS = 253402300799; // 9999-12-31T23:59:59Z

@@ -107,3 +107,29 @@ export function stringifyStrict(v: JsonValue): string {
 export function stringifyWandb(v: JsonValue): string {
   return stringifyMember(v, nonFinite);
 }
+
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;
+
+/** `v` with every lone surrogate, in strings and keys, replaced by U+FFFD. */
+function wellFormed(v: JsonValue): JsonValue {
+  if (typeof v === "string") return v.replace(LONE_SURROGATE, "\ufffd");
+  if (typeof v !== "object" || v === null) return v;
+  if (Array.isArray(v)) return v.map(wellFormed);
+  const out: Record<string, JsonValue> = {};
+  for (const k of Object.keys(v)) {
+    const x = v[k];
+    if (x !== undefined) out[wellFormed(k) as string] = wellFormed(x);
+  }
+  return out;
+}
+
+/**
+ * Strict JSON text (stringifyStrict) that DuckDB's JSON type and PostgreSQL's JSONB accept: a lone UTF-16 surrogate
+ * (a JavaScript string, and W&B's JSON, can hold one; UTF-8 cannot, and both databases refuse its \udXXX escape)
+ * becomes U+FFFD, as in any UTF-8 text. Everything else is kept exactly.
+ */
+export function stringifyWellFormed(v: JsonValue): string {
+  const s = stringifyStrict(v);
+  // JSON.stringify writes a lone surrogate as a lowercase \udXXX escape, and a pair as the characters themselves
+  return s.includes("\\ud") ? stringifyStrict(wellFormed(v)) : s;
+}

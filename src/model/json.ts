@@ -11,7 +11,7 @@
 
 import type { JsonObject, JsonValue } from "./json-value.js";
 
-export { stringifyStrict, stringifyWandb } from "./json-stringify.js";
+export { stringifyStrict, stringifyWandb, stringifyWellFormed } from "./json-stringify.js";
 export type { JsonObject, JsonValue } from "./json-value.js";
 
 export class JsonSyntaxError extends Error {

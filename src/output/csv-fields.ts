@@ -3,12 +3,12 @@
  * value; an empty unquoted field is a missing key, i.e. SQL NULL:
  * - finite number → its shortest JS text (as JSON); NaN/±Infinity → the bare tokens NaN, Infinity, -Infinity
  *   (DuckDB's DOUBLE cast reads them); bigint → its exact digits; boolean → true/false; null → null
- * - string → its JSON text, CSV-quoted; object/array → strict JSON text (stringifyStrict), CSV-quoted.
+ * - string → its JSON text, CSV-quoted; object/array → strict JSON text (duckJson), CSV-quoted.
  * JSON text never holds a raw newline; only a fixed field such as an odd run id could (it is CSV-quoted then, which
  * DuckDB's reader handles).
  */
 import { type ColumnType, quoteIdent } from "../model/flatten.js";
-import { type JsonValue, stringifyStrict } from "../model/json.js";
+import { type JsonValue, stringifyWellFormed } from "../model/json.js";
 import type { PartKind } from "../model/parquet-part-sql.js";
 import { csvDoubleSql } from "../model/sql-json.js";
 
@@ -38,30 +38,9 @@ export function csvNumber(n: number | null): string {
   return Number.isNaN(n) ? "NaN" : n > 0 ? "Infinity" : "-Infinity";
 }
 
-const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;
-
-/** `v` with every lone surrogate, in strings and keys, replaced by U+FFFD. */
-function wellFormed(v: JsonValue): JsonValue {
-  if (typeof v === "string") return v.replace(LONE_SURROGATE, "\ufffd");
-  if (typeof v !== "object" || v === null) return v;
-  if (Array.isArray(v)) return v.map(wellFormed);
-  const out: Record<string, JsonValue> = {};
-  for (const k of Object.keys(v)) out[wellFormed(k) as string] = wellFormed(v[k]!);
-  return out;
-}
-
-/**
- * Strict JSON text that DuckDB's JSON type accepts. A lone surrogate (a JavaScript string can hold one, UTF-8
- * cannot, and DuckDB refuses its \udXXX escape) becomes U+FFFD, as in any UTF-8 file; all else is kept exactly.
- */
+/** Strict JSON text that DuckDB's JSON type accepts (stringifyWellFormed: a lone surrogate becomes U+FFFD). */
 export function duckJson(v: JsonValue): string {
-  const s = strictText(v);
-  // JSON.stringify writes a lone surrogate as a lowercase \udXXX escape, and a pair as the characters themselves
-  return s.includes("\\ud") ? strictText(wellFormed(v)) : s;
-}
-
-function strictText(v: JsonValue): string {
-  return typeof v === "string" ? JSON.stringify(v) : stringifyStrict(v);
+  return stringifyWellFormed(v);
 }
 
 /** The CSV field of a JSON value: strict JSON text (duckJson), CSV-quoted. */

@@ -343,6 +343,44 @@ export function runArchiveTests(name: string, makeArchive: MakeArchiveFixture): 
       });
     });
 
+    it("a lone surrogate never fails a write or the export: U+FFFD in both backends (their JSON refuses it)", async () => {
+      await withArchive(async (a, fx) => {
+        const lone = "x\ud83d y\udc00 pair \ud83d\ude00 literal \\ud83d";
+        const fixed = "x\ufffd y\ufffd pair \ud83d\ude00 literal \\ud83d";
+        await a.writeRun({
+          record: makeRecord("r1", { config: { [`k${lone}`]: lone }, summary: { s: lone } }),
+          state: makeState("r1"),
+          history: {
+            replace: true,
+            fromStep: 0,
+            batches: [
+              [
+                {
+                  ...makeRow("r1", 0, { s: lone, o: { [lone]: [lone] }, [`n${lone}`]: 1.5 }),
+                  wandb_metadata: { w: lone },
+                  extra: { _e: lone },
+                },
+              ],
+            ],
+          },
+          systemMetrics: [
+            { run_id: "r1", timestamp: 1700000000.25, runtime: 2, metrics: { [`g${lone}`]: 1, s: lone } },
+          ],
+        });
+        const [row] = await queryObjects(a, "SELECT config, summary FROM runs");
+        strictEqual(row!.config, { [`k${fixed}`]: fixed }, "config");
+        strictEqual(row!.summary, { s: fixed }, "summary");
+        const [h] = await queryObjects(a, "SELECT metrics, wandb_metadata, extra FROM history");
+        const m = parseWandbJson(h!.metrics as string) as JsonObject;
+        assert.deepStrictEqual([m.s, m.o, m[`n${fixed}`]], [fixed, { [fixed]: [fixed] }, 1.5]);
+        strictEqual(h!.wandb_metadata, { w: fixed }, "wandb_metadata");
+        strictEqual(h!.extra, { _e: fixed }, "extra");
+        const out = join(fx.outputDir, "export");
+        const { files } = await exportArchive(a, { outputDir: out, entity: E, project: P });
+        assert.ok(files.length >= 8, "every file written");
+      });
+    });
+
     it("append from a step is idempotent; out-of-order and duplicate steps keep the last row", async () => {
       await withArchive(async (a) => {
         const rec = makeRecord("r1");
