@@ -113,7 +113,12 @@ describe("wandb-download's typed parts of decoded rows", () => {
           id: "a",
           rows: [
             // numbers first, then other kinds: the key changes kind within a part and between parts
-            rowsOf("a", 0, 10, (i) => ({ loss: i * 0.25, flag: i % 2 === 0, mix: i < 5 ? i : edge(i) })),
+            rowsOf("a", 0, 10, (i) => ({
+              neg: i === 3 ? -0 : i + 0.5,
+              loss: i === 3 ? -0 : i * 0.25,
+              flag: i % 2 === 0,
+              mix: i < 5 ? i : edge(i),
+            })),
             rowsOf("a", 10, 60, (i) => ({ mix: edge(i), [`late${i % 3}`]: edge(i + 1), loss: edge(i + 2) })),
             rowsOf("a", 60, 62, (i) => (i === 60 ? wide : { loss: i, big })),
             rowsOf("a", 62, 70, (i) => ({ flag: i, "a.b": i / 3, "10": String(i), loss: i })),

@@ -174,7 +174,8 @@ export class RowParts {
       c.present[r] = 1;
       if (kind === "text") c.texts![r] = texts[nextText++]!;
       else if (c.kind === "text") c.texts![r] = metricText(v);
-      else c.nums[r] = typeof v === "number" ? v : v ? 1 : 0;
+      // -0 is an integer to the CSV path (its field "0"), so a part holds 0 too
+      else c.nums[r] = typeof v === "number" ? (v === 0 ? 0 : v) : v ? 1 : 0;
     }
     this.rows++;
     this.cells += n + 1;
