@@ -77,7 +77,9 @@ export async function planHistory(conn: DuckDBConnection, filter: ExportFilter):
   ).getRows()[0] ?? [0, 0];
   const anyRest = Number(restRows[0]) > 0;
   const legacy = Number(restRows[1]) > 0;
-  const restKeys = keys.filter((k) => anyRest && (legacy || (k.mask & ~NUMBER_BITS) !== 0));
+  // A key holding U+FFFD may stand for one whose numbers went to rest: a lone surrogate, or U+0000 in PostgreSQL
+  // (history-split.ts typedKey), both stored as U+FFFD; its column reads vals, then rest.
+  const restKeys = keys.filter((k) => anyRest && (legacy || (k.mask & ~NUMBER_BITS) !== 0 || k.key.includes("\ufffd")));
   const S = quoteIdent("dr_wandb$s");
   const restField = new Map(restKeys.map((k, i) => [k.key, `struct_extract_at(${S}, ${i + 1})`]));
   const exprs = keys.map((k, j) => {

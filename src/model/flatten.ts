@@ -109,8 +109,12 @@ export function quoteIdent(name: string): string {
   return `"${name.replaceAll('"', '""')}"`;
 }
 
-/** Quotes an SQL string literal. */
+/**
+ * Quotes an SQL string literal. DuckDB's parser ends a statement's text at U+0000, so a text holding one is written
+ * as literals joined by `chr(0)` (the same string value).
+ */
 export function quoteLiteral(s: string): string {
+  if (s.includes("\u0000")) return `(${s.split("\u0000").map(quoteLiteral).join(" || chr(0) || ")})`;
   return `'${s.replaceAll("'", "''")}'`;
 }
 
@@ -148,7 +152,8 @@ export function metricColumnNames(keys: string[], reserved: readonly string[]): 
   const used = new Set(reserved.map((r) => r.toLowerCase()));
   const out = new Map<string, string>();
   for (const key of keys) {
-    let name = key;
+    // No SQL identifier can hold U+0000 (DuckDB's parser ends the text there): U+FFFD in the column's name.
+    let name = key.replaceAll("\u0000", "\ufffd");
     // An empty key would be a zero-length identifier, which DuckDB and PostgreSQL reject.
     if (name === "" || used.has(name.toLowerCase())) name = `metrics.${key}`;
     let i = 2;

@@ -181,6 +181,19 @@ describe("wandb-download's typed parts of decoded rows", () => {
     );
   });
 
+  test("a metric key holding U+0000: its column is named with U+FFFD, its values kept, in both paths", async () => {
+    const key = "k\u0000ey";
+    const out = await writeBoth([
+      { id: "a", rows: [[sampleRow("a", 0, { [key]: 1.5, s: "v\u0000w" }), sampleRow("a", 1, { [key]: 2.5 })]] },
+    ]);
+    await assertSameFile(out.parts, out.csv);
+    const got = (await (await db()).runAndReadAll(`SELECT "k\ufffdey", s FROM '${out.parts}' ORDER BY step`)).getRows();
+    assert.deepStrictEqual(got, [
+      [1.5, "v\u0000w"],
+      [2.5, null],
+    ]);
+  });
+
   test("a part takes ordinary rows and refuses the ones the CSV spool must write", async () => {
     const dir = await tempDir();
     const spool = await CsvSpool.create(join(dir, "h.parquet"), [["r", "VARCHAR"]]);

@@ -15,6 +15,7 @@ import { openArchive } from "../../src/archive/open.js";
 import { LATEST_SCHEMA_VERSION } from "../../src/archive/schema.js";
 import { unixToIso } from "../../src/archive/values.js";
 import { exportArchive } from "../../src/export/archive-export.js";
+import { quoteIdent } from "../../src/model/flatten.js";
 import { type JsonObject, type JsonValue, jsonEquals, parseWandbJson, stringifyStrict } from "../../src/model/json.js";
 import { type HistoryRecord, RUN_JSON_COMPONENTS, type RunRecord } from "../../src/model/records.js";
 
@@ -343,6 +344,30 @@ export function runArchiveTests(name: string, makeArchive: MakeArchiveFixture): 
       });
     });
 
+    it("a metric key holding U+0000 exports under a column named with U+FFFD (no SQL text can hold U+0000)", async () => {
+      await withArchive(async (a, fx) => {
+        const key = "k\u0000ey";
+        const rows = [makeRow("r1", 0, { [key]: 1.5, [`t${key}`]: "v\u0000w" }), makeRow("r1", 1, { [key]: 2.5 })];
+        await a.writeRun({
+          record: makeRecord("r1"),
+          state: makeState("r1"),
+          history: { replace: true, fromStep: 0, batches: [rows] },
+        });
+        const out = join(fx.outputDir, "export");
+        await exportArchive(a, { outputDir: out, entity: E, project: P });
+        const h = await readParquet(
+          join(out, "runs_history.parquet"),
+          `SELECT "k\ufffdey", "tk\ufffdey" FROM t ORDER BY step`,
+        );
+        // PostgreSQL's text and JSONB cannot hold U+0000 either: it stores U+FFFD
+        const v = a.kind === "postgres" ? "v\ufffdw" : "v\u0000w";
+        assert.deepEqual(h.rows, [
+          [1.5, v],
+          [2.5, null],
+        ]);
+      });
+    });
+
     it("a lone surrogate never fails a write or the export: U+FFFD in both backends (their JSON refuses it)", async () => {
       await withArchive(async (a, fx) => {
         const lone = "x\ud83d y\udc00 pair \ud83d\ude00 literal \\ud83d";
@@ -378,6 +403,8 @@ export function runArchiveTests(name: string, makeArchive: MakeArchiveFixture): 
         const out = join(fx.outputDir, "export");
         const { files } = await exportArchive(a, { outputDir: out, entity: E, project: P });
         assert.ok(files.length >= 8, "every file written");
+        const x = await readParquet(join(out, "runs_history.parquet"), `SELECT ${quoteIdent(`n${fixed}`)}, s FROM t`);
+        assert.deepEqual(x.rows, [[1.5, fixed]], "the number under a key with a lone surrogate");
       });
     });
 
