@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { columnTypeFor, extractExpr, KindTracker, kindOf, metricColumnNames } from "./flatten.js";
+import { columnTypeFor, extractExpr, KindTracker, kindOf, metricColumnNames, quoteLiteral } from "./flatten.js";
 
 describe("metric column types", () => {
   it("classifies values by what a column must hold exactly", () => {
@@ -34,5 +34,9 @@ describe("metric column types", () => {
     assert.equal(names.get("loss"), "loss");
     assert.equal(names.get("Loss"), "metrics.Loss");
     assert.equal(names.get("metrics.step"), "metrics.metrics.step");
+    // U+0000 cannot be in an SQL identifier: U+FFFD in the name, then the usual collision rules
+    const nul = metricColumnNames(["k\u0000ey", "k\ufffdey"], ["step"]);
+    assert.deepEqual([...nul.values()], ["k\ufffdey", "metrics.k\ufffdey"]);
+    assert.equal(quoteLiteral("a\u0000b'c\u0000"), "('a' || chr(0) || 'b''c' || chr(0) || '')");
   });
 });

@@ -155,7 +155,7 @@ export function metricColumnNames(keys: string[], reserved: readonly string[]): 
     // No SQL identifier can hold U+0000 (DuckDB's parser ends the text there): U+FFFD in the column's name.
     let name = key.replaceAll("\u0000", "\ufffd");
     // An empty key would be a zero-length identifier, which DuckDB and PostgreSQL reject.
-    if (name === "" || used.has(name.toLowerCase())) name = `metrics.${key}`;
+    if (name === "" || used.has(name.toLowerCase())) name = `metrics.${name}`;
     let i = 2;
     const base = name;
     while (used.has(name.toLowerCase())) name = `${base}_${i++}`;

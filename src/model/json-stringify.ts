@@ -118,7 +118,9 @@ function wellFormed(v: JsonValue): JsonValue {
   const out: Record<string, JsonValue> = {};
   for (const k of Object.keys(v)) {
     const x = v[k];
-    if (x !== undefined) out[wellFormed(k) as string] = wellFormed(x);
+    // defineProperty: a "__proto__" key stays a key
+    if (x !== undefined)
+      Object.defineProperty(out, wellFormed(k) as string, { value: wellFormed(x), enumerable: true, writable: true });
   }
   return out;
 }

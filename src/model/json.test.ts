@@ -8,6 +8,7 @@ import {
   parseWandbJson,
   stringifyStrict,
   stringifyWandb,
+  stringifyWellFormed,
 } from "./json.js";
 import { normaliseStep, toHistoryRecord, toUtcIso } from "./records.js";
 
@@ -199,5 +200,20 @@ describe("records", () => {
     assert.equal(normaliseStep("x"), null);
     assert.equal(toUtcIso("2023-11-05T17:46:35"), "2023-11-05T17:46:35.000Z");
     assert.equal(toUtcIso("2023-11-05T17:46:35+01:00"), "2023-11-05T16:46:35.000Z");
+  });
+});
+
+describe("stringifyWellFormed", () => {
+  it("writes lone surrogates as U+FFFD, in values and keys; keeps pairs, NaN, bigints and a __proto__ key", () => {
+    const v = JSON.parse('{"__proto__": "a\\ud800", "k\\udc00": [1, "\\udc00"], "pair": "\\ud83d\\ude00"}');
+    (v as Record<string, unknown>).n = Number.NaN;
+    (v as Record<string, unknown>).big = 2n ** 64n;
+    assert.equal(
+      stringifyWellFormed(v),
+      '{"__proto__":"a\ufffd","k\ufffd":[1,"\ufffd"],"pair":"\ud83d\ude00","n":"NaN","big":18446744073709551616}',
+    );
+    // a literal backslash-u text is not a surrogate
+    assert.equal(stringifyWellFormed({ s: "\\ud800" }), '{"s":"\\\\ud800"}');
+    assert.equal(stringifyWellFormed("x\udbff"), '"x\ufffd"');
   });
 });
