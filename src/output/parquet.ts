@@ -23,19 +23,14 @@ import { metricColumnNames, quoteLiteral } from "../model/flatten.js";
 import { collectGarbage } from "../model/heap.js";
 import { traceDuckDB, untraceDuckDB } from "../model/memory-trace.js";
 import { decodeParquetSources, type ParquetSource } from "../model/parquet-decode.js";
-import {
-  HISTORY_FIXED_COLUMNS,
-  type HistoryRecord,
-  RUN_FIELDS,
-  type RunRecord,
-  type SystemMetricsRecord,
-} from "../model/records.js";
+import { HISTORY_FIXED_COLUMNS, RUN_FIELDS, type RunRecord, type SystemMetricsRecord } from "../model/records.js";
 import { BaseProjectWriter, type HistoryBatches, type PendingFile } from "./base-writer.js";
 import { ColumnarHistory } from "./columnar-history.js";
-import { csvJson, csvNumber, duckJson } from "./csv-fields.js";
+import { csvNumber, duckJson } from "./csv-fields.js";
 import { CsvSpool } from "./csv-spool.js";
-import { CSV, RowParts, WRITE_FIRST } from "./row-parts.js";
-import { historyExtra, rowTimestamp, runObject, type UtcInstant } from "./rows.js";
+import { historyRows, tsFields } from "./history-rows.js";
+import { RowParts } from "./row-parts.js";
+import { rowTimestamp, runObject } from "./rows.js";
 import { NdjsonSpool, RUN_ROW_GROUP, runsReaderBufferBytes, runsSelect } from "./runs-spool.js";
 import type { OutputPaths, ProjectWriterOptions } from "./types.js";
 
@@ -57,11 +52,6 @@ const SYSTEM_SPOOL_COLUMNS = [
   ["tu", "BIGINT"],
   ["u", "VARCHAR"],
 ] as const;
-
-/** Seconds and microseconds as two CSV fields (both empty for null). */
-function tsFields(t: UtcInstant | null): string {
-  return t === null ? "," : `${t.seconds},${t.micros}`;
-}
 
 const TIMESTAMP_EXPR = `CAST(make_timestamp("ts" * 1000000 + "tu") AS TIMESTAMPTZ)`;
 
@@ -89,47 +79,6 @@ export function historiesSelect(spool: CsvSpool): string[] {
 export function systemMetricsSelect(spool: CsvSpool): string[] {
   const fixed = [`"r" AS "run_id"`, `${TIMESTAMP_EXPR} AS "timestamp"`, `TRY_CAST("u" AS DOUBLE) AS "runtime"`];
   return spoolSelect(spool, fixed, SYSTEM_METRICS_FIXED_COLUMNS);
-}
-
-/** Appends one history row to the spool as CSV text; `runId`: the run's id as a CSV field. */
-async function csvHistoryRow(h: CsvSpool, run: RunRecord, runId: string, row: HistoryRecord): Promise<void> {
-  const t = rowTimestamp(row);
-  h.add(
-    `${row.run_id === run.run_id ? runId : h.textField(row.run_id)},${row.step},${tsFields(t)},` +
-      `${csvNumber(row.runtime)},${csvJson(row.wandb_metadata)},${csvJson(historyExtra(row, t))}`,
-    row.metrics,
-  );
-  if (h.full) await h.drain(); // a batch can be big: never gather more than ~1 MB of text
-}
-
-/**
- * Appends a run's history rows to the spool; returns how many. As typed parts (row-parts.ts) when `parts` is given,
- * with the rows the parts refuse as CSV text in their place; else all as CSV text.
- */
-async function historyRows(
-  h: CsvSpool,
-  run: RunRecord,
-  history: HistoryBatches,
-  parts: RowParts | null,
-): Promise<number> {
-  let rows = 0;
-  const runId = h.textField(run.run_id);
-  for await (const batch of history) {
-    for (const row of batch) {
-      let done = parts === null ? CSV : parts.add(row);
-      if (done === WRITE_FIRST) {
-        await parts!.flush();
-        done = parts!.add(row);
-      }
-      if (done === CSV) {
-        await parts?.flush(); // the rows before it first
-        await csvHistoryRow(h, run, runId, row);
-      } else if (parts!.full) await parts!.flush();
-    }
-    rows += batch.length;
-  }
-  await parts?.flush();
-  return rows;
 }
 
 interface Target {
