@@ -58,7 +58,8 @@ export function planPartFile(columns: readonly ParquetColumn[], stringKeys: Read
   });
   return {
     timestamp: fixed.ts ?? "NULL::DOUBLE",
-    runtime: fixed.rt ?? "NULL::DOUBLE",
+    // + 0.0 turns -0 into 0, as the row path's text of it ("0") reads
+    runtime: fixed.rt === undefined ? "NULL::DOUBLE" : `(${fixed.rt} + 0.0)`,
     wandbMetadata: split.wandb,
     extra: (member) => objectSql(split.extra, member),
     metrics,

@@ -39,7 +39,7 @@ const TS = `CASE i WHEN 1 THEN 'nan'::DOUBLE WHEN 2 THEN 1e300 WHEN 3 THEN -1.5 
 /** A run's export: every kind of column W&B writes, and edge values. */
 function richSelect(from: number, to: number, stepOf: string): string {
   return `SELECT ${stepOf} AS "_step",
-    CASE WHEN i = 2 THEN 'nan'::DOUBLE WHEN i = 3 THEN NULL ELSE i * 0.25 END::DOUBLE AS "_runtime",
+    CASE WHEN i = 2 THEN 'nan'::DOUBLE WHEN i = 3 THEN NULL WHEN i = 4 THEN -0.0 ELSE i * 0.25 END::DOUBLE AS "_runtime",
     ${TS} AS "_timestamp",
     CASE i % 9 WHEN 0 THEN 'nan'::DOUBLE WHEN 1 THEN 'inf'::DOUBLE WHEN 2 THEN '-inf'::DOUBLE WHEN 3 THEN 3.0
       WHEN 4 THEN 1e21 WHEN 5 THEN 1e-7 WHEN 6 THEN -0.0 WHEN 7 THEN 0.1 ELSE i / 3.0 END::DOUBLE AS "loss",

@@ -92,6 +92,7 @@ function rowsOf(runId: string, from: number, to: number, metrics: (i: number) =>
     if (i % 7 === 0) over.timestamp = null;
     if (i % 11 === 0) over.timestamp = 1e300; // not a datetime: kept in extra
     if (i % 13 === 0) over.runtime = i % 2 === 0 ? null : Number.NaN;
+    if (i % 13 === 4) over.runtime = -0;
     if (i % 5 === 0) over.wandb_metadata = { runtime: i, nested: { "a.b": [i, "é"] } };
     if (i % 6 === 0) over.extra = { _extra: i * 0.5, _s: "x" };
     out.push(sampleRow(runId, i, metrics(i), over));

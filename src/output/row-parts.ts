@@ -155,7 +155,7 @@ export class RowParts {
     this.steps.push(row.step);
     this.seconds.push(t === null ? null : t.seconds);
     this.micros.push(t === null ? null : t.micros);
-    this.runtimes.push(row.runtime);
+    this.runtimes.push(row.runtime === 0 ? 0 : row.runtime); // -0 as the CSV path's "0" reads
     this.wandb.push(w);
     this.extras.push(x);
     let n = 0;
