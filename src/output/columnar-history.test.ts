@@ -8,9 +8,16 @@ import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
-import { duckReader, sampleRow, sampleRun, tempDir, tempFilesIn } from "../../test/support/writer-fixtures.js";
+import {
+  assertSameParquet,
+  duckReader,
+  sampleRow,
+  sampleRun,
+  tempDir,
+  tempFilesIn,
+  writeParquetBothWays,
+} from "../../test/support/writer-fixtures.js";
 import type { ParquetSource } from "../model/parquet-decode.js";
-import type { HistoryRecord } from "../model/records.js";
 import { ColumnarHistory } from "./columnar-history.js";
 import { CsvSpool } from "./csv-spool.js";
 import { openProjectWriter } from "./writer.js";
@@ -59,43 +66,6 @@ function richSelect(from: number, to: number, stepOf: string): string {
   FROM range(${from}, ${to}) t(i)`;
 }
 
-async function writeBoth(
-  runs: { id: string; parquet: ParquetSource[]; rows: HistoryRecord[] }[],
-): Promise<{ columnar: string; decoded: string }> {
-  const out: Record<string, string> = {};
-  for (const mode of ["columnar", "decoded"]) {
-    if (mode === "decoded") process.env.DR_WANDB_DOWNLOAD_COLUMNAR = "0";
-    try {
-      const dir = await tempDir();
-      const w = await openProjectWriter({
-        format: "parquet",
-        outputDir: dir,
-        entity: "e",
-        project: "p",
-        withHistory: true,
-      });
-      assert.equal(w.takesParquet, true);
-      for (const r of runs) await w.writeRun(sampleRun(r.id), [r.rows], undefined, r.parquet);
-      await w.close();
-      assert.deepStrictEqual(await tempFilesIn(dir), [], "no temp or spool files left");
-      out[mode] = join(dir, "e_p_histories.parquet");
-    } finally {
-      delete process.env.DR_WANDB_DOWNLOAD_COLUMNAR;
-    }
-  }
-  return { columnar: out.columnar!, decoded: out.decoded! };
-}
-
-async function assertSameFile(a: string, b: string): Promise<void> {
-  const describeOf = async (p: string) =>
-    (await (await db()).runAndReadAll(`DESCRIBE SELECT * FROM '${p}'`)).getRows().map((r) => `${r[0]} ${r[1]}`);
-  assert.deepStrictEqual(await describeOf(a), await describeOf(b));
-  // JSON columns compared as their text; rows compared with their position.
-  const q = (p: string) => `SELECT row_number() OVER () AS rn, COLUMNS(*)::VARCHAR FROM '${p}'`;
-  assert.equal(await scalar(`SELECT count(*) FROM (${q(a)} EXCEPT ALL ${q(b)})`), 0n);
-  assert.equal(await scalar(`SELECT count(*) FROM (${q(b)} EXCEPT ALL ${q(a)})`), 0n);
-}
-
 /** What ColumnarHistory.write returns for `src` into a fresh spool (null: it leaves the rows to be decoded). */
 async function columnarRows(src: ParquetSource, runId = "r"): Promise<number | null> {
   const dir = await tempDir();
@@ -137,20 +107,20 @@ describe("wandb-download's columnar Parquet path", () => {
     // the columnar path takes both runs' exports (so the comparison below is of two paths)
     assert.equal(await columnarRows(source([a0, a1])), 80);
     assert.equal(await columnarRows(source([b], { minStep: 5, maxStep: 25, stringKeys: ["huge"] })), 20);
-    const out = await writeBoth([
+    const out = await writeParquetBothWays([
       { id: "a", parquet: [source([a0, a1])], rows: [] },
-      { id: "js", parquet: [], rows: [sampleRow("js", 0, { loss: 1, only_js: "x" })] },
+      { id: "js", parquet: [], rows: [[sampleRow("js", 0, { loss: 1, only_js: "x" })]] },
       {
         id: 'b,"1',
         parquet: [source([b], { minStep: 5, maxStep: 25, stringKeys: ["huge"] })],
-        rows: [sampleRow('b,"1', 25, { loss: 2.5, tail: true })],
+        rows: [[sampleRow('b,"1', 25, { loss: 2.5, tail: true })]],
       },
     ]);
-    await assertSameFile(out.columnar, out.decoded);
+    await assertSameParquet(await db(), out.typed, out.text);
     // the file holds what was asked: 80 + 1 + 20 + 1 rows, the run's steps in order
-    assert.equal(await scalar(`SELECT count(*) FROM '${out.columnar}'`), 102n);
+    assert.equal(await scalar(`SELECT count(*) FROM '${out.typed}'`), 102n);
     assert.equal(
-      await scalar(`SELECT string_agg("step"::VARCHAR, ',') FROM (SELECT "step" FROM '${out.columnar}' LIMIT 5)`),
+      await scalar(`SELECT string_agg("step"::VARCHAR, ',') FROM (SELECT "step" FROM '${out.typed}' LIMIT 5)`),
       "0,1,2,3,4",
     );
   });
@@ -175,7 +145,7 @@ describe("wandb-download's columnar Parquet path", () => {
       `SELECT i AS "_step", i::BIGINT AS "x" FROM range(10, 12) t(i)`,
     );
     assert.equal(await columnarRows(source([dup1, twoWays])), null, "a key typed two ways in one run is decoded");
-    const out = await writeBoth([
+    const out = await writeParquetBothWays([
       { id: "m", parquet: [source([map])], rows: [] },
       { id: "line\nbreak", parquet: [source([plain])], rows: [] },
       { id: "t", parquet: [source([dup1, twoWays])], rows: [] },
@@ -186,8 +156,8 @@ describe("wandb-download's columnar Parquet path", () => {
       { id: "q", parquet: [source([dup1])], rows: [] },
       { id: "q2", parquet: [source([twoWays])], rows: [] },
     ]);
-    await assertSameFile(out.columnar, out.decoded);
-    assert.equal(await scalar(`SELECT count(*) FROM '${out.columnar}' WHERE run_id = 'd'`), 8n);
+    await assertSameParquet(await db(), out.typed, out.text);
+    assert.equal(await scalar(`SELECT count(*) FROM '${out.typed}' WHERE run_id = 'd'`), 8n);
     // a writer that does not take parquet files (JSON Lines) gets the exports' rows decoded, before the batches'
     const jdir = await tempDir();
     const jw = await openProjectWriter({
@@ -208,10 +178,7 @@ describe("wandb-download's columnar Parquet path", () => {
       lines.map((l) => JSON.parse(l).step),
       Array.from({ length: 11 }, (_, i) => i),
     );
-    assert.equal(
-      await scalar(`SELECT count(*) FROM '${out.columnar}' WHERE run_id = 'line' || chr(10) || 'break'`),
-      10n,
-    );
+    assert.equal(await scalar(`SELECT count(*) FROM '${out.typed}' WHERE run_id = 'line' || chr(10) || 'break'`), 10n);
   });
 
   test("keeps the runs in the order written, parts and decoded rows alike", async () => {
@@ -224,14 +191,14 @@ describe("wandb-download's columnar Parquet path", () => {
     const ids = ["p1", "p2", "js1", "p3", "p4", "js2", "p5"];
     const runs = ids.map((id) =>
       id.startsWith("js")
-        ? { id, parquet: [], rows: [sampleRow(id, 0, { loss: 1 }), sampleRow(id, 1, { other: "x" })] }
+        ? { id, parquet: [], rows: [[sampleRow(id, 0, { loss: 1 }), sampleRow(id, 1, { other: "x" })]] }
         : { id, parquet: [source([file])], rows: [] },
     );
-    const out = await writeBoth(runs);
-    await assertSameFile(out.columnar, out.decoded);
+    const out = await writeParquetBothWays(runs);
+    await assertSameParquet(await db(), out.typed, out.text);
     const order = await scalar(
       `SELECT string_agg(run_id, ',' ORDER BY first) FROM (SELECT run_id, min(rn) AS first FROM ` +
-        `(SELECT run_id, row_number() OVER () AS rn FROM '${out.columnar}') GROUP BY run_id)`,
+        `(SELECT run_id, row_number() OVER () AS rn FROM '${out.typed}') GROUP BY run_id)`,
     );
     assert.equal(order, ids.join(","));
   });

@@ -3,7 +3,7 @@
  * value; an empty unquoted field is a missing key, i.e. SQL NULL:
  * - finite number → its shortest JS text (as JSON); NaN/±Infinity → the bare tokens NaN, Infinity, -Infinity
  *   (DuckDB's DOUBLE cast reads them); bigint → its exact digits; boolean → true/false; null → null
- * - string → its JSON text, CSV-quoted; object/array → strict JSON text (duckJson), CSV-quoted.
+ * - string → its JSON text, CSV-quoted; object/array → strict JSON text (stringifyWellFormed: a lone surrogate as U+FFFD), CSV-quoted.
  * JSON text never holds a raw newline; only a fixed field such as an odd run id could (it is CSV-quoted then, which
  * DuckDB's reader handles).
  */
@@ -38,14 +38,9 @@ export function csvNumber(n: number | null): string {
   return Number.isNaN(n) ? "NaN" : n > 0 ? "Infinity" : "-Infinity";
 }
 
-/** Strict JSON text that DuckDB's JSON type accepts (stringifyWellFormed: a lone surrogate becomes U+FFFD). */
-export function duckJson(v: JsonValue): string {
-  return stringifyWellFormed(v);
-}
-
-/** The CSV field of a JSON value: strict JSON text (duckJson), CSV-quoted. */
+/** The CSV field of a JSON value: strict JSON text DuckDB accepts (stringifyWellFormed), CSV-quoted. */
 export function csvJson(v: JsonValue): string {
-  return quoted(duckJson(v));
+  return quoted(stringifyWellFormed(v));
 }
 
 /** The text a metric value's CSV field holds once read (metricField without its CSV quotes): a typed part's text. */
@@ -58,7 +53,7 @@ export function metricText(v: JsonValue): string {
     case "boolean":
       return v ? "true" : "false";
     default:
-      return v === null ? "null" : duckJson(v);
+      return v === null ? "null" : stringifyWellFormed(v);
   }
 }
 

@@ -21,12 +21,13 @@ import { fsyncPath, tempPathFor, unlinkIfExists } from "../model/atomic-file.js"
 import { duckdbMemoryLimit, duckdbThreads, exportMemoryFor, rowGroupSize } from "../model/duckdb-resources.js";
 import { metricColumnNames, quoteLiteral } from "../model/flatten.js";
 import { collectGarbage } from "../model/heap.js";
+import { stringifyWellFormed } from "../model/json.js";
 import { traceDuckDB, untraceDuckDB } from "../model/memory-trace.js";
 import { decodeParquetSources, type ParquetSource } from "../model/parquet-decode.js";
 import { HISTORY_FIXED_COLUMNS, RUN_FIELDS, type RunRecord, type SystemMetricsRecord } from "../model/records.js";
 import { BaseProjectWriter, type HistoryBatches, type PendingFile } from "./base-writer.js";
 import { ColumnarHistory } from "./columnar-history.js";
-import { csvNumber, duckJson } from "./csv-fields.js";
+import { csvNumber } from "./csv-fields.js";
 import { CsvSpool } from "./csv-spool.js";
 import { historyRows, tsFields } from "./history-rows.js";
 import { RowParts } from "./row-parts.js";
@@ -157,7 +158,7 @@ class ParquetProjectWriter extends BaseProjectWriter {
         if (s.full) await s.drain();
       }
     }
-    await this.runs.add(`${duckJson(runObject(run))}\n`);
+    await this.runs.add(`${stringifyWellFormed(runObject(run))}\n`);
     return rows;
   }
 

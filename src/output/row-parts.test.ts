@@ -8,7 +8,15 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
-import { duckReader, sampleRow, sampleRun, tempDir, tempFilesIn } from "../../test/support/writer-fixtures.js";
+import {
+  assertSameParquet,
+  duckReader,
+  sampleRow,
+  sampleRun,
+  tempDir,
+  tempFilesIn,
+  writeParquetBothWays,
+} from "../../test/support/writer-fixtures.js";
 import type { JsonObject, JsonValue } from "../model/json.js";
 import type { HistoryRecord } from "../model/records.js";
 import { ColumnarHistory } from "./columnar-history.js";
@@ -22,39 +30,6 @@ after(() => reader.close());
 
 async function scalar(sql: string): Promise<unknown> {
   return (await (await db()).runAndReadAll(sql)).getRows()[0]?.[0];
-}
-
-async function writeBoth(runs: { id: string; rows: HistoryRecord[][] }[]): Promise<{ parts: string; csv: string }> {
-  const out: Record<string, string> = {};
-  for (const mode of ["parts", "csv"]) {
-    if (mode === "csv") process.env.DR_WANDB_DOWNLOAD_COLUMNAR = "0";
-    try {
-      const dir = await tempDir();
-      const w = await openProjectWriter({
-        format: "parquet",
-        outputDir: dir,
-        entity: "e",
-        project: "p",
-        withHistory: true,
-      });
-      for (const r of runs) await w.writeRun(sampleRun(r.id), r.rows);
-      await w.close();
-      assert.deepStrictEqual(await tempFilesIn(dir), [], "no temp or spool files left");
-      out[mode] = join(dir, "e_p_histories.parquet");
-    } finally {
-      delete process.env.DR_WANDB_DOWNLOAD_COLUMNAR;
-    }
-  }
-  return { parts: out.parts!, csv: out.csv! };
-}
-
-async function assertSameFile(a: string, b: string): Promise<void> {
-  const describeOf = async (p: string) =>
-    (await (await db()).runAndReadAll(`DESCRIBE SELECT * FROM '${p}'`)).getRows().map((r) => `${r[0]} ${r[1]}`);
-  assert.deepStrictEqual(await describeOf(a), await describeOf(b));
-  const q = (p: string) => `SELECT row_number() OVER () AS rn, COLUMNS(*)::VARCHAR FROM '${p}'`;
-  assert.equal(await scalar(`SELECT count(*) FROM (${q(a)} EXCEPT ALL ${q(b)})`), 0n);
-  assert.equal(await scalar(`SELECT count(*) FROM (${q(b)} EXCEPT ALL ${q(a)})`), 0n);
 }
 
 /** A value of every kind and edge, chosen by the row number. */
@@ -138,12 +113,12 @@ describe("wandb-download's typed parts of decoded rows", () => {
           ],
         },
       ];
-      const out = await writeBoth(runs);
-      await assertSameFile(out.parts, out.csv);
-      assert.equal(await scalar(`SELECT count(*) FROM '${out.parts}'`), 93n);
+      const out = await writeParquetBothWays(runs);
+      await assertSameParquet(await db(), out.typed, out.text);
+      assert.equal(await scalar(`SELECT count(*) FROM '${out.typed}'`), 93n);
       // the ids, in the order written
       assert.equal(
-        await scalar(`SELECT string_agg(DISTINCT run_id, ',' ORDER BY run_id) FROM '${out.parts}'`),
+        await scalar(`SELECT string_agg(DISTINCT run_id, ',' ORDER BY run_id) FROM '${out.typed}'`),
         "a,c,other",
       );
     } finally {
@@ -160,10 +135,10 @@ describe("wandb-download's typed parts of decoded rows", () => {
         wandb_metadata: { q: "\ud800" },
       },
     );
-    const out = await writeBoth([{ id: "a", rows: [[row]] }]);
-    await assertSameFile(out.parts, out.csv);
+    const out = await writeParquetBothWays([{ id: "a", rows: [[row]] }]);
+    await assertSameParquet(await db(), out.typed, out.text);
     const got = (
-      await (await db()).runAndReadAll(`SELECT s, lit, o::VARCHAR, wandb_metadata::VARCHAR FROM '${out.parts}'`)
+      await (await db()).runAndReadAll(`SELECT s, lit, o::VARCHAR, wandb_metadata::VARCHAR FROM '${out.typed}'`)
     ).getRows()[0];
     assert.deepStrictEqual(got, ["x\ufffd", "\\ud83d", '{"k\ufffd":"y\ufffd"}', '{"q":"\ufffd"}']);
     const dir = await tempDir();
@@ -184,11 +159,11 @@ describe("wandb-download's typed parts of decoded rows", () => {
 
   test("a metric key holding U+0000: its column is named with U+FFFD, its values kept, in both paths", async () => {
     const key = "k\u0000ey";
-    const out = await writeBoth([
+    const out = await writeParquetBothWays([
       { id: "a", rows: [[sampleRow("a", 0, { [key]: 1.5, s: "v\u0000w" }), sampleRow("a", 1, { [key]: 2.5 })]] },
     ]);
-    await assertSameFile(out.parts, out.csv);
-    const got = (await (await db()).runAndReadAll(`SELECT "k\ufffdey", s FROM '${out.parts}' ORDER BY step`)).getRows();
+    await assertSameParquet(await db(), out.typed, out.text);
+    const got = (await (await db()).runAndReadAll(`SELECT "k\ufffdey", s FROM '${out.typed}' ORDER BY step`)).getRows();
     assert.deepStrictEqual(got, [
       [1.5, "v\u0000w"],
       [2.5, null],

@@ -22,9 +22,10 @@ import {
 import { tempPathFor, unlinkIfExists } from "../model/atomic-file.js";
 import { rowGroupSize } from "../model/duckdb-resources.js";
 import { KIND_BITS, kindOf, quoteLiteral } from "../model/flatten.js";
+import { stringifyWellFormed } from "../model/json.js";
 import type { PartKind } from "../model/parquet-part-sql.js";
 import type { HistoryRecord } from "../model/records.js";
-import { csvNumber, duckJson, metricText } from "./csv-fields.js";
+import { csvNumber, metricText } from "./csv-fields.js";
 import type { CsvSpool } from "./csv-spool.js";
 import { historyExtra, rowTimestamp } from "./rows.js";
 
@@ -124,8 +125,8 @@ export class RowParts {
     const metrics = row.metrics;
     if (!Number.isSafeInteger(row.step)) return CSV;
     const t = rowTimestamp(row);
-    const w = duckJson(row.wandb_metadata);
-    const x = duckJson(historyExtra(row, t));
+    const w = stringifyWellFormed(row.wandb_metadata);
+    const x = stringifyWellFormed(historyExtra(row, t));
     if (w.length >= LARGE_TEXT || x.length >= LARGE_TEXT) return CSV;
     // First pass: the texts of the values that are neither numbers nor booleans (each checked for size), and how
     // many keys the part has not met yet.

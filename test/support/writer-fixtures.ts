@@ -2,13 +2,17 @@
  * Test helpers for the writers: temp folders, sample records, and real readers (python3's pickle, DuckDB).
  * Not imported by production code.
  */
+
+import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { mkdtemp, readdir } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type DuckDBConnection, DuckDBInstance } from "@duckdb/node-api";
 import type { JsonObject } from "../../src/model/json.js";
+import type { ParquetSource } from "../../src/model/parquet-decode.js";
 import type { HistoryRecord, RunRecord } from "../../src/model/records.js";
+import { openProjectWriter } from "../../src/output/writer.js";
 
 export async function tempDir(prefix = "dr-wandb-export-"): Promise<string> {
   return mkdtemp(join(tmpdir(), prefix));
@@ -138,4 +142,48 @@ export function duckReader(): { db(): Promise<DuckDBConnection>; close(): void }
     },
     close: () => conn?.closeSync(),
   };
+}
+
+/**
+ * Writes `runs` with the Parquet writer twice: with its typed parts (the default: exports read by DuckDB, decoded rows
+ * in typed columns) and with every row as CSV text (DR_WANDB_DOWNLOAD_COLUMNAR=0). Returns both histories files.
+ */
+export async function writeParquetBothWays(
+  runs: { id: string; rows: HistoryRecord[][]; parquet?: ParquetSource[] }[],
+): Promise<{ typed: string; text: string }> {
+  const out: Record<string, string> = {};
+  for (const mode of ["typed", "text"]) {
+    if (mode === "text") process.env.DR_WANDB_DOWNLOAD_COLUMNAR = "0";
+    try {
+      const dir = await tempDir();
+      const w = await openProjectWriter({
+        format: "parquet",
+        outputDir: dir,
+        entity: "e",
+        project: "p",
+        withHistory: true,
+      });
+      assert.equal(w.takesParquet, true);
+      for (const r of runs) await w.writeRun(sampleRun(r.id), r.rows, undefined, r.parquet);
+      await w.close();
+      assert.deepStrictEqual(await tempFilesIn(dir), [], "no temp or spool files left");
+      out[mode] = join(dir, "e_p_histories.parquet");
+    } finally {
+      delete process.env.DR_WANDB_DOWNLOAD_COLUMNAR;
+    }
+  }
+  return { typed: out.typed!, text: out.text! };
+}
+
+/** Asserts two Parquet files have the same columns (names, types, order) and rows (in order; values as text). */
+export async function assertSameParquet(conn: DuckDBConnection, a: string, b: string): Promise<void> {
+  const describeOf = async (p: string) =>
+    (await conn.runAndReadAll(`DESCRIBE SELECT * FROM '${p}'`)).getRows().map((r) => `${r[0]} ${r[1]}`);
+  assert.deepStrictEqual(await describeOf(a), await describeOf(b));
+  // JSON columns compared as their text; rows compared with their position.
+  const q = (p: string) => `SELECT row_number() OVER () AS rn, COLUMNS(*)::VARCHAR FROM '${p}'`;
+  const differing = async (x: string, y: string) =>
+    (await conn.runAndReadAll(`SELECT count(*) FROM (${q(x)} EXCEPT ALL ${q(y)})`)).getRows()[0]?.[0];
+  assert.equal(await differing(a, b), 0n);
+  assert.equal(await differing(b, a), 0n);
 }
