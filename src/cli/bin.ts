@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 /** The `dr-wandb` command. The only place (with wandb-download.ts) that exits the process. */
 import "./gc-policy.js";
+import "./allocator-policy.js";
 import { startMemoryTrace } from "../model/memory-trace.js";
 import { hideSecretsFromProcessTitle, makeContext, runProgram } from "./main.js";
 import { buildProgram } from "./program.js";

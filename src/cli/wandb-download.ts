@@ -2,6 +2,7 @@
 /** The `wandb-download ENTITY PROJECT OUTPUT_DIR` command, as the original dr_wandb had it. */
 import { Command } from "commander";
 import "./gc-policy.js";
+import "./allocator-policy.js";
 import { startMemoryTrace } from "../model/memory-trace.js";
 import { completionScript, detectShell, installCompletion } from "./completion.js";
 import { hideSecretsFromProcessTitle, makeContext, runProgram } from "./main.js";
