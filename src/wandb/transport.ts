@@ -7,7 +7,6 @@
  * retry loop, governor tickets, counters and the credential-scoping rule; split, that rule would be in several places.
  */
 import { Agent, type Dispatcher, Pool, request } from "undici";
-import { collectGarbage } from "../model/heap.js";
 import type { JsonObject, JsonValue } from "../model/json.js";
 import { parseJsonText } from "./decode.js";
 import { WandbError } from "./errors.js";
@@ -31,14 +30,6 @@ export const MAX_REDIRECTS = 10;
 /** Connections per storage origin (signed file and parquet URLs); the API origin keeps `connections`. */
 const STORAGE_CONNECTIONS = 256;
 const USER_AGENT = "dr-wandb (W&B Public Client compatible)";
-/**
- * A GraphQL answer of this size or more (a history window of ~1M cells is 25-40 MB) is followed by a full garbage
- * collection once it is parsed: its body and text (twice its size, the text in V8's large-object space, which only a
- * full collection frees) would otherwise stay in the heap while the rows decoded from its tree are built. One
- * collection of a live heap of tens of MB costs tens of ms, against tens of MB of peak memory.
- */
-export const LARGE_ANSWER_BYTES = 8 * 2 ** 20;
-const EMPTY = Buffer.alloc(0);
 
 export interface TransportOptions {
   baseUrl: string;
@@ -293,7 +284,6 @@ export class Transport {
       const status = res.statusCode;
       // The server's budget (RateLimit-*) paces everyone: see RateGovernor.
       ticket.observe(parseRateLimitHeaders(res.headers), status !== 429);
-      const size = raw.length;
       const verdict = await readGraphqlAnswer(
         { status, headers: res.headers, raw },
         {
@@ -312,10 +302,6 @@ export class Transport {
         throw verdict.error;
       }
       outcome = "success";
-      // The body and its text are garbage now, twice the body's size: a large answer's are collected at once rather
-      // than beside the rows decoded from it (see LARGE_ANSWER_BYTES).
-      raw = EMPTY;
-      if (size >= LARGE_ANSWER_BYTES) collectGarbage();
       return verdict.data;
     } finally {
       clearTimeout(timer);
