@@ -36,5 +36,13 @@ export function collectGarbage(env: NodeJS.ProcessEnv = process.env): boolean {
   const fn = gcFunction();
   if (fn === null) return false;
   fn();
+  collections++;
   return true;
+}
+
+let collections = 0;
+
+/** How many collections collectGarbage has run in this process (for tests and traces). */
+export function collectionsRun(): number {
+  return collections;
 }

@@ -4,6 +4,8 @@ import type { AddressInfo } from "node:net";
 import { after, before, describe, test } from "node:test";
 import { setTimeout as delay } from "node:timers/promises";
 import { gzipSync } from "node:zlib";
+import { collectionsRun } from "../model/heap.js";
+import type { JsonObject } from "../model/json.js";
 import { WandbError } from "./errors.js";
 import { RateGovernor } from "./governor.js";
 import { Transport } from "./transport.js";
@@ -533,5 +535,30 @@ describe("Transport", () => {
       (e: unknown) => e instanceof WandbError && /redirects/.test(e.message),
     );
     await t.close();
+  });
+  test("a large GraphQL answer is followed by one garbage collection once parsed (above a heap size); a small one is not", async () => {
+    // A history window's answer: rows as JSON strings, as W&B sends them.
+    const rows = (n: number) =>
+      Array.from({ length: n }, (_, i) => JSON.stringify({ _step: i, loss: i / 7, note: "x".repeat(200) }));
+    const big = rows(40_000); // ~10 MB, over LARGE_ANSWER_BYTES
+    // the first request gets a small answer, the second the large one
+    a.handle((_q, res, n) => json(res, 200, { data: { project: { run: { history: n === 1 ? rows(10) : big } } } }));
+    const t = make({ timeoutMs: 120_000, collectAboveHeapBytes: 0 });
+    const before = collectionsRun();
+    const small = await t.graphql("HistoryPage", "query HistoryPage { x }", {});
+    assert.equal(collectionsRun(), before);
+    assert.deepEqual(((small.project as JsonObject).run as JsonObject).history, rows(10));
+    const data = await t.graphql("HistoryPage", "query HistoryPage { x }", {});
+    assert.equal(collectionsRun(), before + 1);
+    // the answer itself is whole
+    assert.deepEqual(((data.project as JsonObject).run as JsonObject).history, big);
+    await t.close();
+    // below the heap size the transport collects from, a large answer is left to V8
+    a.handle((_q, res) => json(res, 200, { data: { project: { run: { history: big } } } }));
+    const calm = make({ timeoutMs: 120_000, collectAboveHeapBytes: Number.MAX_SAFE_INTEGER });
+    const n = collectionsRun();
+    await calm.graphql("HistoryPage", "query HistoryPage { x }", {});
+    assert.equal(collectionsRun(), n);
+    await calm.close();
   });
 });
