@@ -40,6 +40,7 @@ export async function makeClient(ctx: CommandContext, f: ClientFlags, log: Logge
     insecure: f.insecure,
     timeoutMs: f.timeout !== undefined ? f.timeout * 1000 : undefined,
     compat: f.compat,
+    collectLargeAnswers: true,
     env: ctx.settings.merged(),
     cwd: ctx.settings.cwd,
   });

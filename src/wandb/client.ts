@@ -25,7 +25,7 @@ import { getSweep, getSweepAlone, listProjects, type SweepReads } from "./projec
 import { SWEEP_FIELDS, VIEWER } from "./queries.js";
 import { registerSecret } from "./redact.js";
 import type { RetryOptions, Sleep } from "./retry.js";
-import { Transport, type TransportStats } from "./transport.js";
+import { LARGE_HEAP_BYTES, Transport, type TransportStats } from "./transport.js";
 import type {
   EventRow,
   HistoryRow,
@@ -67,6 +67,12 @@ export interface WandbClientOptions extends ResolveConfigOptions {
   capabilityCacheFile?: string;
   /** Directory for temporary parquet downloads. Default os.tmpdir(). */
   tempDir?: string;
+  /**
+   * Run a full garbage collection after parsing a GraphQL answer of 8 MiB or more when V8's heap then holds 96 MiB or
+   * more (see LARGE_ANSWER_BYTES in transport.ts): lower peak memory for a process that is mostly this client, as
+   * the commands are. Default false: a host process's heap is left to V8.
+   */
+  collectLargeAnswers?: boolean;
   /** Test hooks. */
   sleep?: Sleep;
   random?: () => number;
@@ -117,6 +123,7 @@ export class WandbClient implements WandbApi {
       governor: options.governor ?? new RateGovernor(options.governorOptions),
       sleep: options.sleep,
       random: options.random,
+      collectAboveHeapBytes: options.collectLargeAnswers ? LARGE_HEAP_BYTES : undefined,
     });
     const compat = options.compat ?? false;
     const cap = (n: number | undefined, d: number) => Math.max(1, Math.floor(n ?? d));

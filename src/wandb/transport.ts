@@ -34,8 +34,8 @@ const STORAGE_CONNECTIONS = 256;
 const USER_AGENT = "dr-wandb (W&B Public Client compatible)";
 /**
  * A GraphQL answer of this size or more (a history window of ~1M cells is 25-40 MB) is followed by a full garbage
- * collection once it is parsed, when the heap then holds at least `collectAboveHeapBytes` (default
- * LARGE_HEAP_BYTES): its body and text (twice its size, the text in V8's large-object space, which only a full
+ * collection once it is parsed, when the heap then holds at least `collectAboveHeapBytes` (LARGE_HEAP_BYTES in the
+ * commands): its body and text (twice its size, the text in V8's large-object space, which only a full
  * collection frees) would otherwise stay in the heap while the rows decoded from its tree are built. Only above a
  * large heap: S4's 5 requests/s sync, whose heap grows past 200 MB with windows waiting, peaked ~60-90 MB lower
  * with it, but after every large answer (22 in S2's download, heaps of ~60 MB) the collections cost 4-5 CPU-s more
@@ -62,7 +62,10 @@ export interface TransportOptions {
   /** Use this dispatcher instead of a private keep-alive Agent (it is then not closed by close()). */
   dispatcher?: Dispatcher;
   userAgent?: string;
-  /** Heap size (V8's used heap) from which a large answer is collected at once (LARGE_ANSWER_BYTES). */
+  /**
+   * Heap size (V8's used heap) from which a large answer is collected at once (LARGE_ANSWER_BYTES). Default: never,
+   * the host process's heap being its own business; the commands pass LARGE_HEAP_BYTES.
+   */
   collectAboveHeapBytes?: number;
 }
 
@@ -139,7 +142,7 @@ export class Transport {
     this.timeoutMs = options.timeoutMs ?? DEFAULT_GRAPHQL_TIMEOUT_MS;
     this.downloadTimeoutMs = options.downloadTimeoutMs ?? DEFAULT_DOWNLOAD_TIMEOUT_MS;
     this.userAgent = options.userAgent ?? USER_AGENT;
-    this.collectAboveHeapBytes = options.collectAboveHeapBytes ?? LARGE_HEAP_BYTES;
+    this.collectAboveHeapBytes = options.collectAboveHeapBytes ?? Number.POSITIVE_INFINITY;
     // Non-enumerable so that inspecting the transport never shows the credential.
     Object.defineProperty(this, "authorization", {
       value: `Basic ${Buffer.from(`api:${options.apiKey}`).toString("base64")}`,
