@@ -11,6 +11,7 @@ import { after, describe, it } from "node:test";
 import { DuckDBInstance } from "@duckdb/node-api";
 import { makeRecord, makeState } from "../../test/support/archive-conformance.js";
 import { exportArchive } from "../export/archive-export.js";
+import { collectionsRun } from "../model/heap.js";
 import { type JsonObject, parseWandbJson } from "../model/json.js";
 import type { HistoryRecord } from "../model/records.js";
 import { plainDuckDBValue } from "./duckdb-values.js";
@@ -94,7 +95,9 @@ describe("schema v3 on a v2 archive", () => {
       assert.equal(metrics[2]!.loss, 0.25);
 
       const out = join(dir, "export");
+      const collections = collectionsRun();
       await exportArchive(archive, { outputDir: out, entity: "e", project: "p" });
+      assert.equal(collectionsRun(), collections + 1, "the export collects the JavaScript heap before DuckDB's work");
       const rows = await parquetRows(
         join(out, "runs_history.parquet"),
         "SELECT step, loss, nan, CAST(big AS VARCHAR), s, acc, typeof(big), typeof(acc), extra FROM t ORDER BY step",

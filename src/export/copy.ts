@@ -103,41 +103,67 @@ function orderedChunkBytes(env: NodeJS.ProcessEnv = process.env): number {
 }
 
 /**
- * Writes `SELECT cols FROM table where ORDER BY orderBy` to `outputDir/name`. When the rows' payload (`payloadBytes`,
- * the caller's estimate) is larger than a chunk, the order is computed first on narrow rows (row ids by position),
- * then each chunk of positions is written sorted to a temporary file, and the final file reads the chunks in order
- * (no sort of the whole payload).
+ * Writes `SELECT cols FROM table where ORDER BY group..., range, tieBreak` to `outputDir/name`. When the rows'
+ * payload (`payloadBytes`, the caller's estimate) is larger than a chunk, the sort keys alone are read first (narrow
+ * rows: each distinct (group..., range) and its row count) and cut into chunks of about `chunkBytes` at distinct
+ * values, so that rows with equal keys share a chunk; each chunk is then written sorted to a temporary file by a
+ * query whose WHERE is equality on the group columns and a range on the range column (filters DuckDB pushes into
+ * the table scan: a chunk reads only its own rows' payload), and the final file reads the chunks in order (no sort
+ * of the whole payload, and no scan of every row per chunk). NULLs of the range column sort last, as in the single
+ * sort.
  */
 export async function copyOrderedToParquet(
   conn: DuckDBConnection,
-  q: { cols: string; table: string; where: string; orderBy: string; rows: number; payloadBytes: number },
+  q: {
+    cols: string;
+    table: string;
+    where: string;
+    group: string[];
+    range: string;
+    tieBreak: string;
+    rows: number;
+    payloadBytes: number;
+  },
   outputDir: string,
   name: string,
   rowGroup?: number,
 ): Promise<string> {
   const chunkBytes = orderedChunkBytes();
+  const keys = [...q.group, q.range].map(quoteIdent);
+  const orderBy = [...keys, quoteIdent(q.tieBreak)].join(", ");
   if (q.payloadBytes <= chunkBytes || q.rows <= 1) {
     return copyToParquet(
       conn,
-      `SELECT ${q.cols} FROM ${q.table} ${q.where} ORDER BY ${q.orderBy}`,
+      `SELECT ${q.cols} FROM ${q.table} ${q.where} ORDER BY ${orderBy}`,
       outputDir,
       name,
       rowGroup,
     );
   }
   const per = Math.max(1, Math.floor((q.rows * chunkBytes) / q.payloadBytes));
-  const order = quoteIdent("dr_wandb$order");
+  const range = quoteIdent(q.range);
+  // One line per chunk: its group's values, its first and last range value as text (exact for timestamps), and
+  // whether it holds the group's NULLs.
+  const plan = await conn.runAndReadAll(
+    `WITH k AS (SELECT ${keys.join(", ")}, count(*) AS n FROM ${q.table} ${q.where} GROUP BY ALL),
+     c AS (SELECT *, sum(n) OVER (ORDER BY ${keys.join(", ")} ROWS UNBOUNDED PRECEDING) - n AS before FROM k)
+     SELECT ${q.group.map(quoteIdent).join(", ")}${q.group.length ? ", " : ""}min(${range})::VARCHAR, max(${range})::VARCHAR,
+       bool_or(${range} IS NULL)
+     FROM c GROUP BY ${[...q.group.map(quoteIdent), `before // ${per}`].join(", ")}
+     ORDER BY ${[...q.group.map(quoteIdent), `before // ${per}`].join(", ")}`,
+  );
   const dir = tempPathFor(join(outputDir, name));
   await mkdir(dir, { recursive: true });
   try {
-    await conn.run(
-      `CREATE OR REPLACE TEMP TABLE ${order} AS
-       SELECT rowid AS rid, row_number() OVER (ORDER BY ${q.orderBy}) AS pos FROM ${q.table} ${q.where}`,
-    );
     const chunks: string[] = [];
-    for (let a = 1; a <= q.rows; a += per) {
-      const sql = `SELECT ${q.cols} FROM ${q.table} JOIN ${order} o ON ${q.table}.rowid = o.rid
-        WHERE o.pos BETWEEN ${a} AND ${a + per - 1} ORDER BY o.pos`;
+    for (const row of plan.getRows()) {
+      const conds = q.group.map((g, i) => `${quoteIdent(g)} = ${quoteLiteral(String(row[i]))}`);
+      const [lo, hi, nulls] = row.slice(q.group.length) as [string | null, string | null, boolean];
+      const span = lo === null || hi === null ? [] : [`${range} BETWEEN ${quoteLiteral(lo)} AND ${quoteLiteral(hi)}`];
+      if (nulls) span.push(`${range} IS NULL`);
+      conds.push(span.length === 1 ? span[0]! : `(${span.join(" OR ")})`);
+      const where = q.where ? `${q.where} AND ${conds.join(" AND ")}` : `WHERE ${conds.join(" AND ")}`;
+      const sql = `SELECT ${q.cols} FROM ${q.table} ${where} ORDER BY ${orderBy}`;
       chunks.push(await copyToParquet(conn, sql, dir, `${String(chunks.length).padStart(6, "0")}.parquet`, rowGroup));
     }
     return await copyToParquet(
@@ -148,7 +174,6 @@ export async function copyOrderedToParquet(
       rowGroup,
     );
   } finally {
-    await conn.run(`DROP TABLE IF EXISTS ${order}`).catch(() => undefined);
     await rm(dir, { recursive: true, force: true });
   }
 }

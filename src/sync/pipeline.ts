@@ -295,6 +295,8 @@ class ProjectSync {
       }
       result.runsListed = seen.size;
       this.emit({ type: "listed", listed: seen.size, runCount: this.runCount });
+      // The page is not held while its runs are worked on: `fresh` alone has them, and lets each go when planned.
+      page.runs.length = 0;
       yield fresh;
       if (maxRuns !== undefined && seen.size >= maxRuns) return;
     }
@@ -310,7 +312,10 @@ class ProjectSync {
     };
     // The next page is listed while this one's runs are fetched and written.
     for await (const fresh of readAhead(this.pages())) {
-      for (const run of fresh) {
+      // Each run leaves the page as it is planned: the runs already handed out are not held until the page ends.
+      for (let i = 0; i < fresh.length; i++) {
+        const run = fresh[i]!;
+        fresh[i] = undefined as unknown as WandbRun;
         const a = planRun(run, this.stored.get(run.name), planOpts);
         if (a) yield a;
         else this.result.runsUnchanged++;

@@ -8,6 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { type FakeWandb, startFakeWandb } from "../../fake-wandb/index.js";
+import { collectGarbage } from "../model/heap.js";
 import type { JsonObject } from "../model/json.js";
 import { forgetCapabilities } from "./capabilities.js";
 import { createdAtRanges, WandbClient } from "./client.js";
@@ -85,6 +86,26 @@ describe("parallel createdAt ranges", () => {
       // first page + the newest run + each range's pages (a range's last page may be short)
       const requests = await runsRequests(fake);
       assert.ok(requests >= 2 + 11 && requests <= 2 + 11 + 4, `${requests} Runs requests`);
+    } finally {
+      await client.close();
+    }
+  });
+
+  test("a page handed out is not held by the listing: its runs can be collected while the listing goes on", async () => {
+    const client = await clientFor(fake);
+    try {
+      const it = client.listRuns(fake.entity, fake.project, { perPage: 200, parallel: 4 })[Symbol.asyncIterator]();
+      const firstRun = await (async () => {
+        const first = await it.next();
+        assert.equal(first.done, false);
+        return new WeakRef(first.value.runs[0]!);
+      })();
+      const second = await it.next(); // the ranges are being listed: the generator is suspended mid-listing
+      assert.equal(second.done, false);
+      await new Promise((r) => setImmediate(r)); // a WeakRef's target is kept until the job that made it ends
+      assert.ok(collectGarbage({}), "a full collection ran");
+      assert.equal(firstRun.deref(), undefined, "the first page's run was collected");
+      await it.return?.();
     } finally {
       await client.close();
     }

@@ -41,21 +41,33 @@ export async function* listRuns(
   const parallel = Math.max(1, Math.floor(options.parallel ?? 1));
   const listing: { size?: number } = {};
   const ranged = parallel > 1 && order === "+created_at" && !core.compat && core.caps.rangeListing !== false;
-  const page = await fetchRunsPage(core, entity, project, options, null, listing);
-  yield page;
-  if (!page.hasNextPage || page.next === null) return;
-  const remaining = page.runCount - page.runs.length;
-  const perPage = Math.max(1, page.runs.length);
-  let cursor: string | null = page.next;
+  let first: Awaited<ReturnType<typeof fetchRunsPage>> | undefined = await fetchRunsPage(
+    core,
+    entity,
+    project,
+    options,
+    null,
+    listing,
+  );
+  // What the rest of the listing needs of the first page; the page itself is not held once handed out (its runs,
+  // with their config and summary, are the consumer's to release).
+  const { runCount, hasNextPage, next } = first;
+  const remaining = runCount - first.runs.length;
+  const perPage = Math.max(1, first.runs.length);
+  const lastCreatedAt = first.runs[first.runs.length - 1]?.createdAt ?? "";
+  yield first;
+  first = undefined;
+  if (!hasNextPage || next === null) return;
+  let cursor: string | null = next;
   // More than one page to go: the newest run's creation time (one small request) bounds the ranges.
   if (ranged && remaining > perPage) {
     const ranges = createdAtRanges(
-      page.runs[page.runs.length - 1]?.createdAt ?? "",
+      lastCreatedAt,
       await newestCreatedAt(core, entity, project, options),
       Math.min(parallel, Math.ceil(remaining / perPage)),
     );
     if (ranges) {
-      const done = yield* listRanges(core, entity, project, options, ranges, page.runCount);
+      const done = yield* listRanges(core, entity, project, options, ranges, runCount);
       if (done) return;
       // The server did not keep to the ranges: the rest in the usual way (callers drop runs seen twice).
     }

@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import { mkdir, readdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
+import { DuckDBInstance } from "@duckdb/node-api";
 import { type FakeWandb, startFakeWandb } from "../../fake-wandb/index.js";
 import { duckObjects, parquetDiff, runCli, tempDir, truthHistory, truthRuns } from "../helpers.js";
 
@@ -75,6 +76,60 @@ describe("dr-wandb export", () => {
     }
     const leftovers = (await readdir(chunked.path)).filter((n) => n.includes(".tmp"));
     assert.deepEqual(leftovers, []);
+  });
+
+  it("cuts the runs into chunks at whole sort keys: ties, a NULL creation time and two projects as one sort", async () => {
+    await using dir = await tempDir();
+    const env = { WANDB_BASE_URL: fake.url, WANDB_API_KEY: fake.apiKey };
+    const sync = await runCli(["sync", `${fake.entity}/${fake.project}`, "--output-dir", dir.path, "-q"], { env });
+    assert.equal(sync.code, 0, sync.stderr);
+    // The archive's runs, then: a second project (the same runs), a run without a creation time, two runs created
+    // at the same microsecond.
+    const db = await DuckDBInstance.create(join(dir.path, "wandb.duckdb"));
+    const conn = await db.connect();
+    const ids = (await conn.runAndReadAll("SELECT run_id FROM runs ORDER BY created_at, run_id")).getRows();
+    await conn.run(`UPDATE runs SET created_at = NULL WHERE run_id = '${ids[1]![0]}'`);
+    await conn.run(
+      `UPDATE runs SET created_at = (SELECT created_at FROM runs WHERE run_id = '${ids[3]![0]}') WHERE run_id = '${ids[4]![0]}'`,
+    );
+    await conn.run("INSERT INTO runs SELECT * REPLACE ('a-second-project' AS project) FROM runs");
+    const payload = Number(
+      (
+        await conn.runAndReadAll(
+          "SELECT sum(length(config::VARCHAR) + length(summary::VARCHAR) + length(system_attrs::VARCHAR)) FROM runs",
+        )
+      ).getRows()[0]![0],
+    );
+    conn.closeSync();
+    db.closeSync();
+    const one = await runCli(["export", "--output-dir", dir.path, "-q"], {});
+    assert.equal(one.code, 0, one.stderr);
+    const order = await duckObjects(
+      `SELECT project, created_at IS NULL AS nul FROM read_parquet('${join(dir.path, "runs_metadata.parquet")}')`,
+    );
+    assert.equal(order.length, 12);
+    assert.deepEqual(
+      order.map((r) => `${r.project === fake.project ? "p" : "a"}${r.nul ? "0" : "1"}`),
+      ["a1", "a1", "a1", "a1", "a1", "a0", "p1", "p1", "p1", "p1", "p1", "p0"],
+      "projects in order, each with its run without a creation time last",
+    );
+    // chunks of one key each, and of about three keys (a chunk holding the NULL key and the keys before it)
+    for (const chunk of ["1", String(Math.ceil(payload / 4))]) {
+      await using chunked = await tempDir();
+      await writeFile(join(chunked.path, "wandb.duckdb"), await readFile(join(dir.path, "wandb.duckdb")));
+      const r = await runCli(["export", "--output-dir", chunked.path, "-q"], {
+        env: { DR_WANDB_EXPORT_CHUNK_BYTES: chunk },
+      });
+      assert.equal(r.code, 0, r.stderr);
+      for (const n of (await readdir(dir.path)).filter((f) => /^runs_metadata.*\.parquet$/.test(f))) {
+        assert.deepEqual(await parquetDiff(join(dir.path, n), join(chunked.path, n)), {
+          onlyA: 0,
+          onlyB: 0,
+          sameSchema: true,
+          moved: 0,
+        });
+      }
+    }
   });
 
   it("removes what a killed earlier export left (temp files and dataset folders of dead processes)", async () => {
