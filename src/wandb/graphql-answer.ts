@@ -24,10 +24,15 @@ const brotliAsync = promisify(brotliDecompress);
 
 type Headers = Record<string, string | string[] | undefined>;
 
+const EMPTY_BODY = Buffer.alloc(0);
+
 export interface GraphqlAnswer {
   status: number;
   headers: Headers;
-  /** The body as received (undici does not decode it). */
+  /**
+   * The body as received (undici does not decode it). readGraphqlAnswer takes it: once read as text the field is
+   * emptied, so that a large body is not held beside its text and parsed value (the caller keeps no other reference).
+   */
   raw: Buffer;
 }
 
@@ -51,7 +56,8 @@ export type Verdict =
   | { ok: false; error: WandbError; outcome: "success" | "failure" | "rateLimited"; pauseMs: number };
 
 export async function readGraphqlAnswer(answer: GraphqlAnswer, ctx: AnswerContext): Promise<Verdict> {
-  const { status, headers, raw } = answer;
+  const { status, headers } = answer;
+  const size = answer.raw.length;
   const { operation, run } = ctx;
   const fail = (
     error: WandbError,
@@ -67,15 +73,16 @@ export async function readGraphqlAnswer(answer: GraphqlAnswer, ctx: AnswerContex
   const protocol = (reason: string, transient: boolean, cause?: unknown): Verdict =>
     fail(new WandbError({ code: "PROTOCOL", operation, run, status, reason, transient, cause }));
   const expected = contentLength(headers);
-  if (expected !== undefined && expected !== raw.length) {
-    return protocol(`truncated response: got ${raw.length} of ${expected} bytes`, true);
+  if (expected !== undefined && expected !== size) {
+    return protocol(`truncated response: got ${size} of ${expected} bytes`, true);
   }
   let text: string;
   try {
-    text = (await decode(raw, headers["content-encoding"])).toString("utf8");
+    text = (await decode(answer.raw, headers["content-encoding"])).toString("utf8");
   } catch (e) {
     return protocol(`could not decompress the response (${(e as Error).message})`, true, e);
   }
+  answer.raw = EMPTY_BODY;
   let parsed: JsonValue | undefined;
   let parseError: unknown;
   try {
@@ -118,7 +125,7 @@ export async function readGraphqlAnswer(answer: GraphqlAnswer, ctx: AnswerContex
     const looksCut = parseError !== undefined && (head === "" || head.startsWith("{") || head.startsWith("["));
     return protocol(
       looksCut
-        ? `response JSON is cut short or malformed (${raw.length} bytes)${parseError instanceof Error ? `: ${parseError.message}` : ""}`
+        ? `response JSON is cut short or malformed (${size} bytes)${parseError instanceof Error ? `: ${parseError.message}` : ""}`
         : `${ctx.graphqlUrl} did not answer with GraphQL JSON (${contentType(headers)}: ${snippet(text)}); is the base URL a W&B server?`,
       looksCut,
       parseError,

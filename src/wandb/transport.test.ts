@@ -8,7 +8,7 @@ import { collectionsRun } from "../model/heap.js";
 import type { JsonObject } from "../model/json.js";
 import { WandbError } from "./errors.js";
 import { RateGovernor } from "./governor.js";
-import { Transport } from "./transport.js";
+import { readAll, Transport } from "./transport.js";
 
 const KEY = "transport-test-key-0123456789abcdefghijklmnop";
 const AUTH = `Basic ${Buffer.from(`api:${KEY}`).toString("base64")}`;
@@ -560,5 +560,28 @@ describe("Transport", () => {
     await calm.graphql("HistoryPage", "query HistoryPage { x }", {});
     assert.equal(collectionsRun(), n);
     await calm.close();
+  });
+});
+
+describe("readAll", () => {
+  async function* chunks(parts: string[]): AsyncGenerator<Buffer> {
+    for (const p of parts) yield Buffer.from(p);
+  }
+  const parts = ['{"data":', '{"a":[1,2,3]', ',"b":"é"}}'];
+  const whole = Buffer.from(parts.join(""));
+
+  test("with the announced length: the same bytes, each counted", async () => {
+    let counted = 0;
+    const got = await readAll(chunks(parts), (n) => (counted += n), undefined, whole.length);
+    assert.deepEqual(got, whole);
+    assert.equal(counted, whole.length);
+  });
+
+  test("a body longer or shorter than announced comes back whole, as received", async () => {
+    assert.deepEqual(await readAll(chunks(parts), () => {}, undefined, 5), whole);
+    const short = await readAll(chunks(parts), () => {}, undefined, whole.length + 10);
+    assert.deepEqual(short, whole);
+    assert.equal(short.length, whole.length, "the caller sees the shortfall in the length");
+    assert.deepEqual(await readAll(chunks(parts), () => {}), whole);
   });
 });

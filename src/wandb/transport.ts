@@ -297,7 +297,7 @@ export class Transport {
           headersTimeout: timeoutMs,
           bodyTimeout: timeoutMs,
         });
-        raw = await readAll(res.body, (n) => this.countBytes(n));
+        raw = await readAll(res.body, (n) => this.countBytes(n), undefined, announcedLength(res.headers));
       } catch (e) {
         if (signal?.aborted) throw signal.reason;
         throw classifyNetworkError(e, { operation, run, timedOut, timeoutMs });
@@ -306,18 +306,18 @@ export class Transport {
       // The server's budget (RateLimit-*) paces everyone: see RateGovernor.
       ticket.observe(parseRateLimitHeaders(res.headers), status !== 429);
       const size = raw.length;
-      const verdict = await readGraphqlAnswer(
-        { status, headers: res.headers, raw },
-        {
-          operation,
-          run,
-          attempt,
-          retry: this.retry,
-          random: this.random,
-          baseUrl: this.baseUrl,
-          graphqlUrl: this.graphqlUrl,
-        },
-      );
+      // The answer takes the body (and empties it once read as text): no reference to it is kept here meanwhile.
+      const answer = { status, headers: res.headers, raw };
+      raw = EMPTY;
+      const verdict = await readGraphqlAnswer(answer, {
+        operation,
+        run,
+        attempt,
+        retry: this.retry,
+        random: this.random,
+        baseUrl: this.baseUrl,
+        graphqlUrl: this.graphqlUrl,
+      });
       if (!verdict.ok) {
         outcome = verdict.outcome;
         pauseMs = verdict.pauseMs;
@@ -326,7 +326,6 @@ export class Transport {
       outcome = "success";
       // The body and its text are garbage now, twice the body's size: a large answer's are collected at once rather
       // than beside the rows decoded from it (see LARGE_ANSWER_BYTES).
-      raw = EMPTY;
       if (size >= LARGE_ANSWER_BYTES && getHeapStatistics().used_heap_size >= this.collectAboveHeapBytes) {
         collectGarbage();
       }
@@ -450,24 +449,47 @@ function settleGetTicket(
 }
 
 /** Reads a body to a Buffer, reporting bytes as they arrive; stops (and destroys the body) past `limit`. */
+/**
+ * A body's bytes, whole. With the length the server announced (Content-Length), the bytes go straight into one
+ * buffer of that size as they come, so that a large answer is held once rather than as its chunks plus their
+ * concatenation; a body that turns out longer than announced is finished the usual way, and a shorter one is
+ * returned as it is (the caller compares its length with the announced one).
+ */
 export async function readAll(
   body: AsyncIterable<Buffer | Uint8Array> & { destroy?: (e?: Error) => void },
   onBytes: (n: number) => void,
   limit = Number.POSITIVE_INFINITY,
+  announced?: number,
 ): Promise<Buffer> {
+  const usable = announced !== undefined && Number.isSafeInteger(announced) && announced > 0 && announced <= limit;
+  let whole: Buffer | undefined = usable ? Buffer.allocUnsafe(announced) : undefined;
   const chunks: Buffer[] = [];
   let total = 0;
   for await (const chunk of body) {
     const b = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk);
     onBytes(b.length);
-    chunks.push(b);
+    if (whole !== undefined && total + b.length <= whole.length) b.copy(whole, total);
+    else {
+      if (whole !== undefined) {
+        chunks.push(whole.subarray(0, total));
+        whole = undefined;
+      }
+      chunks.push(b);
+    }
     total += b.length;
     if (total > limit) {
       body.destroy?.();
       break;
     }
   }
-  return Buffer.concat(chunks);
+  return whole !== undefined ? whole.subarray(0, total) : Buffer.concat(chunks);
+}
+
+/** The body's length the server announced (Content-Length), if any. */
+function announcedLength(headers: Record<string, string | string[] | undefined>): number | undefined {
+  const v = headers["content-length"];
+  const s = Array.isArray(v) ? v[0] : v;
+  return s !== undefined && /^\d{1,15}$/.test(s) ? Number(s) : undefined;
 }
 
 async function discard(body: { dump?: () => Promise<void>; destroy?: () => void }): Promise<void> {
