@@ -3,7 +3,9 @@
  *
  * The official SDK asks for one run per request (`project { run(name: $name) { ... } }`). Reads that several runs
  * need at about the same time (history windows of running runs' tails, `parquetHistory` of new runs) are gathered
- * while they keep arriving (40 ms after the last one, at most 200 ms) and sent together as aliased run fields:
+ * while they keep arriving (40 ms after the last one, at most 200 ms; a wait that ends late because the event loop
+ * was busy looks again, since the burst's next read may be queued behind that work) and sent together as aliased
+ * run fields:
  * `r0: run(name: $n0) { ... } r1: run(name: $n1) { ... }`.
  * That is a shape the SDK never sends, so it is used only while the server accepts it (the `aliases` capability,
  * shared with the multi-run lookup): a shape rejection turns it off (or lowers the batch size) for that server and
@@ -79,6 +81,8 @@ const DEFAULT_GATHER_MS = 40;
 /** The longest a batch's first read waits for others while more keep arriving (a burst of reads). */
 const DEFAULT_MAX_WAIT_MS = 200;
 const DEFAULT_MAX_ITEMS = 50;
+/** A gather timer this much past its time found the event loop busy (see AliasBatcher.arm). */
+const LATE_TIMER_MS = 10;
 
 export class AliasBatcher<A> {
   /** Documents sent with more than one read in them, and the reads they carried. */
@@ -144,10 +148,25 @@ export class AliasBatcher<A> {
         // Reads of a burst (runs planned one after another, each after some local work) arrive tens of ms apart:
         // the wait restarts with each, so that they share a document, but never beyond maxWaitMs.
         if (q.timer !== undefined) clearTimeout(q.timer);
-        const wait = Math.min(this.gatherMs, q.since + this.maxWaitMs - performance.now());
-        q.timer = setTimeout(() => this.flush(key), Math.max(0, wait));
+        const wait = Math.max(0, Math.min(this.gatherMs, q.since + this.maxWaitMs - performance.now()));
+        this.arm(key, q, wait);
       }
     });
+  }
+
+  /**
+   * Flushes `q` after `wait` ms of quiet. A timer that fires late saw no quiet: the event loop was busy (decoding an
+   * answer, writing a run), and the next reads of the burst may be waiting behind that work; the batch then looks
+   * again after a short wait, while within maxWaitMs, instead of leaving them for a document of their own.
+   */
+  private arm(key: string, q: Queue<A>, wait: number): void {
+    const due = performance.now() + wait;
+    q.timer = setTimeout(() => {
+      const now = performance.now();
+      if (this.queues.get(key) === q && now - due > LATE_TIMER_MS && now < q.since + this.maxWaitMs) {
+        this.arm(key, q, Math.min(LATE_TIMER_MS, q.since + this.maxWaitMs - now));
+      } else this.flush(key);
+    }, wait);
   }
 
   private flush(key: string): void {
