@@ -4,7 +4,6 @@
  * `<name>.tmp-<pid>` in the same folder, then renamed. The COPY steps are in copy.ts, the history file in
  * history-export.ts.
  */
-
 import { mkdir, readdir, rm } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import type { DuckDBConnection } from "@duckdb/node-api";

@@ -166,7 +166,8 @@ export function snippet(text: string): string {
   return t.length > 200 ? `${t.slice(0, 197)}...` : t;
 }
 
-function contentLength(headers: Headers): number | undefined {
+/** The body's length the server announced (Content-Length), if it is a plain number of bytes. */
+export function contentLength(headers: Headers): number | undefined {
   // undici does not decode bodies, so Content-Length applies to exactly the bytes we read.
   const v = headers["content-length"];
   const s = Array.isArray(v) ? v[0] : v;

@@ -583,5 +583,7 @@ describe("readAll", () => {
     assert.deepEqual(short, whole);
     assert.equal(short.length, whole.length, "the caller sees the shortfall in the length");
     assert.deepEqual(await readAll(chunks(parts), () => {}), whole);
+    // a bogus announcement (a terabyte) is not allocated in advance: the body is read as it comes
+    assert.deepEqual(await readAll(chunks(parts), () => {}, undefined, 2 ** 40), whole);
   });
 });

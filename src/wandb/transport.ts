@@ -13,7 +13,7 @@ import type { JsonObject, JsonValue } from "../model/json.js";
 import { parseJsonText } from "./decode.js";
 import { WandbError } from "./errors.js";
 import { type GovernorTicket, parseRateLimitHeaders, RateGovernor } from "./governor.js";
-import { authHint, readGraphqlAnswer, snippet } from "./graphql-answer.js";
+import { authHint, contentLength, readGraphqlAnswer, snippet } from "./graphql-answer.js";
 import {
   classifyNetworkError,
   classifyStatus,
@@ -297,7 +297,7 @@ export class Transport {
           headersTimeout: timeoutMs,
           bodyTimeout: timeoutMs,
         });
-        raw = await readAll(res.body, (n) => this.countBytes(n), undefined, announcedLength(res.headers));
+        raw = await readAll(res.body, (n) => this.countBytes(n), undefined, contentLength(res.headers));
       } catch (e) {
         if (signal?.aborted) throw signal.reason;
         throw classifyNetworkError(e, { operation, run, timedOut, timeoutMs });
@@ -448,12 +448,18 @@ function settleGetTicket(
   else ticket.success();
 }
 
-/** Reads a body to a Buffer, reporting bytes as they arrive; stops (and destroys the body) past `limit`. */
 /**
- * A body's bytes, whole. With the length the server announced (Content-Length), the bytes go straight into one
- * buffer of that size as they come, so that a large answer is held once rather than as its chunks plus their
- * concatenation; a body that turns out longer than announced is finished the usual way, and a shorter one is
- * returned as it is (the caller compares its length with the announced one).
+ * The largest announced length read into one buffer made in advance: a bogus Content-Length (terabytes) must not
+ * fail the allocation before a byte arrives; a larger body is gathered in chunks as it comes.
+ */
+const PREALLOCATE_MAX_BYTES = 1 << 30;
+
+/**
+ * Reads a body to a Buffer, reporting bytes as they arrive; stops (and destroys the body) past `limit`. With the
+ * length the server announced (Content-Length, up to PREALLOCATE_MAX_BYTES), the bytes go straight into one buffer of
+ * that size as they come, so that a large answer is held once rather than as its chunks plus their concatenation; a
+ * body that turns out longer than announced is finished the usual way, and a shorter one is returned as it is (the
+ * caller compares its length with the announced one).
  */
 export async function readAll(
   body: AsyncIterable<Buffer | Uint8Array> & { destroy?: (e?: Error) => void },
@@ -461,7 +467,11 @@ export async function readAll(
   limit = Number.POSITIVE_INFINITY,
   announced?: number,
 ): Promise<Buffer> {
-  const usable = announced !== undefined && Number.isSafeInteger(announced) && announced > 0 && announced <= limit;
+  const usable =
+    announced !== undefined &&
+    Number.isSafeInteger(announced) &&
+    announced > 0 &&
+    announced <= Math.min(limit, PREALLOCATE_MAX_BYTES);
   let whole: Buffer | undefined = usable ? Buffer.allocUnsafe(announced) : undefined;
   const chunks: Buffer[] = [];
   let total = 0;
@@ -483,13 +493,6 @@ export async function readAll(
     }
   }
   return whole !== undefined ? whole.subarray(0, total) : Buffer.concat(chunks);
-}
-
-/** The body's length the server announced (Content-Length), if any. */
-function announcedLength(headers: Record<string, string | string[] | undefined>): number | undefined {
-  const v = headers["content-length"];
-  const s = Array.isArray(v) ? v[0] : v;
-  return s !== undefined && /^\d{1,15}$/.test(s) ? Number(s) : undefined;
 }
 
 async function discard(body: { dump?: () => Promise<void>; destroy?: () => void }): Promise<void> {
