@@ -29,7 +29,7 @@ describe("HistorySpool", () => {
     assert.equal(s.spooledBatches, 0);
     const got = await all(s);
     assert.equal(got.length, 2);
-    assert.equal(got[0], a, "the same objects, no copy");
+    assert.deepEqual(got, [a, b], "the same records (packed while held, rebuilt when read)");
     s.close();
   });
 

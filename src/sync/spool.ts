@@ -1,14 +1,17 @@
 /**
- * A run's history rows between reading and writing, with bounded memory: batches stay in memory up to a number of
- * cells (rows x keys), the rest goes to a temp file (V8's structured serialization: NaN, ±Infinity, -0, bigints,
- * nested objects and unusual keys come back exactly) and is read back batch by batch when the rows are written.
- * So one run with millions of steps costs disk, not memory. Temp files are removed after use, and on exit.
+ * A run's history rows between reading and writing, with bounded memory: batches are packed (src/model/
+ * packed-history.ts: ~8 bytes a number cell instead of 40-80 as objects) and stay in memory up to a number of cells
+ * (rows x keys); the rest goes to a temp file (V8's structured serialization: NaN, ±Infinity, -0, bigints, nested
+ * objects and unusual keys come back exactly) and is read back batch by batch when the rows are written. So one run
+ * with millions of steps costs disk, not memory. Iterating gives new record objects, equal to the ones added.
+ * Temp files are removed after use, and on exit.
  */
 import { closeSync, openSync, rmSync, writeSync } from "node:fs";
 import { open } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { deserialize, serialize } from "node:v8";
+import { type PackedHistory, packHistory, unpackHistory } from "../model/packed-history.js";
 import type { HistoryRecord } from "../model/records.js";
 
 /** Cells of one run kept in memory before the rest is spooled to disk. */
@@ -36,7 +39,7 @@ export function cellsOf(batch: HistoryRecord[]): number {
 }
 
 export class HistorySpool implements AsyncIterable<HistoryRecord[]> {
-  private readonly memory: HistoryRecord[][] = [];
+  private readonly memory: Held[] = [];
   private cells = 0;
   private path: string | undefined;
   private fd: number | undefined;
@@ -55,9 +58,11 @@ export class HistorySpool implements AsyncIterable<HistoryRecord[]> {
 
   add(batch: HistoryRecord[]): void {
     if (batch.length === 0) return;
-    const cells = cellsOf(batch);
+    const packed = packHistory(batch);
+    const held: Held = packed ?? batch;
+    const cells = packed ? packed.cells + 3 * packed.rows : cellsOf(batch);
     if (this.fd === undefined && this.cells + cells <= this.memoryCells) {
-      this.memory.push(batch);
+      this.memory.push(held);
       this.cells += cells;
       return;
     }
@@ -66,7 +71,7 @@ export class HistorySpool implements AsyncIterable<HistoryRecord[]> {
       this.fd = openSync(this.path, "wx", 0o600);
       track(this.path);
     }
-    const body = serialize(batch);
+    const body = serialize(held);
     const head = Buffer.allocUnsafe(4);
     head.writeUInt32LE(body.length, 0);
     writeSync(this.fd, head);
@@ -75,7 +80,7 @@ export class HistorySpool implements AsyncIterable<HistoryRecord[]> {
   }
 
   async *[Symbol.asyncIterator](): AsyncIterator<HistoryRecord[]> {
-    for (const b of this.memory) yield b;
+    for (const b of this.memory) yield records(b);
     if (this.path === undefined) return;
     if (this.fd !== undefined) {
       closeSync(this.fd);
@@ -91,7 +96,7 @@ export class HistorySpool implements AsyncIterable<HistoryRecord[]> {
         const body = Buffer.allocUnsafe(head.readUInt32LE(0));
         await readFully(fh, body, pos);
         pos += body.length;
-        yield deserialize(body) as HistoryRecord[];
+        yield records(deserialize(body) as Held);
       }
     } finally {
       await fh.close();
@@ -110,6 +115,13 @@ export class HistorySpool implements AsyncIterable<HistoryRecord[]> {
     }
     this.memory.length = 0;
   }
+}
+
+/** A batch as the spool keeps it: packed, or (when packing does not apply) as the records themselves. */
+type Held = PackedHistory | HistoryRecord[];
+
+function records(h: Held): HistoryRecord[] {
+  return Array.isArray(h) ? h : unpackHistory(h);
 }
 
 async function readFully(fh: import("node:fs/promises").FileHandle, buf: Buffer, position: number): Promise<void> {
