@@ -1,7 +1,9 @@
 /** The pure helpers of history-windows.ts: how a step range is cut into windows, and the ordered fetch pipeline. */
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { inWindow, ordered, planWindows, sortedUniqueIn, stepWindows } from "./history-windows.js";
+import { mulberry32 as prng } from "../../fake-wandb/random.js";
+import { stringifyStrict } from "../model/json.js";
+import { inWindow, ordered, planWindows, sortedUniqueIn, stepWindows, WindowRows } from "./history-windows.js";
 import type { HistoryRow } from "./types.js";
 
 describe("history windows", () => {
@@ -99,5 +101,77 @@ describe("history windows", () => {
       break;
     }
     assert.deepEqual(aborted.sort(), [1, 2, 3]);
+  });
+
+  test("WindowRows: the rows inWindow keeps, decoded a chunk at a time, each line dropped once decoded", () => {
+    const lines = Array.from({ length: 10 }, (_, i) => `{"_step": ${i + 3}, "v": ${i}}`) as (string | null)[];
+    const w = new WindowRows();
+    const pages = [...w.decode({ lines, lo: 3, hi: 12 }, 3, "HistoryPage")];
+    assert.deepEqual(
+      pages.map((p) => p.length),
+      [3, 3, 3],
+      "steps 3..11 in pages of three; step 12 is past the window",
+    );
+    assert.equal(lines.length, 0, "the answer's lines are let go");
+    assert.equal(w.count, 9);
+    assert.equal(w.floor, 11);
+    // the next window's rows at or below the floor are not given again (as the scan's old `fresh` filter)
+    const next = [...w.decode({ lines: ['{"_step": 11}', '{"_step": 12}'], lo: 0, hi: 20 }, 100, "HistoryPage")];
+    assert.deepEqual(
+      next.flat().map((r) => r._step),
+      [12],
+    );
+  });
+
+  test("WindowRows: the same rows as inWindow on seeded answers (repeats, gaps, rows outside, out of order)", () => {
+    for (let seed = 1; seed <= 200; seed++) {
+      const rnd = prng(seed);
+      const lo = Math.floor(rnd() * 20);
+      const hi = lo + 1 + Math.floor(rnd() * 60);
+      const sorted = rnd() < 0.7;
+      const rows: HistoryRow[] = [];
+      for (let i = 0, n = Math.floor(rnd() * 80); i < n; i++) {
+        const x = rnd();
+        const step =
+          x < 0.05
+            ? null
+            : x < 0.1
+              ? lo - 1 - Math.floor(rnd() * 3)
+              : x < 0.15
+                ? hi + Math.floor(rnd() * 3)
+                : lo + Math.floor(rnd() * (hi - lo));
+        rows.push(step === null ? { v: i } : { _step: step, v: i });
+      }
+      if (sorted) rows.sort((a, b) => ((a._step as number) ?? -1) - ((b._step as number) ?? -1));
+      const want = inWindow(rows, lo, hi);
+      const w = new WindowRows();
+      const got = [
+        ...w.decode({ lines: rows.map((r) => stringifyStrict(r)), lo, hi }, 1 + Math.floor(rnd() * 7), "x"),
+      ].flat();
+      const label = `seed ${seed}`;
+      assert.equal(w.count, want.length, label);
+      if (sorted) assert.deepEqual(got, want, `${label}: same rows, same order`);
+      else {
+        const bySteps = [...got].sort((a, b) => (a._step as number) - (b._step as number));
+        assert.deepEqual(bySteps, want, `${label}: same rows (the first of each step), each once`);
+      }
+    }
+  });
+
+  test("WindowRows: a window read again gives only the steps not given yet", () => {
+    const w = new WindowRows(4);
+    const first = [...w.decode({ lines: ['{"_step": 5}', '{"_step": 8}'], lo: 5, hi: 10 }, 10, "x")].flat();
+    assert.deepEqual(
+      first.map((r) => r._step),
+      [5, 8],
+    );
+    const again = ['{"_step": 5, "a": 2}', '{"_step": 6}', '{"_step": 7}', '{"_step": 8}', '{"_step": 9}'];
+    const more = [...w.decode({ lines: again, lo: 5, hi: 10 }, 10, "x", { below: 4 })].flat();
+    assert.deepEqual(
+      more.map((r) => r._step),
+      [6, 7, 9],
+    );
+    assert.equal(w.count, 5, "five distinct steps of the window in all");
+    assert.equal(w.floor, 9);
   });
 });

@@ -99,6 +99,31 @@ describe("history windows from known steps", () => {
     }
   });
 
+  test("one window's 20,000 rows come in one request and are handed out a chunk at a time, every row exact", async () => {
+    const fake = await startFakeWandb({ runs: 1, steps: 20_000, metrics: 4, seed: 5, parquetExports: false });
+    const client = await clientFor(fake);
+    try {
+      const [name] = await runNames(fake);
+      const listed = listings.get(client)!.get(name!)!;
+      const pages: number[] = [];
+      const rows: HistoryRow[] = [];
+      const options = { historyKeys: listed.historyKeys, lastStep: listed.lastHistoryStep };
+      for await (const b of client.scanHistory(fake.entity, fake.project, name!, options)) {
+        pages.push(b.length);
+        rows.push(...b);
+      }
+      assertSame(rows, await truth(fake, name!), name!);
+      const ops = await operations(fake);
+      assert.equal(ops.HistoryPage, 1, JSON.stringify(ops));
+      // DECODE_CHUNK_CELLS (32,768) over the run's keys: the window's rows are never all objects at once
+      assert.ok(pages.length >= 3, `pages of ${pages.join(", ")}`);
+      assert.ok(Math.max(...pages) <= 32_768 / 4, `pages of ${pages.join(", ")}`);
+    } finally {
+      await client.close();
+      await fake.close();
+    }
+  });
+
   test("a server that down-samples large samples is found out: rows exact, SDK windows from then on", async () => {
     const fake = await startFakeWandb({
       runs: 2,

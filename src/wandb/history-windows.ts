@@ -4,7 +4,7 @@
  * bounded pipeline that fetches windows a few at a time and yields them in order. Pure helpers of history.ts.
  */
 import type { JsonValue } from "../model/json.js";
-import { stepOf } from "./decode.js";
+import { decodeRow, stepOf } from "./decode.js";
 import type { HistoryRow } from "./types.js";
 
 export interface Window {
@@ -104,5 +104,81 @@ export async function* ordered<I, T>(
   } finally {
     signal?.removeEventListener("abort", onCallerAbort);
     ac.abort(new Error("history scan stopped"));
+  }
+}
+
+/** One request's answer lines (row JSON texts) and the step range it asked for. */
+export interface Segment {
+  lines: JsonValue[];
+  lo: number;
+  hi: number;
+}
+
+/**
+ * The rows of answer segments, decoded `chunkRows` at a time and handed out as they are decoded (a window's rows are
+ * never all objects at once: its consumer packs each chunk before the next is decoded), keeping exactly the rows
+ * `inWindow` keeps, after any row already given (`given`): steps in [lo, hi) above `floor`, one per step, the first
+ * the server sent. Rows come in the server's order, which is step order (the real server's, and this module's
+ * contract); a row of a server out of order that inWindow would keep is still given, once, after the rows above it
+ * (the archive stores rows by step). Each line is dropped once decoded.
+ */
+export class WindowRows {
+  /** The highest step given so far. */
+  floor: number;
+  /** Rows given by the current segment. */
+  count = 0;
+  private given: number[] = [];
+  private givenSet: Set<number> | null = null;
+
+  constructor(floor = Number.NEGATIVE_INFINITY) {
+    this.floor = floor;
+  }
+
+  /**
+   * Decodes a segment. `resume` (a window read again after its first answer proved down-sampled): the rows given by
+   * the previous segment count as given, and `below` is the floor before it.
+   */
+  *decode(seg: Segment, chunkRows: number, operation: string, resume?: { below: number }): Generator<HistoryRow[]> {
+    const { lines, lo, hi } = seg;
+    const below = resume ? resume.below : this.floor;
+    if (!resume) {
+      this.count = 0;
+      this.given = [];
+      this.givenSet = null;
+    }
+    let chunk: HistoryRow[] = [];
+    for (let i = 0; i < lines.length; i++) {
+      const row = decodeRow(lines[i]!, operation);
+      lines[i] = null;
+      const s = stepOf(row);
+      if (s === null || s < lo || s >= hi || s <= below || !this.fresh(s)) continue;
+      chunk.push(row);
+      if (chunk.length >= chunkRows) {
+        yield chunk;
+        chunk = [];
+      }
+    }
+    lines.length = 0;
+    if (chunk.length > 0) yield chunk;
+  }
+
+  /** Whether step `s` is not yet given by this segment (and notes it given). */
+  private fresh(s: number): boolean {
+    const last = this.given.length > 0 ? this.given[this.given.length - 1]! : Number.NEGATIVE_INFINITY;
+    if (this.givenSet === null) {
+      if (s > last) {
+        this.given.push(s);
+        this.count++;
+        if (s > this.floor) this.floor = s;
+        return true;
+      }
+      // out of order (or repeated): from here on, membership by set
+      this.givenSet = new Set(this.given);
+    }
+    if (this.givenSet.has(s)) return false;
+    this.givenSet.add(s);
+    this.count++;
+    if (s > this.floor) this.floor = s;
+    return true;
   }
 }

@@ -10,11 +10,19 @@ import type { ParquetReader } from "../model/parquet-reader.js";
 import { lastStepOf, normaliseStep } from "../model/records.js";
 import { AliasBatcher, type BatchKind } from "./batcher.js";
 import { type Capabilities, isShapeRejection } from "./capabilities.js";
-import { decodeRow, keyTypes, requireRun, stepOf } from "./decode.js";
+import { keyTypes, requireRun, stepOf } from "./decode.js";
 import { WandbError } from "./errors.js";
 import { type OpenedExports, openParquetExports } from "./history-parquet.js";
 import { sampledHistory, sampledWindows, systemEvents } from "./history-sampled.js";
-import { inWindow, ordered, planWindows, sortedUniqueIn, stepWindows, type Window } from "./history-windows.js";
+import {
+  ordered,
+  planWindows,
+  type Segment,
+  sortedUniqueIn,
+  stepWindows,
+  type Window,
+  WindowRows,
+} from "./history-windows.js";
 import { HISTORY_PAGE, RUN_HISTORY_KEYS, RUN_PARQUET_HISTORY } from "./queries.js";
 import type { Transport } from "./transport.js";
 import type { EventRow, HistoryRow, ScanHistoryOptions } from "./types.js";
@@ -22,11 +30,18 @@ import type { EventRow, HistoryRow, ScanHistoryOptions } from "./types.js";
 const DEFAULT_HISTORY_PAGE = 1000;
 /**
  * Cells (rows x keys) asked for in one history window when the window's steps are known (see `liveWindows`), and in
- * one batched document: about 10-25 MB of JSON. One such window of a scan is in flight at a time (other runs' scans
- * overlap with it), so a scan holds about as much as four of the SDK's windows would.
+ * one batched document: about 8-15 MB of JSON. One such window of a scan is in flight at a time (other runs' scans
+ * overlap with it). Each answer is held as bytes and text while it is parsed, several at once when many runs are
+ * read: S4's sync (50 runs at 5 requests/s) peaked at 295-320 MB with 500,000 against 305-396 MB with 1,000,000 (three
+ * runs each, 2026-12-07), at the same speed. DR_WANDB_WINDOW_CELLS overrides it.
  */
-const WINDOW_CELLS = 1_000_000;
+const WINDOW_CELLS = positiveEnv("DR_WANDB_WINDOW_CELLS") ?? 500_000;
 const MAX_WINDOW_ROWS = 50_000;
+/**
+ * Cells of a window's rows decoded at once (WindowRows): the scan hands them out before decoding more, so that a
+ * 1M-cell window is not 50 MB of row objects at once (its consumer packs each chunk; src/sync/spool.ts).
+ */
+const DECODE_CHUNK_CELLS = 32_768;
 
 interface WindowArgs {
   entity: string;
@@ -238,46 +253,38 @@ export class HistoryReader {
     keysCount: number,
   ): AsyncGenerator<HistoryRow[]> {
     const where = `${entity}/${project}/${name}`;
-    const request = async (lo: number, hi: number, samples: number, s: AbortSignal): Promise<HistoryRow[]> => {
+    // A window's answer is kept as its row texts and decoded a chunk at a time as it is consumed (WindowRows).
+    const request = async (lo: number, hi: number, samples: number, s: AbortSignal | undefined): Promise<Segment> => {
       const args = { entity, project, run: name, minStep: lo, maxStep: hi, samples };
       const data = await this.windows.load(entity, project, where, args, Math.min(samples, hi - lo) * keysCount, s);
       const lines = requireRun(data, "HistoryPage", where).history;
-      if (!Array.isArray(lines)) return [];
-      // Each row's JSON text is dropped once decoded: a window's text and its rows are not both held whole.
-      const rows: HistoryRow[] = new Array(lines.length);
-      for (let i = 0; i < lines.length; i++) {
-        rows[i] = decodeRow(lines[i]!, "HistoryPage");
-        lines[i] = null;
-      }
-      return inWindow(rows, lo, hi);
+      return { lines: Array.isArray(lines) ? lines : [], lo, hi };
     };
-    const sdkWindows = async (lo: number, hi: number, s: AbortSignal): Promise<HistoryRow[]> => {
-      const out: HistoryRow[] = [];
-      for (const [a, b] of stepWindows(lo, hi, pageSize)) out.push(...(await request(a, b, pageSize, s)));
+    const sdkWindows = async (lo: number, hi: number, s: AbortSignal | undefined): Promise<Segment[]> => {
+      const out: Segment[] = [];
+      for (const [a, b] of stepWindows(lo, hi, pageSize)) out.push(await request(a, b, pageSize, s));
       return out;
     };
-    const fetchWindow = async (w: Window, s: AbortSignal): Promise<HistoryRow[]> => {
-      if (w.expected === undefined) return request(w.lo, w.hi, pageSize, s);
+    /** A window's segments; `expected`: one large request whose distinct steps are checked once decoded. */
+    const fetchWindow = async (w: Window, s: AbortSignal): Promise<{ segments: Segment[]; expected?: number }> => {
+      if (w.expected === undefined) return { segments: [await request(w.lo, w.hi, pageSize, s)] };
       if (this.compat || this.caps.historyWindows === false || w.hi - w.lo <= pageSize) {
-        return sdkWindows(w.lo, w.hi, s);
+        return { segments: await sdkWindows(w.lo, w.hi, s) };
       }
-      let rows: HistoryRow[] | undefined;
+      let seg: Segment | undefined;
       try {
-        rows = await request(w.lo, w.hi, Math.min(w.hi - w.lo, w.expected), s);
+        seg = await request(w.lo, w.hi, Math.min(w.hi - w.lo, w.expected), s);
       } catch (e) {
         // A server that refuses a large `samples` outright (a validation error, or a 500 after every retry).
         if (s.aborted || !(e instanceof WandbError) || !(isShapeRejection(e) || e.code === "SERVER")) throw e;
         this.learn({ historyWindows: false });
       }
-      if (rows !== undefined && rows.length >= w.expected) {
-        if (this.caps.historyWindows !== true && w.expected > pageSize) this.learn({ historyWindows: true });
-        return rows;
-      }
-      if (rows !== undefined) {
+      if (seg !== undefined && seg.lines.length >= w.expected) return { segments: [seg], expected: w.expected };
+      if (seg !== undefined) {
         this.downsampledWindows++;
         this.learn({ historyWindows: false });
       }
-      return sdkWindows(w.lo, w.hi, s);
+      return { segments: await sdkWindows(w.lo, w.hi, s) };
     };
     const windows = planWindows(
       from,
@@ -286,17 +293,24 @@ export class HistoryReader {
       known,
       Math.max(pageSize, Math.min(MAX_WINDOW_ROWS, Math.floor(WINDOW_CELLS / keysCount))),
     );
-    let prev = Number.NEGATIVE_INFINITY;
+    const rows = new WindowRows();
+    const chunkRows = Math.max(64, Math.floor(DECODE_CHUNK_CELLS / keysCount));
     // Known-step windows are large: one in flight bounds what a scan holds; the SDK's small windows, `concurrency`.
     const depth = known ? 1 : this.concurrency;
-    for await (const rows of ordered(windows, fetchWindow, depth, signal)) {
-      const fresh = rows.filter((r) => {
-        const s = stepOf(r)!;
-        if (s <= prev) return false;
-        prev = s;
-        return true;
-      });
-      if (fresh.length > 0) yield fresh; // an empty window does not end the scan
+    for await (const got of ordered(windows, fetchWindow, depth, signal)) {
+      const below = rows.floor;
+      for (const seg of got.segments) yield* rows.decode(seg, chunkRows, "HistoryPage");
+      if (got.expected === undefined) continue;
+      if (rows.count >= got.expected) {
+        if (this.caps.historyWindows !== true && got.expected > pageSize) this.learn({ historyWindows: true });
+        continue;
+      }
+      // As many rows as steps, but fewer distinct steps of the window: down-sampled after all. Read again in the
+      // SDK's windows; the rows already given are not given twice.
+      this.downsampledWindows++;
+      this.learn({ historyWindows: false });
+      const { lo, hi } = got.segments[0]!;
+      for (const seg of await sdkWindows(lo, hi, signal)) yield* rows.decode(seg, chunkRows, "HistoryPage", { below });
     }
   }
 
@@ -312,6 +326,11 @@ export class HistoryReader {
   async systemEvents(entity: string, project: string, name: string, samples = 500): Promise<EventRow[]> {
     return systemEvents(this.transport, entity, project, name, samples);
   }
+}
+
+function positiveEnv(name: string): number | undefined {
+  const n = Number(process.env[name]);
+  return Number.isSafeInteger(n) && n > 0 ? n : undefined;
 }
 
 function isString(v: JsonValue): v is string {
