@@ -29,13 +29,19 @@ import type { EventRow, HistoryRow, ScanHistoryOptions } from "./types.js";
 
 const DEFAULT_HISTORY_PAGE = 1000;
 /**
- * Cells (rows x keys) asked for in one history window when the window's steps are known (see `liveWindows`), and in
- * one batched document: about 8-15 MB of JSON. One such window of a scan is in flight at a time (other runs' scans
- * overlap with it). Each answer is held as bytes and text while it is parsed, several at once when many runs are
- * read: S4's sync (50 runs at 5 requests/s) peaked at 295-320 MB with 500,000 against 305-396 MB with 1,000,000 (three
- * runs each, 2026-12-07), at the same speed. DR_WANDB_WINDOW_CELLS overrides it.
+ * Cells (rows x keys) asked for in one history window when the window's steps are known (see `liveWindows`): about
+ * 25-40 MB of JSON. One such window of a scan is in flight at a time (other runs' scans overlap with it), and its rows
+ * are decoded a chunk at a time (DECODE_CHUNK_CELLS). DR_WANDB_WINDOW_CELLS overrides it.
  */
-const WINDOW_CELLS = positiveEnv("DR_WANDB_WINDOW_CELLS") ?? 500_000;
+const WINDOW_CELLS = positiveEnv("DR_WANDB_WINDOW_CELLS") ?? 1_000_000;
+/**
+ * Cells of the windows combined in one batched document (a window larger than this goes alone). Each answer is held
+ * as bytes and text while it is parsed, several at once when many runs are read: S4's sync (50 runs of 150,000 cells
+ * at 5 requests/s) peaked at 295-320 MB with 500,000 against 305-396 MB with 1,000,000 (three runs each, 2026-12-07),
+ * at the same speed; smaller windows instead would cost requests (a 600,000-cell run two instead of one).
+ * DR_WANDB_BATCH_CELLS overrides it.
+ */
+const BATCH_CELLS = positiveEnv("DR_WANDB_BATCH_CELLS") ?? 500_000;
 const MAX_WINDOW_ROWS = 50_000;
 /**
  * Cells of a window's rows decoded at once (WindowRows): the scan hands them out before decoding more, so that a
@@ -94,7 +100,7 @@ export class HistoryReader {
     const batcherOptions = { compat: this.compat, learn: this.learn };
     this.windows = new AliasBatcher(this.transport, this.caps, windowKind(transport), {
       ...batcherOptions,
-      maxCost: WINDOW_CELLS,
+      maxCost: BATCH_CELLS,
     });
     this.exports = new AliasBatcher(this.transport, this.caps, parquetKind(transport), batcherOptions);
   }
