@@ -68,9 +68,9 @@ export interface WandbClientOptions extends ResolveConfigOptions {
   /** Directory for temporary parquet downloads. Default os.tmpdir(). */
   tempDir?: string;
   /**
-   * Run a full garbage collection after parsing a GraphQL answer of 8 MiB or more when V8's heap then holds 96 MiB or
-   * more (see LARGE_ANSWER_BYTES in transport.ts): lower peak memory for a process that is mostly this client, as
-   * the commands are. Default false: a host process's heap is left to V8.
+   * Run a full garbage collection after parsing a GraphQL answer of 8 MiB or more (see LARGE_ANSWER_BYTES and
+   * LARGE_HEAP_BYTES in transport.ts): lower peak memory for a process that is mostly this client, as the commands
+   * are. Default false: a host process's heap is left to V8.
    */
   collectLargeAnswers?: boolean;
   /** Test hooks. */

@@ -36,13 +36,14 @@ const USER_AGENT = "dr-wandb (W&B Public Client compatible)";
  * A GraphQL answer of this size or more (a history window of ~1M cells is 25-40 MB) is followed by a full garbage
  * collection once it is parsed, when the heap then holds at least `collectAboveHeapBytes` (LARGE_HEAP_BYTES in the
  * commands): its body and text (twice its size, the text in V8's large-object space, which only a full
- * collection frees) would otherwise stay in the heap while the rows decoded from its tree are built. Only above a
- * large heap: S4's 5 requests/s sync, whose heap grows past 200 MB with windows waiting, peaked ~60-90 MB lower
- * with it, but after every large answer (22 in S2's download, heaps of ~60 MB) the collections cost 4-5 CPU-s more
- * than their own 0.4 s (2026-12-07).
+ * collection frees) would otherwise stay in memory while the rows decoded from its tree are built.
+ * LARGE_HEAP_BYTES was 96 MiB while decoded rows were held as objects (a collection then cost 4-5 CPU-s in S2's
+ * download); with rows packed the heap rarely reaches it, and collecting after every large answer lowered S2's
+ * peaks (download 356-362 MB against 380-424, sync 373-375 against 387-400; two runs each, 2026-12-07) for ~4 CPU-s
+ * more in the download and ~1.5 in the sync. DR_WANDB_LARGE_HEAP_MB overrides it.
  */
 export const LARGE_ANSWER_BYTES = 8 * 2 ** 20;
-export const LARGE_HEAP_BYTES = 96 * 2 ** 20;
+export const LARGE_HEAP_BYTES = heapMbFromEnv(process.env.DR_WANDB_LARGE_HEAP_MB) * 2 ** 20;
 const EMPTY = Buffer.alloc(0);
 
 export interface TransportOptions {
@@ -461,6 +462,11 @@ const PREALLOCATE_MAX_BYTES = 1 << 30;
  * body that turns out longer than announced is finished the usual way, and a shorter one is returned as it is (the
  * caller compares its length with the announced one).
  */
+function heapMbFromEnv(raw: string | undefined): number {
+  const n = raw === undefined || raw.trim() === "" ? Number.NaN : Number(raw);
+  return Number.isFinite(n) && n >= 0 ? n : 0;
+}
+
 export async function readAll(
   body: AsyncIterable<Buffer | Uint8Array> & { destroy?: (e?: Error) => void },
   onBytes: (n: number) => void,
