@@ -10,8 +10,10 @@
  * keys) as the id of a shape shared by rows with the same lists; the row's cells in shape order in one Float64Array,
  * and the cells that are not numbers beside it, by cell index.
  */
+
+import { isJsonObject } from "./json.js";
 import type { JsonObject, JsonValue } from "./json-value.js";
-import type { HistoryRecord } from "./records.js";
+import { type HistoryRecord, literalKey } from "./records.js";
 
 /** A packed batch: plain data (typed arrays, arrays and a Map), so that v8.serialize writes it as it is. */
 export interface PackedHistory {
@@ -42,12 +44,8 @@ const FLAG_META = 4;
 /** The row has a cell that is not a number (in `others`). */
 const FLAG_OTHER = 8;
 
-function isPlainObject(v: unknown): v is JsonObject {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
-}
-
 function isEmptyObject(v: JsonValue): boolean {
-  return isPlainObject(v) && Object.getPrototypeOf(v) === Object.prototype && Object.keys(v).length === 0;
+  return isJsonObject(v) && Object.getPrototypeOf(v) === Object.prototype && Object.keys(v).length === 0;
 }
 
 function sameKeys(a: readonly string[], b: readonly string[], from: number): boolean {
@@ -70,7 +68,7 @@ export function packHistory(batch: readonly HistoryRecord[]): PackedHistory | nu
   let cells = 0;
   for (let r = 0; r < n; r++) {
     const rec = batch[r]!;
-    if (rec.run_id !== runId || !isPlainObject(rec.metrics) || !isPlainObject(rec.extra)) return null;
+    if (rec.run_id !== runId || !isJsonObject(rec.metrics) || !isJsonObject(rec.extra)) return null;
     const mk = Object.keys(rec.metrics);
     const ek = Object.keys(rec.extra);
     let id = last;
@@ -148,10 +146,6 @@ function fits(shape: { keys: string[]; metrics: number }, mk: string[], ek: stri
 }
 
 type Maker = (src: ArrayLike<JsonValue>, at: number) => { metrics: JsonObject; extra: JsonObject };
-
-function literalKey(name: string): string {
-  return name === "__proto__" ? '["__proto__"]' : JSON.stringify(name);
-}
 
 type Packer = (
   metrics: JsonObject,

@@ -169,7 +169,8 @@ export function normaliseStep(v: JsonValue | undefined): number | null {
 
 type Splitter = (row: JsonObject) => { metrics: JsonObject; extra: JsonObject };
 
-function literalKey(name: string): string {
+/** A key as an object-literal key in generated code (`__proto__` computed, so that it stays an own key). */
+export function literalKey(name: string): string {
   return name === "__proto__" ? '["__proto__"]' : JSON.stringify(name);
 }
 
