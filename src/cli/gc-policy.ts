@@ -14,8 +14,8 @@
  * maximum (`--max-semi-space-size`) is read only when the process starts, but the growth factor is read at every
  * resize, so it can be set here. Measured 2026-12-07 on `npm run bench`'s fakes (peak RSS, by hand, one or two runs
  * each): S5 `sync` 270-272 MB against 296-324, S2 `sync` 333 against 367 and S2 `wandb-download` 328 against 369,
- * with no more CPU (the scavenges are more frequent but each copies less). DR_WANDB_YOUNG_GROWTH_FACTOR overrides
- * the 1 (0: V8's own growth).
+ * with no more CPU measured (more scavenges, each of a smaller space). DR_WANDB_YOUNG_GROWTH_FACTOR overrides the 1
+ * (0: V8's own growth).
  */
 import { setFlagsFromString } from "node:v8";
 
