@@ -44,6 +44,7 @@ function youngGenerationAfterChurn(env: NodeJS.ProcessEnv): number {
   }
 }
 
+// On a V8 that raises the growth factor to at least 2 (later than Node 20's) this fails: the policy is then lost.
 test("the young generation keeps its starting size under our policy, and grows under V8's own", () => {
   const env: NodeJS.ProcessEnv = { ...process.env, NODE_OPTIONS: "" };
   delete env.DR_WANDB_YOUNG_GROWTH_FACTOR;

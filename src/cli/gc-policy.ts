@@ -15,7 +15,9 @@
  * resize, so it can be set here. Measured 2026-12-07 on `npm run bench`'s fakes (peak RSS, by hand, one or two runs
  * each): S5 `sync` 270-272 MB against 296-324, S2 `sync` 333 against 367 and S2 `wandb-download` 328 against 369,
  * with no more CPU measured (more scavenges, each of a smaller space). DR_WANDB_YOUNG_GROWTH_FACTOR overrides the 1
- * (0: V8's own growth).
+ * (0: V8's own growth). This is Node 20's V8 (11.3); later V8 sources raise the factor to at least 2
+ * (`DEFINE_MIN_VALUE_IMPLICATION(semi_space_growth_factor, 2)`), where the setting would change nothing: the test
+ * of gc-policy.test.ts that measures the young generation then fails, saying the policy was lost.
  */
 import { setFlagsFromString } from "node:v8";
 
