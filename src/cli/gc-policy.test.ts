@@ -1,9 +1,8 @@
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
+import { runNode, tempDir } from "../../test/helpers.js";
 import { gcFlags, policySetting } from "./gc-policy.js";
 
 test("gcFlags: ours by default, 0 leaves V8's own policy, a bad value is ours", () => {
@@ -17,7 +16,7 @@ test("gcFlags: ours by default, 0 leaves V8's own policy, a bad value is ours", 
 });
 
 /** The young generation's size (MiB) after a child process, started as the bins start, churned many survivors. */
-function youngGenerationAfterChurn(env: NodeJS.ProcessEnv): number {
+async function youngGenerationAfterChurn(env: NodeJS.ProcessEnv): Promise<number> {
   const policy = new URL("./gc-policy.ts", import.meta.url).href;
   // A third of the objects survive for a while: V8 doubles its semi-spaces at such survival rates unless told not to.
   const script = `
@@ -32,24 +31,19 @@ function youngGenerationAfterChurn(env: NodeJS.ProcessEnv): number {
     const young = getHeapSpaceStatistics().find((s) => s.space_name === "new_space");
     console.log(young.space_size);
   `;
-  const dir = mkdtempSync(join(tmpdir(), "dr-wandb-gc-"));
-  try {
-    const file = join(dir, "start.mjs");
-    writeFileSync(file, script);
-    const r = spawnSync(process.execPath, ["--import", "tsx", file], { env, encoding: "utf8", timeout: 120_000 });
-    assert.equal(r.status, 0, r.stderr.slice(-2000));
-    return Number(r.stdout.trim()) / 2 ** 20;
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+  await using dir = await tempDir("dr-wandb-gc-");
+  const file = join(dir.path, "start.mjs");
+  await writeFile(file, script);
+  // runNode's child has a clean environment (no DR_WANDB_* of the caller's) plus `env`.
+  const r = await runNode(file, { env, timeoutMs: 120_000 });
+  assert.equal(r.code, 0, r.stderr.slice(-2000));
+  return Number(r.stdout.trim()) / 2 ** 20;
 }
 
 // On a V8 that raises the growth factor to at least 2 (later than Node 20's) this fails: the policy is then lost.
-test("the young generation keeps its starting size under our policy, and grows under V8's own", () => {
-  const env: NodeJS.ProcessEnv = { ...process.env, NODE_OPTIONS: "" };
-  delete env.DR_WANDB_YOUNG_GROWTH_FACTOR;
-  const ours = youngGenerationAfterChurn(env);
-  const v8own = youngGenerationAfterChurn({ ...env, DR_WANDB_YOUNG_GROWTH_FACTOR: "0" });
+test("the young generation keeps its starting size under our policy, and grows under V8's own", async () => {
+  const ours = await youngGenerationAfterChurn({});
+  const v8own = await youngGenerationAfterChurn({ DR_WANDB_YOUNG_GROWTH_FACTOR: "0" });
   assert.ok(ours <= 4, `young generation ${ours} MiB under our policy`);
   assert.ok(v8own > ours, `young generation ${v8own} MiB under V8's own policy, ${ours} under ours`);
 });
