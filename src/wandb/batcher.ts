@@ -34,6 +34,8 @@ export interface BatchKind<A> {
   single(args: A, signal?: AbortSignal): Promise<JsonObject>;
   /** The field under `project` each item reads (default "run"): answers are handed out as `{ project: { [field] } }`. */
   field?: string;
+  /** A member name whose large arrays of strings the answers hold as LazyLines (GraphqlRequestOptions.lazyLines). */
+  lazyLines?: string;
 }
 
 export interface BatcherOptions {
@@ -210,6 +212,7 @@ ${selections}
       data = await this.transport.graphql(this.kind.operation, query, variables, {
         run: items.length === 1 ? items[0]!.where : `${entity}/${project} (${items.length} runs)`,
         runs: items.map((it) => it.where),
+        lazyLines: this.kind.lazyLines,
       });
     } catch (e) {
       if (isShapeRejection(e) && this.options.capability) {

@@ -4,11 +4,11 @@
  * together with what the rate governor should be told about it. Pure apart from decompression; transport.ts sends
  * the request and acts on the verdict.
  */
-import { promisify } from "node:util";
-import { brotliDecompress, gunzip, inflate } from "node:zlib";
 import { isJsonObject, type JsonObject, type JsonValue } from "../model/json.js";
 import { parseJsonText } from "./decode.js";
 import { WandbError } from "./errors.js";
+import { decompressBody } from "./large-buffer.js";
+import { liftStringArrays } from "./lazy-lines.js";
 import {
   backoffDelay,
   classifyStatus,
@@ -17,10 +17,6 @@ import {
   type RetryOptions,
   serverWaitMs,
 } from "./retry.js";
-
-const gunzipAsync = promisify(gunzip);
-const inflateAsync = promisify(inflate);
-const brotliAsync = promisify(brotliDecompress);
 
 type Headers = Record<string, string | string[] | undefined>;
 
@@ -45,7 +41,16 @@ export interface AnswerContext {
   random: () => number;
   baseUrl: string;
   graphqlUrl: string;
+  /**
+   * A member name whose arrays of strings are left in the body's bytes (LazyLines in `data`, see lazy-lines.ts) when
+   * they hold at least `lazyMinBytes` (default LAZY_LINES_MIN_BYTES).
+   */
+  lazyLines?: string;
+  lazyMinBytes?: number;
 }
+
+/** The smallest array of row texts left in the answer's bytes (smaller ones cost nothing worth saving). */
+export const LAZY_LINES_MIN_BYTES = 256 * 1024;
 
 /**
  * The answer's `data`, or its error and what it tells the governor: "rateLimited" (pause everyone for `pauseMs`),
@@ -76,17 +81,25 @@ export async function readGraphqlAnswer(answer: GraphqlAnswer, ctx: AnswerContex
   if (expected !== undefined && expected !== size) {
     return protocol(`truncated response: got ${size} of ${expected} bytes`, true);
   }
-  let text: string;
+  let body: Buffer;
   try {
-    text = (await decode(answer.raw, headers["content-encoding"])).toString("utf8");
+    body = await decode(answer.raw, headers["content-encoding"]);
   } catch (e) {
     return protocol(`could not decompress the response (${(e as Error).message})`, true, e);
   }
   answer.raw = EMPTY_BODY;
+  const minBytes = ctx.lazyMinBytes ?? LAZY_LINES_MIN_BYTES;
+  const lifted =
+    ctx.lazyLines !== undefined && status >= 200 && status < 300 && body.length >= minBytes
+      ? liftStringArrays(body, ctx.lazyLines, minBytes)
+      : null;
+  const text = lifted !== null ? lifted.skeleton : body.toString("utf8");
+  body = EMPTY_BODY;
   let parsed: JsonValue | undefined;
   let parseError: unknown;
   try {
     parsed = parseJsonText(text);
+    if (lifted !== null) parsed = lifted.restore(parsed);
   } catch (e) {
     parseError = e;
   }
@@ -184,9 +197,9 @@ async function decode(raw: Buffer, encoding: string | string[] | undefined): Pro
     .split(",")
     .map((x) => x.trim())
     .reverse()) {
-    if (e === "gzip" || e === "x-gzip") out = await gunzipAsync(out);
-    else if (e === "deflate") out = await inflateAsync(out);
-    else if (e === "br") out = await brotliAsync(out);
+    if (e === "gzip" || e === "x-gzip") out = await decompressBody(out, "gzip");
+    else if (e === "deflate") out = await decompressBody(out, "deflate");
+    else if (e === "br") out = await decompressBody(out, "br");
     else if (e !== "identity" && e !== "") throw new Error(`unsupported content-encoding ${e}`);
   }
   return out;

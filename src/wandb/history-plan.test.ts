@@ -4,6 +4,7 @@ import { describe, test } from "node:test";
 import { mulberry32 as prng } from "../../fake-wandb/random.js";
 import { stringifyStrict } from "../model/json.js";
 import { inWindow, ordered, planWindows, sortedUniqueIn, stepWindows, WindowRows } from "./history-windows.js";
+import { liftStringArrays } from "./lazy-lines.js";
 import type { HistoryRow } from "./types.js";
 
 describe("history windows", () => {
@@ -156,6 +157,18 @@ describe("history windows", () => {
         assert.deepEqual(bySteps, want, `${label}: same rows (the first of each step), each once`);
       }
     }
+  });
+
+  test("WindowRows: lines left in the answer's bytes give the same rows, read a block at a time, then let go", () => {
+    const rnd = prng(7);
+    const texts = Array.from({ length: 1300 }, (_, i) => `{"_step": ${i}, "v": ${rnd()}, "s": "\\u00e9\\""}`);
+    const answer = Buffer.from(JSON.stringify({ data: { project: { run: { history: texts } } } }));
+    const lazy = liftStringArrays(answer, "history", 0)!.arrays[0]!;
+    const got = [...new WindowRows().decode({ lines: lazy, lo: 5, hi: 1290 }, 100, "HistoryPage")].flat();
+    const want = [...new WindowRows().decode({ lines: [...texts], lo: 5, hi: 1290 }, 100, "HistoryPage")].flat();
+    assert.equal(got.length, 1285);
+    assert.deepEqual(got, want);
+    assert.throws(() => lazy.take(0, 1), /released/, "the answer's bytes are let go once every line is read");
   });
 
   test("WindowRows: a window read again gives only the steps not given yet", () => {

@@ -5,6 +5,8 @@
  */
 import type { JsonValue } from "../model/json.js";
 import { decodeRow, stepOf } from "./decode.js";
+import { WandbError } from "./errors.js";
+import { LazyLines } from "./lazy-lines.js";
 import type { HistoryRow } from "./types.js";
 
 export interface Window {
@@ -107,9 +109,9 @@ export async function* ordered<I, T>(
   }
 }
 
-/** One request's answer lines (row JSON texts) and the step range it asked for. */
+/** One request's answer lines (row JSON texts, or left in the answer's bytes) and the step range it asked for. */
 export interface Segment {
-  lines: JsonValue[];
+  lines: JsonValue[] | LazyLines;
   lo: number;
   hi: number;
 }
@@ -122,6 +124,24 @@ export interface Segment {
  * contract); a row of a server out of order that inWindow would keep is still given, once, after the rows above it
  * (the archive stores rows by step). Each line is dropped once decoded.
  */
+/** Lines read from an answer's bytes at a time. */
+const LAZY_BLOCK = 512;
+
+/** Lines [from, to) of an answer kept as bytes; a malformed line fails as the answer's parse would have. */
+function takeLines(lines: LazyLines, from: number, to: number, operation: string): JsonValue[] {
+  try {
+    return lines.take(from, to);
+  } catch (e) {
+    throw new WandbError({
+      code: "PROTOCOL",
+      operation,
+      reason: `history rows are not valid JSON (${(e as Error).message})`,
+      transient: true,
+      cause: e,
+    });
+  }
+}
+
 export class WindowRows {
   /** The highest step given so far. */
   floor: number;
@@ -147,9 +167,18 @@ export class WindowRows {
       this.givenSet = null;
     }
     let chunk: HistoryRow[] = [];
-    for (let i = 0; i < lines.length; i++) {
-      const row = decodeRow(lines[i]!, operation);
-      lines[i] = null;
+    const lazy = lines instanceof LazyLines ? lines : null;
+    const total = lines.length;
+    // Lines left in the answer's bytes are read LAZY_BLOCK at a time (each read's texts dropped once decoded).
+    let block: JsonValue[] = lazy === null ? (lines as JsonValue[]) : [];
+    let base = 0;
+    for (let i = 0; i < total; i++) {
+      if (lazy !== null && i - base >= block.length) {
+        base = i;
+        block = takeLines(lazy, i, i + LAZY_BLOCK, operation);
+      }
+      const row = decodeRow(block[i - base]!, operation);
+      block[i - base] = null;
       const s = stepOf(row);
       if (s === null || s < lo || s >= hi || s <= below || !this.fresh(s)) continue;
       chunk.push(row);
@@ -158,7 +187,8 @@ export class WindowRows {
         chunk = [];
       }
     }
-    lines.length = 0;
+    if (lazy !== null) lazy.release();
+    else (lines as JsonValue[]).length = 0;
     if (chunk.length > 0) yield chunk;
   }
 

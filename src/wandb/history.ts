@@ -23,6 +23,7 @@ import {
   type Window,
   WindowRows,
 } from "./history-windows.js";
+import { LazyLines } from "./lazy-lines.js";
 import { HISTORY_PAGE, RUN_HISTORY_KEYS, RUN_PARQUET_HISTORY } from "./queries.js";
 import type { Transport } from "./transport.js";
 import type { EventRow, HistoryRow, ScanHistoryOptions } from "./types.js";
@@ -264,7 +265,7 @@ export class HistoryReader {
       const args = { entity, project, run: name, minStep: lo, maxStep: hi, samples };
       const data = await this.windows.load(entity, project, where, args, Math.min(samples, hi - lo) * keysCount, s);
       const lines = requireRun(data, "HistoryPage", where).history;
-      return { lines: Array.isArray(lines) ? lines : [], lo, hi };
+      return { lines: lines instanceof LazyLines || Array.isArray(lines) ? lines : [], lo, hi };
     };
     const sdkWindows = async (lo: number, hi: number, s: AbortSignal | undefined): Promise<Segment[]> => {
       const out: Segment[] = [];
@@ -346,6 +347,7 @@ function isString(v: JsonValue): v is string {
 function windowKind(transport: Transport): BatchKind<WindowArgs> {
   return {
     operation: "HistoryPages",
+    lazyLines: "history",
     declare: (i) => `$n${i}: String!, $lo${i}: Int64!, $hi${i}: Int64!, $s${i}: Int!`,
     select: (i) => `r${i}: run(name: $n${i}) { history(minStep: $lo${i}, maxStep: $hi${i}, samples: $s${i}) }`,
     variables: (i, a) => ({ [`n${i}`]: a.run, [`lo${i}`]: a.minStep, [`hi${i}`]: a.maxStep, [`s${i}`]: a.samples }),
@@ -361,7 +363,7 @@ function windowKind(transport: Transport): BatchKind<WindowArgs> {
           maxStep: a.maxStep,
           pageSize: a.samples,
         },
-        { run: `${a.entity}/${a.project}/${a.run}`, signal },
+        { run: `${a.entity}/${a.project}/${a.run}`, signal, lazyLines: "history" },
       ),
   };
 }

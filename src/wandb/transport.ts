@@ -14,6 +14,7 @@ import { parseJsonText } from "./decode.js";
 import { WandbError } from "./errors.js";
 import { type GovernorTicket, parseRateLimitHeaders, RateGovernor } from "./governor.js";
 import { authHint, contentLength, readGraphqlAnswer, snippet } from "./graphql-answer.js";
+import { allocateBody, joinBody } from "./large-buffer.js";
 import {
   classifyNetworkError,
   classifyStatus,
@@ -68,6 +69,8 @@ export interface TransportOptions {
    * the host process's heap being its own business; the commands pass LARGE_HEAP_BYTES.
    */
   collectAboveHeapBytes?: number;
+  /** The smallest array of strings a request's `lazyLines` leaves in the answer's bytes (LAZY_LINES_MIN_BYTES). */
+  lazyLinesMinBytes?: number;
 }
 
 export interface TransportStats {
@@ -88,6 +91,11 @@ export interface GraphqlRequestOptions {
   /** The runs a batched document reads ("entity/project/run" each): its priority is the earliest of theirs. */
   runs?: string[];
   timeoutMs?: number;
+  /**
+   * A member name (e.g. "history") whose large arrays of strings `data` holds as LazyLines, read from the answer's
+   * bytes a block at a time (lazy-lines.ts), instead of as arrays.
+   */
+  lazyLines?: string;
 }
 
 export interface GetOptions {
@@ -124,6 +132,7 @@ export class Transport {
   private readonly ownsDispatcher: boolean;
   private readonly userAgent: string;
   private readonly collectAboveHeapBytes: number;
+  private readonly lazyLinesMinBytes: number | undefined;
   private readonly counters: TransportStats = {
     requests: 0,
     byOperation: {},
@@ -144,6 +153,7 @@ export class Transport {
     this.downloadTimeoutMs = options.downloadTimeoutMs ?? DEFAULT_DOWNLOAD_TIMEOUT_MS;
     this.userAgent = options.userAgent ?? USER_AGENT;
     this.collectAboveHeapBytes = options.collectAboveHeapBytes ?? Number.POSITIVE_INFINITY;
+    this.lazyLinesMinBytes = options.lazyLinesMinBytes;
     // Non-enumerable so that inspecting the transport never shows the credential.
     Object.defineProperty(this, "authorization", {
       value: `Basic ${Buffer.from(`api:${options.apiKey}`).toString("base64")}`,
@@ -318,6 +328,8 @@ export class Transport {
         random: this.random,
         baseUrl: this.baseUrl,
         graphqlUrl: this.graphqlUrl,
+        lazyLines: options.lazyLines,
+        lazyMinBytes: this.lazyLinesMinBytes,
       });
       if (!verdict.ok) {
         outcome = verdict.outcome;
@@ -478,7 +490,7 @@ export async function readAll(
     Number.isSafeInteger(announced) &&
     announced > 0 &&
     announced <= Math.min(limit, PREALLOCATE_MAX_BYTES);
-  let whole: Buffer | undefined = usable ? Buffer.allocUnsafe(announced) : undefined;
+  let whole: Buffer | undefined = usable ? allocateBody(announced) : undefined;
   const chunks: Buffer[] = [];
   let total = 0;
   for await (const chunk of body) {
@@ -498,7 +510,7 @@ export async function readAll(
       break;
     }
   }
-  return whole !== undefined ? whole.subarray(0, total) : Buffer.concat(chunks);
+  return whole !== undefined ? whole.subarray(0, total) : joinBody(chunks, total);
 }
 
 async function discard(body: { dump?: () => Promise<void>; destroy?: () => void }): Promise<void> {
