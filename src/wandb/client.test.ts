@@ -15,6 +15,7 @@ import { isJsonObject, type JsonObject, jsonEquals, parseWandbJson, stringifyWan
 import { WandbClient, type WandbClientOptions } from "./client.js";
 import { NotFoundError, WandbError } from "./errors.js";
 import { RateGovernor } from "./governor.js";
+import { lazyLinesCreated } from "./lazy-lines.js";
 import type { HistoryRow, WandbFile } from "./types.js";
 
 const scratch = mkdtempSync(join(tmpdir(), "drw-client-e2e-"));
@@ -275,6 +276,7 @@ describe("history: exact, with and without parquet, under faults", () => {
     try {
       const runs = (await truthRuns(fake)).map((r) => r.name as string);
       fake.resetStats();
+      const lazyBefore = lazyLinesCreated();
       for (const name of runs) {
         const truth = await truthHistory(fake, name);
         for (const useParquet of [true, false]) {
@@ -292,6 +294,8 @@ describe("history: exact, with and without parquet, under faults", () => {
       assert.ok(client.stats().byOperation.parquetFile! > 0, "parquet exports were read");
       assert.equal(client.stats().parquetFallbacks, 0);
       assert.deepEqual(s.authLeaks, []);
+      // 1,300-row windows are answers of ~0.5 MB: their rows were read from the answers' bytes (lazy-lines.ts).
+      assert.ok(lazyLinesCreated() > lazyBefore, "history rows were left in the answers' bytes");
     } finally {
       await client.close();
     }

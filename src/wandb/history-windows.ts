@@ -116,14 +116,6 @@ export interface Segment {
   hi: number;
 }
 
-/**
- * The rows of answer segments, decoded `chunkRows` at a time and handed out as they are decoded (a window's rows are
- * never all objects at once: its consumer packs each chunk before the next is decoded), keeping exactly the rows
- * `inWindow` keeps, after any row already given (`given`): steps in [lo, hi) above `floor`, one per step, the first
- * the server sent. Rows come in the server's order, which is step order (the real server's, and this module's
- * contract); a row of a server out of order that inWindow would keep is still given, once, after the rows above it
- * (the archive stores rows by step). Each line is dropped once decoded.
- */
 /** Lines read from an answer's bytes at a time. */
 const LAZY_BLOCK = 512;
 
@@ -142,6 +134,14 @@ function takeLines(lines: LazyLines, from: number, to: number, operation: string
   }
 }
 
+/**
+ * The rows of answer segments, decoded `chunkRows` at a time and handed out as they are decoded (a window's rows are
+ * never all objects at once: its consumer packs each chunk before the next is decoded), keeping exactly the rows
+ * `inWindow` keeps, after any row already given (`given`): steps in [lo, hi) above `floor`, one per step, the first
+ * the server sent. Rows come in the server's order, which is step order (the real server's, and this module's
+ * contract); a row of a server out of order that inWindow would keep is still given, once, after the rows above it
+ * (the archive stores rows by step). Each line is dropped once decoded.
+ */
 export class WindowRows {
   /** The highest step given so far. */
   floor: number;

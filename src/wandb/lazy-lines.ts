@@ -19,6 +19,13 @@ const COLON = 0x3a;
 const OPEN = 0x5b;
 const CLOSE = 0x5d;
 
+let created = 0;
+
+/** How many arrays this process has left in answers' bytes (for tests: that a path really took them). */
+export function lazyLinesCreated(): number {
+  return created;
+}
+
 /** An array of strings kept as byte ranges of the answer: `length` elements, read with take(). */
 export class LazyLines {
   private buf: Buffer;
@@ -30,6 +37,7 @@ export class LazyLines {
     this.buf = buf;
     this.starts = starts;
     this.ends = ends;
+    created++;
   }
 
   get length(): number {

@@ -69,8 +69,6 @@ export interface TransportOptions {
    * the host process's heap being its own business; the commands pass LARGE_HEAP_BYTES.
    */
   collectAboveHeapBytes?: number;
-  /** The smallest array of strings a request's `lazyLines` leaves in the answer's bytes (LAZY_LINES_MIN_BYTES). */
-  lazyLinesMinBytes?: number;
 }
 
 export interface TransportStats {
@@ -132,7 +130,6 @@ export class Transport {
   private readonly ownsDispatcher: boolean;
   private readonly userAgent: string;
   private readonly collectAboveHeapBytes: number;
-  private readonly lazyLinesMinBytes: number | undefined;
   private readonly counters: TransportStats = {
     requests: 0,
     byOperation: {},
@@ -153,7 +150,6 @@ export class Transport {
     this.downloadTimeoutMs = options.downloadTimeoutMs ?? DEFAULT_DOWNLOAD_TIMEOUT_MS;
     this.userAgent = options.userAgent ?? USER_AGENT;
     this.collectAboveHeapBytes = options.collectAboveHeapBytes ?? Number.POSITIVE_INFINITY;
-    this.lazyLinesMinBytes = options.lazyLinesMinBytes;
     // Non-enumerable so that inspecting the transport never shows the credential.
     Object.defineProperty(this, "authorization", {
       value: `Basic ${Buffer.from(`api:${options.apiKey}`).toString("base64")}`,
@@ -329,7 +325,6 @@ export class Transport {
         baseUrl: this.baseUrl,
         graphqlUrl: this.graphqlUrl,
         lazyLines: options.lazyLines,
-        lazyMinBytes: this.lazyLinesMinBytes,
       });
       if (!verdict.ok) {
         outcome = verdict.outcome;
