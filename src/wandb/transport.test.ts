@@ -8,7 +8,7 @@ import { collectionsRun } from "../model/heap.js";
 import type { JsonObject } from "../model/json.js";
 import { WandbError } from "./errors.js";
 import { RateGovernor } from "./governor.js";
-import { readAll, Transport } from "./transport.js";
+import { LARGE_HEAP_BYTES, readAll, Transport } from "./transport.js";
 
 const KEY = "transport-test-key-0123456789abcdefghijklmnop";
 const AUTH = `Basic ${Buffer.from(`api:${KEY}`).toString("base64")}`;
@@ -560,6 +560,8 @@ describe("Transport", () => {
     await calm.graphql("HistoryPage", "query HistoryPage { x }", {});
     assert.equal(collectionsRun(), n);
     await calm.close();
+    // the commands' heap size: 96 MiB unless DR_WANDB_LARGE_HEAP_MB says otherwise
+    if (process.env.DR_WANDB_LARGE_HEAP_MB === undefined) assert.equal(LARGE_HEAP_BYTES, 96 * 2 ** 20);
   });
 });
 

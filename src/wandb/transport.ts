@@ -38,13 +38,15 @@ const USER_AGENT = "dr-wandb (W&B Public Client compatible)";
  * collection once it is parsed, when the heap then holds at least `collectAboveHeapBytes` (LARGE_HEAP_BYTES in the
  * commands): its body and text (twice its size, the text in V8's large-object space, which only a full
  * collection frees) would otherwise stay in memory while the rows decoded from its tree are built.
- * LARGE_HEAP_BYTES was 96 MiB while decoded rows were held as objects (a collection then cost 4-5 CPU-s in S2's
- * download); with rows packed the heap rarely reaches it, and collecting after every large answer lowered S2's
- * peaks (download 356-362 MB against 380-424, sync 373-375 against 387-400; two runs each, 2026-12-07) for ~4 CPU-s
- * more in the download and ~1.5 in the sync. DR_WANDB_LARGE_HEAP_MB overrides it.
+ * LARGE_HEAP_BYTES was 96 MiB while decoded rows were held as objects, then 0 (after every large answer: S2's
+ * download 356-362 MB against 380-424, 2026-12-07) while answers were parsed whole. Since HistoryPage rows stay in the
+ * answer's bytes (lazy-lines.ts) a large answer leaves little garbage, and collecting after each one bought nothing
+ * (S2 `sync` 294-306 MB with it, 300-307 without, 3 runs each; download 301 against 302; S4 alike) for ~7 CPU-s in
+ * S2's sync: it is 96 MiB again, a safety net for a heap that grows anyway. DR_WANDB_LARGE_HEAP_MB overrides it
+ * (0: after every large answer).
  */
 export const LARGE_ANSWER_BYTES = 8 * 2 ** 20;
-export const LARGE_HEAP_BYTES = heapMbFromEnv(process.env.DR_WANDB_LARGE_HEAP_MB) * 2 ** 20;
+export const LARGE_HEAP_BYTES = heapMbFromEnv(process.env.DR_WANDB_LARGE_HEAP_MB, 96) * 2 ** 20;
 const EMPTY = Buffer.alloc(0);
 
 export interface TransportOptions {
@@ -469,9 +471,9 @@ const PREALLOCATE_MAX_BYTES = 1 << 30;
  * body that turns out longer than announced is finished the usual way, and a shorter one is returned as it is (the
  * caller compares its length with the announced one).
  */
-function heapMbFromEnv(raw: string | undefined): number {
+function heapMbFromEnv(raw: string | undefined, fallback: number): number {
   const n = raw === undefined || raw.trim() === "" ? Number.NaN : Number(raw);
-  return Number.isFinite(n) && n >= 0 ? n : 0;
+  return Number.isFinite(n) && n >= 0 ? n : fallback;
 }
 
 export async function readAll(
