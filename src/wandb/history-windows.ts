@@ -5,7 +5,6 @@
  */
 import type { JsonValue } from "../model/json.js";
 import { decodeRow, stepOf } from "./decode.js";
-import { WandbError } from "./errors.js";
 import { LazyLines } from "./lazy-lines.js";
 import type { HistoryRow } from "./types.js";
 
@@ -119,21 +118,6 @@ export interface Segment {
 /** Lines read from an answer's bytes at a time. */
 const LAZY_BLOCK = 512;
 
-/** Lines [from, to) of an answer kept as bytes; a malformed line fails as the answer's parse would have. */
-function takeLines(lines: LazyLines, from: number, to: number, operation: string): JsonValue[] {
-  try {
-    return lines.take(from, to);
-  } catch (e) {
-    throw new WandbError({
-      code: "PROTOCOL",
-      operation,
-      reason: `history rows are not valid JSON (${(e as Error).message})`,
-      transient: true,
-      cause: e,
-    });
-  }
-}
-
 /**
  * The rows of answer segments, decoded `chunkRows` at a time and handed out as they are decoded (a window's rows are
  * never all objects at once: its consumer packs each chunk before the next is decoded), keeping exactly the rows
@@ -175,7 +159,8 @@ export class WindowRows {
     for (let i = 0; i < total; i++) {
       if (lazy !== null && i - base >= block.length) {
         base = i;
-        block = takeLines(lazy, i, i + LAZY_BLOCK, operation);
+        // checked as JSON strings when lifted (lazy-lines.ts): only misuse (reading after release) throws here
+        block = lazy.take(i, i + LAZY_BLOCK);
       }
       const row = decodeRow(block[i - base]!, operation);
       block[i - base] = null;
