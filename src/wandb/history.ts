@@ -31,10 +31,13 @@ import type { EventRow, HistoryRow, ScanHistoryOptions } from "./types.js";
 const DEFAULT_HISTORY_PAGE = 1000;
 /**
  * Cells (rows x keys) asked for in one history window when the window's steps are known (see `liveWindows`): about
- * 25-40 MB of JSON. One such window of a scan is in flight at a time (other runs' scans overlap with it), and its rows
- * are decoded a chunk at a time (DECODE_CHUNK_CELLS). DR_WANDB_WINDOW_CELLS overrides it.
+ * 12-20 MB of JSON. One such window of a scan is in flight at a time (other runs' scans overlap with it), and its rows
+ * are decoded a chunk at a time (DECODE_CHUNK_CELLS). The answer's bytes are held until its last row is decoded: S2's
+ * `sync` (22 live runs of 660,000 cells) peaked at 285-293 MB with 500,000 against 300-316 MB with 1,000,000, in the
+ * same time (75-83 s against 77-87 s; by hand, interleaved, 2026-12-08); 250,000 gained nothing more.
+ * DR_WANDB_WINDOW_CELLS overrides it.
  */
-const WINDOW_CELLS = positiveEnv("DR_WANDB_WINDOW_CELLS") ?? 1_000_000;
+const WINDOW_CELLS = positiveEnv("DR_WANDB_WINDOW_CELLS") ?? 500_000;
 /**
  * Cells of the windows combined in one batched document (a window larger than this goes alone). Each answer is held
  * as bytes and text while it is parsed, several at once when many runs are read: S4's sync (50 runs of 150,000 cells
@@ -46,7 +49,7 @@ const BATCH_CELLS = positiveEnv("DR_WANDB_BATCH_CELLS") ?? 500_000;
 const MAX_WINDOW_ROWS = 50_000;
 /**
  * Cells of a window's rows decoded at once (WindowRows): the scan hands them out before decoding more, so that a
- * 1M-cell window is not 50 MB of row objects at once (its consumer packs each chunk; src/sync/spool.ts).
+ * 500,000-cell window is not 25 MB of row objects at once (its consumer packs each chunk; src/sync/spool.ts).
  */
 const DECODE_CHUNK_CELLS = 32_768;
 

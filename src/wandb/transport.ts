@@ -34,7 +34,7 @@ export const MAX_REDIRECTS = 10;
 const STORAGE_CONNECTIONS = 256;
 const USER_AGENT = "dr-wandb (W&B Public Client compatible)";
 /**
- * A GraphQL answer of this size or more (a history window of ~1M cells is 25-40 MB) is followed by a full garbage
+ * A GraphQL answer of this size or more (a history window of 500,000 cells is 12-20 MB) is followed by a full garbage
  * collection once it is parsed, when the heap then holds at least `collectAboveHeapBytes` (LARGE_HEAP_BYTES in the
  * commands): its body and text (twice its size, the text in V8's large-object space, which only a full
  * collection frees) would otherwise stay in memory while the rows decoded from its tree are built.
