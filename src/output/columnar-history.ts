@@ -14,7 +14,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type DuckDBConnection, DuckDBInstance } from "@duckdb/node-api";
 import { tempPathFor, unlinkIfExists } from "../model/atomic-file.js";
-import { duckdbMemoryLimit, duckdbThreads, exportMemoryFor, rowGroupSize } from "../model/duckdb-resources.js";
+import {
+  duckdbMemoryLimit,
+  duckdbThreads,
+  exportMemoryFor,
+  rowGroupSize,
+  SCRATCH_PARQUET_OPTIONS,
+} from "../model/duckdb-resources.js";
 import { quoteIdent, quoteLiteral } from "../model/flatten.js";
 import { traceDuckDB, untraceDuckDB } from "../model/memory-trace.js";
 import type { ParquetSource } from "../model/parquet-decode.js";
@@ -159,7 +165,7 @@ export class ColumnarHistory {
       await conn.run(
         `COPY (SELECT ${quoteLiteral(runId)} AS "r", ${columns.map((c) => quoteIdent(c)).join(", ")} ` +
           `FROM (${union}) ORDER BY "s") TO ${quoteLiteral(part)} ` +
-          `(FORMAT parquet, ROW_GROUP_SIZE ${rowGroupSize(columns.length + 1)})`,
+          `(FORMAT parquet, ${SCRATCH_PARQUET_OPTIONS}, ROW_GROUP_SIZE ${rowGroupSize(columns.length + 1)})`,
       );
       await spool.addPart(part, stats.rows, new Map([...at].map(([j, m]) => [j, m.part])));
     } catch (e) {

@@ -18,7 +18,13 @@ import { join } from "node:path";
 import type { DuckDBConnection } from "@duckdb/node-api";
 import { DuckDBInstance } from "@duckdb/node-api";
 import { fsyncPath, tempPathFor, unlinkIfExists } from "../model/atomic-file.js";
-import { duckdbMemoryLimit, duckdbThreads, exportMemoryFor, rowGroupSize } from "../model/duckdb-resources.js";
+import {
+  duckdbMemoryLimit,
+  duckdbThreads,
+  exportMemoryFor,
+  rowGroupSize,
+  SCRATCH_PARQUET_OPTIONS,
+} from "../model/duckdb-resources.js";
 import { metricColumnNames, quoteLiteral } from "../model/flatten.js";
 import { collectGarbage } from "../model/heap.js";
 import { stringifyWellFormed } from "../model/json.js";
@@ -206,7 +212,9 @@ class ParquetProjectWriter extends BaseProjectWriter {
         if (selects.length > 1) {
           for (const [k, select] of selects.entries()) {
             const piece = join(tempDir, `piece-${k}.parquet`);
-            await conn.run(`COPY (${select}) TO ${quoteLiteral(piece)} (FORMAT parquet, ROW_GROUP_SIZE ${rowGroup})`);
+            await conn.run(
+              `COPY (${select}) TO ${quoteLiteral(piece)} (FORMAT parquet, ${SCRATCH_PARQUET_OPTIONS}, ROW_GROUP_SIZE ${rowGroup})`,
+            );
             pieces.push(piece);
           }
           await t.spool.remove();

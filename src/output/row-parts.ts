@@ -20,7 +20,7 @@ import {
   VARCHAR,
 } from "@duckdb/node-api";
 import { tempPathFor, unlinkIfExists } from "../model/atomic-file.js";
-import { rowGroupSize } from "../model/duckdb-resources.js";
+import { rowGroupSize, SCRATCH_PARQUET_OPTIONS } from "../model/duckdb-resources.js";
 import { KIND_BITS, kindOf, quoteLiteral } from "../model/flatten.js";
 import { stringifyWellFormed } from "../model/json.js";
 import type { PartKind } from "../model/parquet-part-sql.js";
@@ -234,7 +234,7 @@ export class RowParts {
       appender.flushSync();
       appender.closeSync();
       await conn.run(
-        `COPY ${table} TO ${quoteLiteral(path)} (FORMAT parquet, ROW_GROUP_SIZE ${rowGroupSize(types.length)})`,
+        `COPY ${table} TO ${quoteLiteral(path)} (FORMAT parquet, ${SCRATCH_PARQUET_OPTIONS}, ROW_GROUP_SIZE ${rowGroupSize(types.length)})`,
       );
       await conn.run(`DROP TABLE ${table}`);
       for (const c of cols) this.spool.noteKinds(c.position, c.mask);
