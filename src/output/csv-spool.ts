@@ -235,8 +235,13 @@ export class CsvSpool {
     });
   }
 
-  /** Bytes DuckDB's CSV reader allocates for each of its buffers when reading this spool. */
+  /**
+   * Bytes DuckDB's CSV reader allocates for each of its buffers when reading this spool once finished: none when
+   * every segment is a typed Parquet part (no CSV is read; S2's download then planned 196 MiB for its history file
+   * instead of the 96 it needs).
+   */
   readerBufferBytes(): number {
+    if (!this.segments.some((seg) => "csv" in seg)) return 0;
     return csvReaderSizes(this.longestLine).bufferSize;
   }
 

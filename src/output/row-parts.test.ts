@@ -203,4 +203,26 @@ describe("wandb-download's typed parts of decoded rows", () => {
     }
     assert.deepStrictEqual(await tempFilesIn(dir), [], "the spool's files are removed");
   });
+
+  test("a spool of typed parts alone plans no CSV reader for its conversion; one with CSV text does", async () => {
+    const dir = await tempDir();
+    const typed = await CsvSpool.create(join(dir, "typed.parquet"), [["r", "VARCHAR"]]);
+    const text = await CsvSpool.create(join(dir, "text.parquet"), [["r", "VARCHAR"]]);
+    const columnar = new ColumnarHistory();
+    try {
+      const parts = new RowParts(typed, () => columnar.connection());
+      assert.equal(parts.add(sampleRow("r", 0, { loss: 1.5 })), ADDED);
+      await parts.flush();
+      await typed.finish();
+      assert.equal(typed.rows, 1);
+      assert.equal(typed.readerBufferBytes(), 0, "no CSV segment: no reader buffers to plan for");
+      text.add(text.textField("r"), { loss: 1.5 });
+      await text.finish();
+      assert.ok(text.readerBufferBytes() >= 32 << 20, "a CSV segment: DuckDB's reader buffers");
+    } finally {
+      await columnar.close();
+      await typed.remove();
+      await text.remove();
+    }
+  });
 });
