@@ -87,33 +87,6 @@ describe("history windows", () => {
     assert.equal(most, 2);
   });
 
-  test("ordered without `ahead`: the next fetch starts only when the consumer asks for it", async () => {
-    const events: string[] = [];
-    const fetch = async (i: number) => {
-      events.push(`fetch ${i}`);
-      return i;
-    };
-    for await (const r of ordered([0, 1, 2], fetch, 1, undefined, false)) {
-      // the consumer works on its result over several turns of the event loop: nothing is fetched meanwhile
-      for (let k = 0; k < 3; k++) await new Promise((res) => setImmediate(res));
-      events.push(`done ${r}`);
-    }
-    assert.deepEqual(events, ["fetch 0", "done 0", "fetch 1", "done 1", "fetch 2", "done 2"]);
-    const ahead: string[] = [];
-    for await (const r of ordered(
-      [0, 1],
-      async (i: number) => {
-        ahead.push(`fetch ${i}`);
-        return i;
-      },
-      1,
-    )) {
-      await new Promise((res) => setImmediate(res));
-      ahead.push(`done ${r}`);
-    }
-    assert.deepEqual(ahead, ["fetch 0", "fetch 1", "done 0", "done 1"], "by default the next one is fetched ahead");
-  });
-
   test("ordered: stopping early aborts the fetches still in flight", async () => {
     const aborted: number[] = [];
     const fetch = (i: number, signal: AbortSignal) =>

@@ -70,16 +70,13 @@ export function firstSpecRows(v: JsonValue | undefined): JsonValue[] {
 
 /**
  * Runs `fetch` over `items` with up to `depth` in flight and yields the results in order. Stopping early (or an
- * error) aborts what is still in flight. With `ahead` (the default) the next fetch starts as a result is yielded;
- * without it, once the consumer has done with that result and asks for the next, so that a large result (a history
- * window's answer, held until its last row is decoded) is not in memory beside the next one.
+ * error) aborts what is still in flight.
  */
 export async function* ordered<I, T>(
   items: Iterable<I>,
   fetch: (item: I, signal: AbortSignal) => Promise<T>,
   depth: number,
   signal?: AbortSignal,
-  ahead = true,
 ): AsyncGenerator<T> {
   const ac = new AbortController();
   const onCallerAbort = () => ac.abort(signal?.reason);
@@ -102,9 +99,8 @@ export async function* ordered<I, T>(
     }
     while (inflight.length > 0) {
       const result = await inflight.shift()!;
-      if (ahead) launch();
+      launch();
       yield result;
-      if (!ahead) launch();
     }
   } finally {
     signal?.removeEventListener("abort", onCallerAbort);

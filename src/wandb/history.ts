@@ -305,10 +305,9 @@ export class HistoryReader {
     );
     const rows = new WindowRows();
     const chunkRows = Math.max(64, Math.floor(DECODE_CHUNK_CELLS / keysCount));
-    // Known-step windows are large: one at a time, the next asked for once the last is decoded, bounds what a scan
-    // holds to one answer; the SDK's small windows, `concurrency` in flight.
+    // Known-step windows are large: one in flight bounds what a scan holds; the SDK's small windows, `concurrency`.
     const depth = known ? 1 : this.concurrency;
-    for await (const got of ordered(windows, fetchWindow, depth, signal, !known)) {
+    for await (const got of ordered(windows, fetchWindow, depth, signal)) {
       const below = rows.floor;
       for (const seg of got.segments) yield* rows.decode(seg, chunkRows, "HistoryPage");
       if (got.expected === undefined) continue;
