@@ -71,6 +71,10 @@ export async function withCopyBudget(
  */
 export const RUN_ROW_GROUP = 1024;
 
+/**
+ * Writes `select` to `outputDir/name` (a temp file, renamed when whole) with zstd, or, for a `scratch` file read back
+ * once, uncompressed and without dictionaries (SCRATCH_PARQUET_OPTIONS).
+ */
 export async function copyToParquet(
   conn: DuckDBConnection,
   select: string,
@@ -85,9 +89,10 @@ export async function copyToParquet(
     // Wide tables (thousands of metric columns) get smaller row groups, so that one fits in DuckDB's memory budget.
     const columns = (await conn.runAndReadAll(`DESCRIBE ${select}`)).currentRowCount;
     await rm(tmp, { force: true });
+    const format = scratch ? `COMPRESSION uncompressed, ${SCRATCH_PARQUET_OPTIONS}` : "COMPRESSION zstd";
     await withCopyBudget(conn, columns, () =>
       conn.run(
-        `COPY (${select}) TO ${quoteLiteral(tmp)} (FORMAT parquet, ${scratch ? `COMPRESSION uncompressed, ${SCRATCH_PARQUET_OPTIONS}` : "COMPRESSION zstd"}, ROW_GROUP_SIZE ${rowGroup ?? rowGroupSize(columns)})`,
+        `COPY (${select}) TO ${quoteLiteral(tmp)} (FORMAT parquet, ${format}, ROW_GROUP_SIZE ${rowGroup ?? rowGroupSize(columns)})`,
       ),
     );
     await rename(tmp, final);
