@@ -14,6 +14,7 @@ import {
   type DuckDBValue,
 } from "@duckdb/node-api";
 import { duckdbMemoryLimit, duckdbThreads } from "../model/duckdb-resources.js";
+import { envSetting } from "../model/env-setting.js";
 import { normaliseInt } from "./values.js";
 
 /** Microseconds since the epoch to ISO-8601 UTC (milliseconds, or microseconds when they are not zero). */
@@ -70,7 +71,7 @@ export function duckdbResourceSettings(env: NodeJS.ProcessEnv = process.env): Re
     // row group again, so a checkpoint per run's commit (20,000-row runs) compressed the same rows about six times:
     // writing 500,000 rows of 30 metrics took 7.2 CPU s with the defaults, 5.2 with these, same peak RSS
     // (measured 2026-12-07). DR_WANDB_DUCKDB_CHECKPOINT overrides the threshold.
-    checkpoint_threshold: env.DR_WANDB_DUCKDB_CHECKPOINT ?? "64MiB",
+    checkpoint_threshold: envSetting(env, "DR_WANDB_DUCKDB_CHECKPOINT") ?? "64MiB",
     auto_checkpoint_skip_wal_threshold: "1000000000000",
   };
 }

@@ -1,8 +1,9 @@
 /** Runs a CLI program and turns every outcome into an exit code and at most one error line. */
 import { type Command, CommanderError } from "commander";
 import type { CommandContext } from "./context.js";
-import { describeError, EXIT } from "./errors.js";
+import { describeError, EXIT, usage } from "./errors.js";
 import { Settings } from "./settings.js";
+import { tuningEnvProblem } from "./tuning-env.js";
 
 export interface RunOptions {
   argv: string[];
@@ -29,6 +30,11 @@ export async function runProgram(program: Command, ctx: CommandContext, argv: st
     outputError: (s, write) => write(`${name}: ${s.replace(/^error: /, "").trim()}\n`),
   });
   for (const c of program.commands) c.exitOverride();
+  // A tuning variable its module would misread stops the command before it starts (help and version still work).
+  program.hook("preAction", () => {
+    const problem = tuningEnvProblem(ctx.settings.environment);
+    if (problem !== null) throw usage(problem);
+  });
   try {
     await program.parseAsync(argv, { from: "user" });
     return EXIT.OK;

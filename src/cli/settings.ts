@@ -22,6 +22,11 @@ export class Settings {
     return this.src.cwd;
   }
 
+  /** The process environment alone (what the modules reading tuning variables see; no .env values). */
+  get environment(): NodeJS.ProcessEnv {
+    return this.src.env;
+  }
+
   /** The value of a variable from the environment, else from .env, else undefined. */
   get(name: string): string | undefined {
     const v = this.src.env[name];

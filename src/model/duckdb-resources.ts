@@ -1,5 +1,6 @@
 /** DuckDB resource settings shared by every DuckDB instance dr-wandb opens (archive, exports, writers). */
 import type { DuckDBConnection } from "@duckdb/node-api";
+import { envSetting } from "./env-setting.js";
 
 /**
  * DuckDB's memory budget (its own default is 80% of the machine's RAM, and its buffer pool fills up to the budget
@@ -18,8 +19,8 @@ export function duckdbMemoryLimit(
   purpose: "write" | "export" = "export",
   env: NodeJS.ProcessEnv = process.env,
 ): string {
-  if (purpose === "write") return env.DR_WANDB_DUCKDB_MEMORY ?? `${WRITE_MEMORY_MIB}MiB`;
-  return env.DR_WANDB_DUCKDB_EXPORT_MEMORY ?? `${EXPORT_MEMORY_MIB}MiB`;
+  if (purpose === "write") return envSetting(env, "DR_WANDB_DUCKDB_MEMORY") ?? `${WRITE_MEMORY_MIB}MiB`;
+  return envSetting(env, "DR_WANDB_DUCKDB_EXPORT_MEMORY") ?? `${EXPORT_MEMORY_MIB}MiB`;
 }
 
 /** Strings shorter than this (UTF-16 units) are not measured for a memory plan: any budget holds them. */
@@ -46,7 +47,7 @@ export const VALUE_COPIES = { write: 10, export: 8 } as const;
  */
 export function writeMemoryFor(largestValueBytes: number, env: NodeJS.ProcessEnv = process.env): string {
   const base = duckdbMemoryLimit("write", env);
-  if (env.DR_WANDB_DUCKDB_MEMORY !== undefined) return base;
+  if (envSetting(env, "DR_WANDB_DUCKDB_MEMORY") !== undefined) return base;
   const needMiB = Math.ceil((64 * 2 ** 20 + VALUE_COPIES.write * largestValueBytes) / 2 ** 20);
   return needMiB > WRITE_MEMORY_MIB ? `${needMiB}MiB` : base;
 }
@@ -101,7 +102,7 @@ export function exportMemoryFor(
   env: NodeJS.ProcessEnv = process.env,
 ): string {
   const base = duckdbMemoryLimit("export", env);
-  if (env.DR_WANDB_DUCKDB_EXPORT_MEMORY !== undefined) return base;
+  if (envSetting(env, "DR_WANDB_DUCKDB_EXPORT_MEMORY") !== undefined) return base;
   const bytes =
     64 * 2 ** 20 +
     need.threads * (4 * need.readerBufferBytes + need.columns * 2048 * 48) +
@@ -116,7 +117,7 @@ export function exportMemoryFor(
  * in the same wall time; 2026-12-07); DR_WANDB_DUCKDB_THREADS overrides it.
  */
 export function duckdbThreads(env: NodeJS.ProcessEnv = process.env): string {
-  return env.DR_WANDB_DUCKDB_THREADS ?? "1";
+  return envSetting(env, "DR_WANDB_DUCKDB_THREADS") ?? "1";
 }
 
 /**

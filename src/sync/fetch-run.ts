@@ -2,6 +2,8 @@
  * Everything dr-wandb reads for one run beyond its listing: metadata file, history, system metrics (files:
  * fetch-files.ts), and the history budget. Shared by the archive sync and the download command.
  */
+
+import { envSetting } from "../model/env-setting.js";
 import type { JsonObject } from "../model/json.js";
 import {
   type HistoryRecord,
@@ -191,7 +193,7 @@ export async function fetchSystemMetrics(
 }
 
 /** History cells (rows × keys) buffered in memory at once, across runs fetched in parallel. */
-export const HISTORY_CELL_BUDGET = Number(process.env.DR_WANDB_MAX_BUFFERED_CELLS ?? 3_000_000);
+export const HISTORY_CELL_BUDGET = Number(envSetting(process.env, "DR_WANDB_MAX_BUFFERED_CELLS") ?? 3_000_000);
 
 /** An estimate of the cells a run's history read will buffer (for the memory budget). */
 export function estimateCells(run: WandbRun, fromStep: number, sel: HistorySelection): number {

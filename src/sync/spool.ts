@@ -11,11 +11,12 @@ import { open } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { deserialize, serialize } from "node:v8";
+import { envSetting } from "../model/env-setting.js";
 import { type PackedHistory, packHistory, unpackHistory } from "../model/packed-history.js";
 import type { HistoryRecord } from "../model/records.js";
 
 /** Cells of one run kept in memory before the rest is spooled to disk. */
-export const SPOOL_MEMORY_CELLS = Number(process.env.DR_WANDB_SPOOL_CELLS ?? 1_000_000);
+export const SPOOL_MEMORY_CELLS = Number(envSetting(process.env, "DR_WANDB_SPOOL_CELLS") ?? 1_000_000);
 
 const liveFiles = new Set<string>();
 let exitHook = false;
