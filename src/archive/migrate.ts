@@ -61,7 +61,9 @@ export async function migrateSchema(db: MigrationTarget): Promise<number> {
     const now = r[0]?.v === null || r[0]?.v === undefined ? 0 : toNumber(r[0].v);
     for (const m of MIGRATIONS) {
       if (m.version <= now) continue;
-      for (const sql of m.statements(db.dialect)) await db.exec(sql);
+      if (m.needed === undefined || (await m.needed((sql) => db.rows(sql)))) {
+        for (const sql of m.statements(db.dialect)) await db.exec(sql);
+      }
       await db.exec("INSERT INTO schema_migrations (version, description, applied_at) VALUES ($1, $2, now())", [
         m.version,
         m.description,

@@ -6,6 +6,7 @@
 
 import { doubleSql } from "../model/sql-json.js";
 import type { ArchiveKind } from "./archive.js";
+import type { Row } from "./values.js";
 
 export interface Dialect {
   kind: ArchiveKind;
@@ -36,6 +37,11 @@ export interface Migration {
   version: number;
   description: string;
   statements: (d: Dialect) => string[];
+  /**
+   * When given, asked (inside the migration's transaction) whether this archive needs the statements; when not, the
+   * version is recorded without them.
+   */
+  needed?: (rows: (sql: string) => Promise<Row[]>) => Promise<boolean>;
 }
 
 /** Every table dr-wandb creates (a database holding some of these but no schema_migrations is not ours). */
@@ -193,6 +199,44 @@ export const MIGRATIONS: Migration[] = [
       `INSERT INTO history_versions (entity, project, run_id, version)
        SELECT DISTINCT entity, project, run_id, '-' FROM history_rows`,
     ],
+  },
+  {
+    version: 5,
+    description:
+      "DuckDB: a new archive's history_rows has no primary key (the writers keep a run's steps unique; its index cost ~10% of a sync's CPU); an archive holding rows keeps it",
+    // DuckDB cannot drop a primary key, so the (empty) table is rebuilt. An archive that already holds rows keeps its
+    // key: rebuilding it would copy every row and leave the file about twice its size (DuckDB reuses the freed
+    // blocks but never shrinks the file); nothing reads or relies on the key. PostgreSQL keeps its key everywhere:
+    // its upserts (ON CONFLICT) name it.
+    needed: async (rows) => {
+      const r = await rows("SELECT EXISTS (SELECT 1 FROM history_rows) AS has_rows");
+      return r[0]?.has_rows !== true;
+    },
+    statements: (d) =>
+      d.kind === "postgres"
+        ? []
+        : [
+            `DROP VIEW history`,
+            `CREATE TABLE history_rows_v5 (
+              entity TEXT NOT NULL,
+              project TEXT NOT NULL,
+              run_id TEXT NOT NULL,
+              step BIGINT NOT NULL,
+              "timestamp" TIMESTAMPTZ,
+              runtime ${d.double},
+              wandb_metadata ${d.json},
+              rest ${d.json},
+              extra ${d.json},
+              keyset INTEGER,
+              vals ${d.doubleArray}
+            )`,
+            `INSERT INTO history_rows_v5
+             SELECT entity, project, run_id, step, "timestamp", runtime, wandb_metadata, rest, extra, keyset, vals
+             FROM history_rows`,
+            `DROP TABLE history_rows`,
+            `ALTER TABLE history_rows_v5 RENAME TO history_rows`,
+            historyView(d),
+          ],
   },
 ];
 
